@@ -1,0 +1,9 @@
+"""Variational families, one module per model family (installed as ``pyro_vaes.guides``).
+
+Each guide is registered by name in :data:`pyro_vaes.registry.GUIDES` with the models it fits.
+"""
+
+from pyro_vaes.guides import vae  # noqa: F401  (registers the guides)
+from pyro_vaes.guides.base import GuideBase
+
+__all__ = ["GuideBase"]

@@ -1,0 +1,271 @@
+"""The ``pyro-vaes`` command line: list, fit, evaluate, sample, plot, data, reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from pyro_vaes.config import BACKENDS, FitConfig, read_config_file
+
+EXAMPLES = """examples:
+  pyro-vaes fit vae                                   # a VAE on procedural 2D shapes, no download
+  pyro-vaes fit vae --data mnist --data-root ../shared/data --latent-dim 20 --steps 5000
+  pyro-vaes fit vae --objective beta-vae-h --beta 4 --guide full-covariance
+  pyro-vaes fit --config my_run.yaml
+  pyro-vaes fit --resume runs/vae-shapes2d-seed0 --steps 4000
+  pyro-vaes evaluate runs/vae-shapes2d-seed0
+"""
+
+
+def _kv(items: Optional[List[str]], flag: str) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"{flag} expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = yaml.safe_load(v)
+    return out
+
+
+def _add_fit(sub) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="train a model/guide pair with an objective",
+        description="Train MODEL with SVI. Every option can also come from --config (JSON or YAML); flags win.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", nargs="?", help="model name (see `pyro-vaes list`)")
+    p.add_argument("--guide", help="variational family (default: the model's paper guide)")
+    p.add_argument("--objective", help="fitting objective (default: elbo)")
+    p.add_argument("--data", help="dataset name (default: shapes2d, generated, no download)")
+    p.add_argument("--data-root", help="folder real datasets are read from (default: $PYRO_VAES_DATA)")
+    p.add_argument("--steps", type=int, help="training steps (default 2000)")
+    p.add_argument("--batch-size", type=int, help="minibatch size (default 128)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    p.add_argument("--aux-lr", type=float, help="learning rate of an objective's auxiliary net (default 1e-4)")
+    p.add_argument("--eval-every", type=int, help="held-out evaluation every N steps (default 500)")
+    p.add_argument("--eval-batches", type=int, help="held-out batches per evaluation (default 4)")
+    p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default 500)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--backend", choices=BACKENDS, help="torch: one torch Adam over differentiable_loss (default); "
+                   "svi: pyro.infer.SVI with pyro.optim.Adam")  # fmt: skip
+    p.add_argument("--latent-dim", type=int, help="shortcut for --model-arg latent_dim=N")
+    p.add_argument("--likelihood", help="shortcut for --model-arg likelihood=NAME")
+    p.add_argument("--beta", type=float, help="shortcut for --objective-arg beta=B")
+    p.add_argument("--num-particles", type=int, help="shortcut for --objective-arg num_particles=K")
+    for what in ("model", "guide", "objective", "data"):
+        p.add_argument(f"--{what}-arg", action="append", metavar="KEY=VALUE", help=f"{what} argument (repeatable)")
+    p.add_argument("--config", help="JSON or YAML file of settings (FitConfig fields)")
+    p.add_argument("--out", help="run folder (default runs/MODEL-DATA-seedS)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _fit_settings(args) -> Dict[str, Any]:
+    s: Dict[str, Any] = read_config_file(args.config) if args.config else {}
+    if args.model:
+        s["model"] = args.model
+    for key in ("guide", "objective", "data", "data_root", "steps", "batch_size", "lr", "aux_lr", "eval_every",
+                "eval_batches", "checkpoint_every", "seed", "device", "backend", "out"):  # fmt: skip
+        v = getattr(args, key)
+        if v is not None:
+            s[key] = v
+    for what in ("model", "guide", "objective", "data"):
+        extra = _kv(getattr(args, f"{what}_arg"), f"--{what}-arg")
+        if extra:
+            s[f"{what}_args"] = {**s.get(f"{what}_args", {}), **extra}
+    shortcuts = {"latent_dim": "model_args", "likelihood": "model_args", "beta": "objective_args",
+                 "num_particles": "objective_args"}  # fmt: skip
+    for key, group in shortcuts.items():
+        v = getattr(args, key)
+        if v is not None:
+            s.setdefault(group, {})
+            s[group] = {**s[group], key: v}
+    if args.no_figures:
+        s["figures"] = False
+    return s
+
+
+def cmd_fit(args) -> int:
+    from pyro_vaes.api import fit
+
+    settings = _fit_settings(args)
+    if args.resume:
+        run = fit(resume=args.resume, progress=not args.quiet, **settings)
+    else:
+        if "model" not in settings:
+            raise ValueError("fit needs a MODEL (or a --config that names one); see `pyro-vaes list`")
+        run = fit(progress=not args.quiet, overwrite=args.overwrite, **settings)
+    last = run.history[-1] if run.history else {}
+    print(f"run folder: {run.run_dir}")
+    if last:
+        print(f"step {last['step']}: train loss {last['train_loss']:.4f}, test loss {last['test_loss']:.4f} (per datum)")
+    return 0
+
+
+def _format_results(res: Dict[str, Any]) -> str:
+    rows = [
+        ("test log-likelihood (IS, nats)", f"{res['log_likelihood']:.3f}  ({res['num_particles']} particles)"),
+        ("test ELBO (nats)", f"{res['elbo']:.3f}"),
+        ("reconstruction E_q[log p(x|z)]", f"{res['reconstruction']:.3f}"),
+        ("reconstruction squared error", f"{res['recon_mse']:.4f}"),
+    ]
+    for site, kl in res["kl"].items():
+        rows.append((f"KL({site})", f"{kl:.3f}"))
+    for site, per_dim in res.get("kl_per_dim", {}).items():
+        rows.append((f"KL({site}) per dim", " ".join(f"{v:.2f}" for v in per_dim)))
+    if "active_units" in res:
+        rows.append(("active units", str(res["active_units"])))
+    rows.append(("test examples", str(res["n"])))
+    w = max(len(r[0]) for r in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+
+
+def cmd_evaluate(args) -> int:
+    from pyro_vaes.api import load
+
+    run = load(args.run, device=args.device)
+    res = run.evaluate(num_particles=args.particles, max_examples=args.max_examples)
+    print(f"{run.config.model} / {run.config.guide} / {run.config.objective} on {run.config.data}")
+    print(_format_results(res))
+    print(f"written: {Path(args.run) / 'results.json'}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from pyro_vaes.api import load
+    from pyro_vaes.plots import image_grid
+
+    run = load(args.run, device=args.device)
+    x = run.sample(args.n, seed=args.seed)
+    out = Path(args.out) if args.out else Path(args.run) / "figures" / "samples.png"
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite or another --out")
+    if run.data.is_image:
+        image_grid(x, 8, f"{run.config.model}: {args.n} prior samples (seed {args.seed})", out)
+    else:
+        import torch
+
+        out = out.with_suffix(".pt")
+        torch.save(x, out)
+    print(f"written: {out}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from pyro_vaes.api import load
+
+    run = load(args.run, device=args.device)
+    for path in run.plot(args.kind, args.out):
+        print(f"written: {path}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from pyro_vaes.registry import DATASETS, EXPERIMENTS, MODELS, OBJECTIVES, guides_for
+
+    print("models (guides; the first is the paper's default):")
+    for e in MODELS.entries():
+        print(f"  {e.name:<16} {e.help}")
+        print(f"  {'':<16} guides: {', '.join(guides_for(e.name))}")
+    print("objectives:")
+    for e in OBJECTIVES.entries():
+        print(f"  {e.name:<16} {e.help}")
+    print("datasets:")
+    for e in DATASETS.entries():
+        print(f"  {e.name:<16} [{e.meta.get('kind', '')}] {e.help}")
+    if EXPERIMENTS.names():
+        print("experiments (pyro-vaes reproduce NAME):")
+        for e in EXPERIMENTS.entries():
+            print(f"  {e.name:<16} {e.help}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from pyro_vaes.registry import EXPERIMENTS
+
+    run = EXPERIMENTS.get(args.name)
+    out = Path(args.out or f"results/{args.name}")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    table = run(out=out, scale=args.scale, seed=args.seed, data_root=args.data_root)
+    print(json.dumps(table, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyro-vaes",
+        description="A Pyro model zoo of structured VAEs: fit, evaluate, sample and plot model/guide pairs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list models (with their guides), objectives and datasets")
+    _add_fit(sub)
+    p = sub.add_parser("evaluate", help="held-out log-likelihood, ELBO, reconstruction and KLs -> results.json")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--particles", type=int, default=1000, help="importance samples per datum (default 1000)")
+    p.add_argument("--max-examples", type=int, help="evaluate on the first N test examples only")
+    p.add_argument("--device", default="cpu")
+    p = sub.add_parser("sample", help="decode prior samples into a PNG grid")
+    p.add_argument("run", help="run folder")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="PNG path (default RUN/figures/samples.png)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p = sub.add_parser("plot", help="figures: reconstructions, samples, traversals")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--kind", default="all", help="all, reconstructions, samples or traversals")
+    p.add_argument("--out", help="folder (default RUN/figures)")
+    p.add_argument("--device", default="cpu")
+    p = sub.add_parser("reproduce", help="rerun a paper experiment at laptop scale")
+    p.add_argument("name", help="experiment name (see `pyro-vaes list`)")
+    p.add_argument("--scale", default="small", choices=("tiny", "small", "full"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root")
+    p.add_argument("--out", help="output folder (default results/NAME)")
+    p.add_argument("--overwrite", action="store_true")
+    try:
+        from pyro_vaes.data.cli import add_data_parser
+    except ImportError:  # pragma: no cover - the data CLI is part of the package
+        add_data_parser = None
+    if add_data_parser is not None:
+        add_data_parser(sub)
+    return parser
+
+
+COMMANDS = {"fit": cmd_fit, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot, "list": cmd_list,
+            "reproduce": cmd_reproduce}  # fmt: skip
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from pyro_vaes.engine import RunExistsError, TrainingDiverged
+    from pyro_vaes.registry import UnknownNameError
+
+    try:
+        if args.command == "data":
+            from pyro_vaes.data.cli import run_data_command
+
+            return run_data_command(args)
+        return COMMANDS[args.command](args)
+    except (UnknownNameError, ValueError, FileNotFoundError, FileExistsError, RunExistsError, TrainingDiverged,
+            NotImplementedError) as err:  # fmt: skip
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"pyro-vaes: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

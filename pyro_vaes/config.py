@@ -1,0 +1,80 @@
+"""Every setting of a fit, in one dataclass that round-trips through ``config.json`` (and YAML files)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+BACKENDS = ("torch", "svi")
+
+
+@dataclass
+class FitConfig:
+    """Settings of one training run. Every field can come from the CLI or a JSON/YAML config file."""
+
+    model: str = "vae"
+    guide: Optional[str] = None  # None: the model's default guide
+    objective: str = "elbo"
+    data: str = "shapes2d"
+    model_args: Dict[str, Any] = field(default_factory=dict)
+    guide_args: Dict[str, Any] = field(default_factory=dict)
+    objective_args: Dict[str, Any] = field(default_factory=dict)
+    data_args: Dict[str, Any] = field(default_factory=dict)
+    data_root: Optional[str] = None
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    aux_lr: float = 1e-4
+    eval_every: int = 500
+    eval_batches: int = 4
+    checkpoint_every: int = 500
+    seed: int = 0
+    device: str = "cpu"
+    backend: str = "torch"
+    out: Optional[str] = None
+    figures: bool = True
+
+    def validate(self) -> None:
+        """Refuse impossible settings before anything is built."""
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "eval_batches"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not self.aux_lr > 0:
+            raise ValueError(f"learning rates must be > 0, got lr={self.lr}, aux_lr={self.aux_lr}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "FitConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def read_config_file(path: str) -> Dict[str, Any]:
+    """Read a JSON or YAML config file into a dict of :class:`FitConfig` fields."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"config file {p} does not exist")
+    text = p.read_text()
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} must hold a mapping of settings, got {type(data).__name__}")
+    return data

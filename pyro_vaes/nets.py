@@ -1,0 +1,144 @@
+"""Encoder and decoder networks shared by the models and guides.
+
+Every network accepts any number of leading batch dimensions (particles, enumeration, data), so a model
+or guide can be run under vectorized particle plates and parallel enumeration: inputs are flattened to
+2-D (or 4-D for convolutions), processed, and reshaped back.
+
+Architectures (``arch``):
+
+* ``mlp``     flat data: D -> hidden -> ... (ReLU); the decoder mirrors it.
+* ``linear``  decoder only: one affine map z -> x (the linear-Gaussian VAE whose log p(x) is exact).
+* ``conv28``  1x28x28 images: Conv(32,4,2,1)-ReLU-Conv(64,4,2,1)-ReLU -> 64x7x7 -> Linear(hidden)-ReLU;
+              the decoder mirrors it with transposed convolutions.
+* ``conv64``  Cx64x64 images, the Burgess et al. / CHyVAE net: four Conv(4,2,1) layers with 32, 32, 64, 64
+              channels -> 64x4x4 -> Linear(hidden)-ReLU; the decoder mirrors it.
+* ``auto``    picks ``mlp`` for flat data, ``conv28`` for 28x28 and ``conv64`` for 64x64 images.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import nn
+
+ARCHS = ("auto", "mlp", "linear", "conv28", "conv64")
+
+
+def resolve_arch(arch: str, shape: Sequence[int]) -> str:
+    """The concrete architecture for observations of ``shape`` (refuses a net that cannot take them)."""
+    shape = tuple(shape)
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; valid: {', '.join(ARCHS)}")
+    if arch == "auto":
+        if len(shape) == 1:
+            return "mlp"
+        if len(shape) == 3 and shape[1:] == (28, 28):
+            return "conv28"
+        if len(shape) == 3 and shape[1:] == (64, 64):
+            return "conv64"
+        return "mlp"
+    if arch == "conv28" and (len(shape) != 3 or shape[1:] != (28, 28)):
+        raise ValueError(f"arch conv28 expects observations of shape (C, 28, 28), got {shape}")
+    if arch == "conv64" and (len(shape) != 3 or shape[1:] != (64, 64)):
+        raise ValueError(f"arch conv64 expects observations of shape (C, 64, 64), got {shape}")
+    return arch
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+class Encoder(nn.Module):
+    """x (..., *shape) -> features (..., hidden)."""
+
+    def __init__(self, arch: str, shape: Sequence[int], hidden: int = 400, depth: int = 1):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.arch = resolve_arch(arch, shape)
+        self.out_features = hidden
+        if self.arch in ("mlp", "linear"):
+            layers, d = [], _numel(shape)
+            for _ in range(depth):
+                layers += [nn.Linear(d, hidden), nn.ReLU()]
+                d = hidden
+            self.net = nn.Sequential(*layers)
+        elif self.arch == "conv28":
+            c = self.shape[0]
+            self.net = nn.Sequential(
+                nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(),
+                nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+                nn.Flatten(), nn.Linear(64 * 7 * 7, hidden), nn.ReLU(),
+            )  # fmt: skip
+        else:  # conv64
+            c = self.shape[0]
+            self.net = nn.Sequential(
+                nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(),
+                nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
+                nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+                nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),
+                nn.Flatten(), nn.Linear(64 * 4 * 4, hidden), nn.ReLU(),
+            )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nd = len(self.shape)
+        batch = x.shape[:-nd]
+        if self.arch in ("mlp", "linear"):
+            h = self.net(x.reshape(*batch, -1))
+            return h
+        h = self.net(x.reshape(-1, *self.shape))
+        return h.reshape(*batch, self.out_features)
+
+
+class Decoder(nn.Module):
+    """z (..., in_features) -> distribution parameters (..., *shape) (logits or means)."""
+
+    def __init__(self, arch: str, in_features: int, shape: Sequence[int], hidden: int = 400, depth: int = 1):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.arch = resolve_arch(arch, shape)
+        d_out = _numel(shape)
+        if self.arch == "linear":
+            self.net = nn.Linear(in_features, d_out)
+        elif self.arch == "mlp":
+            layers, d = [], in_features
+            for _ in range(depth):
+                layers += [nn.Linear(d, hidden), nn.ReLU()]
+                d = hidden
+            self.net = nn.Sequential(*layers, nn.Linear(d, d_out))
+        elif self.arch == "conv28":
+            c = self.shape[0]
+            self.net = nn.Sequential(
+                nn.Linear(in_features, hidden), nn.ReLU(),
+                nn.Linear(hidden, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(-1, (64, 7, 7)),
+                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+                nn.ConvTranspose2d(32, c, 4, 2, 1),
+            )  # fmt: skip
+        else:  # conv64
+            c = self.shape[0]
+            self.net = nn.Sequential(
+                nn.Linear(in_features, hidden), nn.ReLU(),
+                nn.Linear(hidden, 64 * 4 * 4), nn.ReLU(), nn.Unflatten(-1, (64, 4, 4)),
+                nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(),
+                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+                nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),
+                nn.ConvTranspose2d(32, c, 4, 2, 1),
+            )  # fmt: skip
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        batch = z.shape[:-1]
+        out = self.net(z.reshape(-1, z.shape[-1]))
+        return out.reshape(*batch, *self.shape)
+
+
+def broadcast_cat(tensors: Sequence[torch.Tensor], dim: int = -1) -> torch.Tensor:
+    """``torch.cat`` after broadcasting all but ``dim`` (needed under enumeration and particle plates)."""
+    shape = torch.broadcast_shapes(*[t.shape[:-1] for t in tensors])
+    return torch.cat([t.expand(*shape, t.shape[-1]) for t in tensors], dim=dim)
+
+
+def event_shape_dims(shape: Tuple[int, ...]) -> int:
+    return len(shape)

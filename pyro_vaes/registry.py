@@ -1,0 +1,122 @@
+"""One table per kind of component: models, guides, objectives and datasets.
+
+The CLI, the tests and ``pyro-vaes list`` all read these tables; nothing in the engine dispatches on a
+string comparison. A component registers itself with a decorator where it is defined::
+
+    @MODELS.register("vae")
+    class VAE(...): ...
+
+    @GUIDES.register("diag", model="vae", default=True)
+    class DiagonalGaussianGuide(...): ...
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+
+class UnknownNameError(KeyError):
+    """An unknown registry name; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+@dataclass
+class Entry:
+    name: str
+    obj: Any
+    help: str = ""
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+
+class Registry:
+    """A name -> component table with helpful errors."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: Dict[str, Entry] = {}
+
+    def register(self, name: str, help: str = "", **meta: Any) -> Callable[[Any], Any]:
+        def decorator(obj: Any) -> Any:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            doc = help or (obj.__doc__ or "").strip().split("\n")[0]
+            self._entries[name] = Entry(name, obj, doc, dict(meta))
+            return obj
+
+        return decorator
+
+    def names(self) -> List[str]:
+        return sorted(self._entries)
+
+    def entry(self, name: str) -> Entry:
+        _load_components()
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {', '.join(self.names())}"
+            )
+        return self._entries[name]
+
+    def get(self, name: str) -> Any:
+        return self.entry(name).obj
+
+    def entries(self) -> List[Entry]:
+        _load_components()
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        _load_components()
+        return name in self._entries
+
+
+MODELS = Registry("model")
+GUIDES = Registry("guide")
+OBJECTIVES = Registry("objective")
+DATASETS = Registry("dataset")
+EXPERIMENTS = Registry("experiment")
+
+
+def guides_for(model: str) -> List[str]:
+    """Names of the guides registered for ``model`` (the default first)."""
+    MODELS.entry(model)
+    names = [e.name for e in GUIDES.entries() if model in e.meta.get("models", ())]
+    default = default_guide(model)
+    return [default] + [n for n in names if n != default] if default else names
+
+
+def default_guide(model: str) -> Optional[str]:
+    for e in GUIDES.entries():
+        if model in e.meta.get("models", ()) and model in e.meta.get("default_for", ()):
+            return e.name
+    return None
+
+
+def check_guide_fits(model: str, guide: str) -> None:
+    """Refuse a guide that was not written for ``model`` before anything is built."""
+    GUIDES.entry(guide)
+    valid = guides_for(model)
+    if guide not in valid:
+        raise ValueError(
+            f"guide {guide!r} does not fit model {model!r}. Guides for {model!r}: {', '.join(valid)}"
+        )
+
+
+_LOADED = False
+
+
+def _load_components() -> None:
+    """Import every module that registers components (once)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import pyro_vaes.data  # noqa: F401
+    import pyro_vaes.guides  # noqa: F401
+    import pyro_vaes.models  # noqa: F401
+    import pyro_vaes.objectives  # noqa: F401
+    import pyro_vaes.experiments  # noqa: F401

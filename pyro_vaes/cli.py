@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from pyro_vaes.config import BACKENDS, FitConfig, read_config_file
+from pyro_vaes.config import BACKENDS, read_config_file
 
 EXAMPLES = """examples:
   pyro-vaes fit vae                                   # a VAE on procedural 2D shapes, no download

@@ -22,8 +22,8 @@ from typing import Dict, List, Optional
 
 import pyro
 import pyro.poutine as poutine
-from pyro.poutine.util import site_is_subsample
 import torch
+from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
 

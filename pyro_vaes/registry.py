@@ -50,6 +50,7 @@ class Registry:
         return decorator
 
     def names(self) -> List[str]:
+        _load_components()
         return sorted(self._entries)
 
     def entry(self, name: str) -> Entry:
@@ -116,7 +117,7 @@ def _load_components() -> None:
         return
     _LOADED = True
     import pyro_vaes.data  # noqa: F401
+    import pyro_vaes.experiments  # noqa: F401
     import pyro_vaes.guides  # noqa: F401
     import pyro_vaes.models  # noqa: F401
     import pyro_vaes.objectives  # noqa: F401
-    import pyro_vaes.experiments  # noqa: F401

@@ -1,0 +1,1 @@
+"""Distributions Pyro and torch do not have."""

@@ -1,0 +1,1 @@
+"""Disentanglement and downstream metrics; each works on any fitted model through encode/decode."""

@@ -1,0 +1,135 @@
+"""The training engine: steps learn, resume is exact, NaN stops with the last good checkpoint, run folders
+are protected, checkpoints load weights-only."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+
+import pyro_vaes
+from pyro_vaes import checkpoint as ckpt
+from pyro_vaes.config import FitConfig
+from pyro_vaes.engine import CHECKPOINT, RunExistsError, Trainer, TrainingDiverged, prepare_run_dir
+
+from helpers import TINY, binary_images
+
+LG = dict(model="vae", data="linear-gaussian", model_args={"latent_dim": 2, "likelihood": "gaussian"},
+          data_args={"n_train": 200, "n_test": 50})  # fmt: skip
+
+
+def _params(run):
+    return [p.detach().clone() for p in list(run.model.parameters()) + list(run.guide.parameters())]
+
+
+@pytest.mark.parametrize("backend", ["torch", "svi"])
+def test_training_step_changes_parameters(tmp_path, backend):
+    cfg = FitConfig(**LG, backend=backend, steps=1, batch_size=16, figures=False)
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    prepare_run_dir(tmp_path, overwrite=False)
+    before = [p.detach().clone() for p in trainer.params]
+    trainer.fit()
+    after = trainer.params
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+@pytest.mark.parametrize("backend", ["torch", "svi"])
+def test_resume_is_exact(tmp_path, backend):
+    kw = dict(LG, **TINY, backend=backend)
+    kw.update(steps=8, checkpoint_every=4, eval_every=2)
+    full = pyro_vaes.fit(out=tmp_path / "full", **kw)
+    kw_half = dict(kw, steps=4)
+    pyro_vaes.fit(out=tmp_path / "half", **kw_half)
+    resumed = pyro_vaes.fit(resume=tmp_path / "half", steps=8, progress=False, figures=False)
+    for a, b in zip(_params(full), _params(resumed)):
+        assert torch.equal(a, b)
+    rows_full = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    rows_res = (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(rows_full) == strip(rows_res)
+
+
+def test_resume_refuses_changed_model_settings(tmp_path):
+    pyro_vaes.fit(out=tmp_path / "r", **LG, **TINY)
+    with pytest.raises(ValueError, match="keeps its recorded config"):
+        pyro_vaes.fit(resume=tmp_path / "r", lr=0.5, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = FitConfig(**LG, steps=10, batch_size=16, checkpoint_every=3, eval_every=100, figures=False)
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    prepare_run_dir(tmp_path, overwrite=False)
+    objective = trainer.parts.objective
+    original = objective.loss
+
+    def poisoned(x, y=None):
+        loss = original(x, y)
+        return loss * float("nan") if trainer.step >= 7 else loss
+
+    objective.loss = poisoned
+    with pytest.raises(TrainingDiverged, match="at step 8.*last good checkpoint"):
+        trainer.fit()
+    state = ckpt.load(tmp_path / CHECKPOINT)
+    assert state["step"] == 6
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    pyro_vaes.fit(out=run_dir, **LG, **TINY)
+    stamp = (run_dir / CHECKPOINT).stat().st_mtime_ns
+    with pytest.raises(RunExistsError, match="--resume"):
+        pyro_vaes.fit(out=run_dir, **LG, **TINY)
+    assert (run_dir / CHECKPOINT).stat().st_mtime_ns == stamp
+    pyro_vaes.fit(out=run_dir, overwrite=True, **LG, **TINY)
+
+
+def test_bad_settings_are_refused_before_the_run_folder_is_made(tmp_path):
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        pyro_vaes.fit(out=tmp_path / "x", objective="beta-vae-h", objective_args={"beta": 0}, **LG, **TINY)
+    assert not (tmp_path / "x").exists()
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_checkpoints_load_weights_only(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        ckpt.load(path)
+
+
+def test_atomic_save_leaves_no_temporary_files(tmp_path):
+    ckpt.save_atomic({"a": torch.ones(2)}, tmp_path / "c.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_bernoulli_refuses_grey_data(tmp_path):
+    data = binary_images()
+    data.train.x = data.train.x * 0.5
+    with pytest.raises(ValueError, match="needs binary data"):
+        pyro_vaes.fit(out=tmp_path / "r", model="vae", data="linear-gaussian", dataset=data, **TINY)
+
+
+def test_image_pipeline_with_figures(tmp_path):
+    data = binary_images()
+    run = pyro_vaes.fit(out=tmp_path / "img", model="vae", data="linear-gaussian", dataset=data,
+                        model_args={"latent_dim": 3, "hidden": 32}, guide_args={"hidden": 32},
+                        **dict(TINY, figures=True))  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "img" / "figures").iterdir())
+    assert names == ["reconstructions.png", "samples.png", "traversals.png"]
+    loaded = pyro_vaes.load(tmp_path / "img", dataset=data)
+    for a, b in zip(_params(run), _params(loaded)):
+        assert torch.equal(a, b)
+
+
+def test_config_json_records_every_setting(tmp_path):
+    pyro_vaes.fit(out=tmp_path / "r", **LG, **TINY)
+    recorded = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert set(recorded) == set(FitConfig().to_dict())
+    assert recorded["guide"] == "diagonal" and recorded["steps"] == TINY["steps"]

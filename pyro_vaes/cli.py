@@ -108,7 +108,8 @@ def cmd_fit(args) -> int:
     last = run.history[-1] if run.history else {}
     print(f"run folder: {run.run_dir}")
     if last:
-        print(f"step {last['step']}: train loss {last['train_loss']:.4f}, test loss {last['test_loss']:.4f} (per datum)")
+        print(f"step {last['step']}: train loss {last['train_loss']:.4f}, "
+              f"test loss {last['test_loss']:.4f} (per datum)")
     return 0
 
 

@@ -135,7 +135,8 @@ class Trainer:
         params = list(self.parts.model.parameters()) + list(self.parts.guide.parameters())
         self.params = params
         aux = self.parts.objective.auxiliary
-        self.aux_optimizer = torch.optim.Adam(aux.parameters(), lr=self.config.aux_lr, betas=(0.5, 0.9)) if aux else None
+        betas = self.parts.objective.auxiliary_betas
+        self.aux_optimizer = torch.optim.Adam(aux.parameters(), lr=self.config.aux_lr, betas=betas) if aux else None
         if self.config.backend == "torch":
             self.optimizer = torch.optim.Adam(params, lr=self.config.lr)
             self.svi = None

@@ -38,6 +38,7 @@ def image_grid(
     path: Path,
     row_labels: Optional[Sequence[str]] = None,
     xlabel: Optional[str] = None,
+    col_labels: Optional[Sequence[str]] = None,
 ) -> Path:
     """Tile images ``x`` (N, C, H, W) ``nrow`` per row with a title and optional row labels."""
     img = _to_image(x, nrow)
@@ -51,7 +52,12 @@ def image_grid(
         ax.set_yticklabels(row_labels, fontsize=7)
     else:
         ax.set_yticks([])
-    ax.set_xticks([])
+    w = x.shape[-1] + 2
+    if col_labels:
+        ax.set_xticks([2 + w * (i + 0.5) for i in range(len(col_labels))])
+        ax.set_xticklabels(col_labels, fontsize=7)
+    else:
+        ax.set_xticks([])
     if xlabel:
         ax.set_xlabel(xlabel)
     return _save(fig, path)
@@ -114,7 +120,8 @@ def traversals(run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int
     out = run.model.decode(z.reshape(d * steps, -1)).cpu()
     title = f"{run.config.model}: latent traversals (row = dimension, z_d from {-span:g} to {span:g})"
     if run.data.is_image:
-        return image_grid(out, steps, title, path, row_labels=[f"z{i}" for i in range(d)], xlabel="z_d value")
+        return image_grid(out, steps, title, path, row_labels=[f"z{i}" for i in range(d)], xlabel="value of z_d",
+                          col_labels=[f"{v:.2g}" for v in values.tolist()])  # fmt: skip
     return _flat_plot(out.reshape(d * steps, -1), title, path)
 
 

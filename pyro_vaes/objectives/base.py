@@ -46,6 +46,8 @@ class Objective:
 
     #: the auxiliary module trained by a second optimizer, if any
     auxiliary: Optional[nn.Module] = None
+    #: Adam's betas for the auxiliary optimizer (FactorVAE's discriminator uses (0.5, 0.9))
+    auxiliary_betas: Tuple[float, float] = (0.9, 0.999)
 
     def __init__(self) -> None:
         self.model: Any = None

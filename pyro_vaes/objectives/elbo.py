@@ -23,15 +23,20 @@ def _check_particles(num_particles: int) -> int:
 class ELBO(Objective):
     """Trace_ELBO: the Monte-Carlo ELBO, every term sampled."""
 
+    #: the Pyro estimator; subclasses swap it
+    elbo_class: Any = infer.Trace_ELBO
+    extra_elbo_args: Dict[str, Any] = {}
+
     def __init__(self, num_particles: int = 1):
         super().__init__()
         self.num_particles = _check_particles(num_particles)
 
     def make_elbo(self) -> infer.ELBO:
-        return infer.Trace_ELBO(
+        return self.elbo_class(
             num_particles=self.num_particles,
             vectorize_particles=self.num_particles > 1,
             max_plate_nesting=self.model.max_plate_nesting,
+            **self.extra_elbo_args,
         )
 
 
@@ -39,25 +44,15 @@ class ELBO(Objective):
 class MeanFieldELBO(ELBO):
     """TraceMeanField_ELBO: the ELBO with analytic KL(q ‖ p) per latent site."""
 
-    def make_elbo(self) -> infer.ELBO:
-        return infer.TraceMeanField_ELBO(
-            num_particles=self.num_particles,
-            vectorize_particles=self.num_particles > 1,
-            max_plate_nesting=self.model.max_plate_nesting,
-        )
+    elbo_class = infer.TraceMeanField_ELBO
 
 
 @OBJECTIVES.register("enum-elbo")
 class EnumELBO(ELBO):
     """TraceEnum_ELBO: discrete sites marked ``infer={'enumerate': 'parallel'}`` are summed out exactly."""
 
-    def make_elbo(self) -> infer.ELBO:
-        return infer.TraceEnum_ELBO(
-            num_particles=self.num_particles,
-            vectorize_particles=self.num_particles > 1,
-            max_plate_nesting=self.model.max_plate_nesting,
-            strict_enumeration_warning=False,
-        )
+    elbo_class = infer.TraceEnum_ELBO
+    extra_elbo_args = {"strict_enumeration_warning": False}
 
 
 class DifferentiableRenyiELBO(infer.RenyiELBO):

@@ -227,7 +227,7 @@ class Trainer:
                 x, y = p.data.test.batch(torch.arange(start, min(n, start + c.batch_size)))
                 x = x.to(p.device)
                 y = None if y is None else y.to(p.device)
-                total += float(p.objective.loss(x, y))
+                total += p.objective.evaluate_loss(x, y)
         return total / max(n, 1)
 
     # -- the loop --------------------------------------------------------------------------------------------

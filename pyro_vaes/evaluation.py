@@ -9,6 +9,10 @@ log w_s = log p(x, z_s) − log q(z_s | x) it gets
 * the reconstruction term E_q[log p(x | z)],
 * KL(q ‖ p) per latent site, as E_q[log q − log p] (exact in expectation for any pair),
 
+Discrete latents are *sampled* here, never enumerated: from the guide where it has them (importance
+sampling over (z, d)), otherwise by the replayed model from their prior (a valid proposal whose density
+cancels from the weight), so models that sum d out by enumeration in training are evaluated too.
+
 and, from the guide's :meth:`encode`, the analytic KL per latent dimension between the marginals of q and p
 and the number of active units (Burda et al., 2016, §5.2). Latent sites outside the ``data`` plate (one per
 batch) enter the batch's joint weight, and per-datum numbers are then the batch's divided by its size.
@@ -55,13 +59,6 @@ def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num
     with pyro.plate("particles", S, dim=dim):
         guide_trace = poutine.trace(guide.guide).get_trace(x, y)
         model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(x, y)
-    for tr in (guide_trace, model_trace):
-        for site in tr.nodes.values():
-            if site["type"] == "sample" and site["infer"].get("enumerate"):
-                raise NotImplementedError(
-                    f"site {site['name']!r} is enumerated; importance sampling needs sampled discrete latents "
-                    "(use a guide that samples it, or the model's own evaluation)"
-                )
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
     latent_q, latent_p = {}, {}
@@ -77,7 +74,10 @@ def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num
     for name, site in guide_trace.nodes.items():
         if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site):
             latent_q[name] = _per_datum(site["unscaled_log_prob"], site, S, B)
-    log_w = obs + sum(latent_p.values()) - sum(latent_q.values())
+    # a latent the guide does not sample (one the model sums out by enumeration) is drawn by the replayed
+    # model from its prior: the prior is its proposal, so its log p cancels out of the weight
+    from_prior = [name for name in latent_p if name not in latent_q]
+    log_w = obs + sum(v for k, v in latent_p.items() if k not in from_prior) - sum(latent_q.values())
     return SiteLogProbs(log_w, obs, latent_q, latent_p)
 
 

@@ -75,6 +75,14 @@ class Objective:
         fn = self.elbo.differentiable_loss if isinstance(self.elbo, infer.ELBO) else self.elbo
         return fn(model_fn, guide_fn, x, y)
 
+    @torch.no_grad()
+    def evaluate_loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> float:
+        """The loss for one batch without gradients (held-out evaluation)."""
+        model_fn, guide_fn = self.model_and_guide()
+        if isinstance(self.elbo, infer.ELBO):  # Pyro's .loss runs under no_grad (TraceEnum's
+            return float(self.elbo.loss(model_fn, guide_fn, x, y))  # differentiable_loss refuses to)
+        return float(self.loss(x, y))
+
     def svi(self, optim: pyro.optim.PyroOptim) -> infer.SVI:
         model_fn, guide_fn = self.model_and_guide()
         return infer.SVI(model_fn, guide_fn, optim, loss=self.elbo)

@@ -1,0 +1,78 @@
+"""ML-VAE, the grouped baseline of UG-VAE (Bouchacourt et al., 2018, "Multi-Level Variational
+Autoencoder"), with the whole minibatch as the group, as the UG-VAE authors run it (papers.md §1.8).
+
+For one batch::
+
+    C   ~ N(0, I)                once per batch, outside the data plate (the group / "content" latent)
+    s_i ~ N(0, I)                per sample (the "style" latent)
+    x_i ~ p(x | decoder([s_i, C]))
+
+There is no mixture: the contrast with UG-VAE is that q(C | X) sees no cluster information.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro_vaes.models.ugvae import ImageDecoder, UGVAEBase, _positive_int, global_to_plate, resolve_ugvae_arch
+
+from pyro_vaes.nets import broadcast_cat
+from pyro_vaes.registry import MODELS
+
+
+@MODELS.register("mlvae")
+class MLVAE(UGVAEBase):
+    """ML-VAE: a group latent C shared by the batch and a per-sample s; x from a decoder of [s_i, C].
+
+    :param s_dim: per-sample latent dimension; :param c_dim: group latent dimension; other arguments as
+        :class:`~pyro_vaes.models.ugvae.UGVAE`.
+    """
+
+    latent_sites = ("c", "s")
+    global_sites = ("c",)
+    max_plate_nesting = 1
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        s_dim: int = 20,
+        c_dim: int = 20,
+        likelihood: str = "gaussian",
+        obs_scale: Optional[float] = None,
+        arch: str = "auto",
+        hidden: int = 256,
+    ):
+        super().__init__(input_shape)
+        self.s_dim = _positive_int("s_dim", s_dim)
+        self.c_dim = _positive_int("c_dim", c_dim)
+        self._setup_likelihood(likelihood, obs_scale)
+        self.arch = resolve_ugvae_arch(arch, self.input_shape)
+        self.hidden = int(hidden)
+        self.decoder = ImageDecoder(self.arch, self.s_dim + self.c_dim, self.input_shape, self.hidden)
+
+    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+        """p(X, S, C) = p(C) Π_i p(s_i) p(x_i | s_i, C)."""
+        self.check_input(x)
+        pyro.module(self.pyro_name, self)
+        B = x.shape[0]
+        c = pyro.sample("c", dist.Normal(x.new_zeros(self.c_dim), 1.0).to_event(1))
+        with pyro.plate("data", B):
+            s = pyro.sample("s", dist.Normal(x.new_zeros(self.s_dim), 1.0).expand([B, self.s_dim]).to_event(1))
+            pyro.sample("x", self.observation(self.decoder(broadcast_cat([s, global_to_plate(c)]))), obs=x)
+
+    def decode(self, s: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if c is None:
+            c = s.new_zeros(self.c_dim)
+        return self.mean_image(self.decoder(broadcast_cat([s, c])))
+
+    def sample_prior(self, n: int, c: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        dev = self.device
+        c = torch.randn(self.c_dim, device=dev) if c is None else c
+        return {"c": c, "s": torch.randn(n, self.s_dim, device=dev)}
+
+    def sample(self, n: int) -> torch.Tensor:
+        lat = self.sample_prior(n)
+        return self.decode(lat["s"], lat["c"])

@@ -1,0 +1,66 @@
+"""Batch classification: how well a batch-level representation tells structured batches apart.
+
+UG-VAE (Peis et al., arXiv 2012.08234, §5 and Table 1; ``experiments/celeba_attributes.py``) encodes each
+batch to the posterior mean of its global latent and classifies batches with
+``make_pipeline(StandardScaler(), SVC(kernel='linear' | 'rbf', gamma='auto'))`` on an 80/20
+``train_test_split(random_state=42)``. This module does exactly that on any features, and collects the
+features from any guide whose ``encode`` returns ``global_loc`` (UG-VAE's μ_β, ML-VAE's μ_C, GMVAE's pooled
+per-sample means).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, Sequence
+
+import numpy as np
+import torch
+
+KERNELS = ("linear", "rbf")
+
+
+def batch_classification(
+    features: np.ndarray,
+    labels: Sequence[int],
+    kernels: Sequence[str] = KERNELS,
+    test_size: float = 0.2,
+    seed: int = 42,
+) -> Dict[str, Dict[str, float]]:
+    """Train/test accuracy of an SVM per kernel on (n_batches, D) ``features`` with batch ``labels``.
+
+    Returns ``{kernel: {"train": acc, "test": acc}}`` plus ``{"chance": {"test": majority-class rate of
+    the test split}}``. Stratified split, so every class is in both halves.
+    """
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    X = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"features must be (n, D) with one label per row; got {X.shape} and {y.shape}")
+    if len(np.unique(y)) < 2:
+        raise ValueError("batch classification needs at least two classes")
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
+    out: Dict[str, Dict[str, float]] = {}
+    for kernel in kernels:
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
+        clf = make_pipeline(StandardScaler(), SVC(kernel=kernel, gamma="auto"))
+        clf.fit(Xtr, ytr)
+        out[kernel] = {"train": float(clf.score(Xtr, ytr)), "test": float(clf.score(Xte, yte))}
+    _, counts = np.unique(yte, return_counts=True)
+    out["chance"] = {"test": float(counts.max() / counts.sum())}
+    return out
+
+
+@torch.no_grad()
+def global_features(guide, batches: Iterable[torch.Tensor], key: str = "global_loc") -> np.ndarray:
+    """(n_batches, D): ``guide.encode(X)[key]`` for every batch X (the guide is put in eval mode)."""
+    was_training = guide.training
+    guide.eval()
+    try:
+        feats = [guide.encode(X)[key].reshape(-1).cpu().numpy() for X in batches]
+    finally:
+        guide.train(was_training)
+    return np.stack(feats)

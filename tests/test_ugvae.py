@@ -1,0 +1,275 @@
+"""UG-VAE: trace shapes, the enumerated ELBO against the paper's closed form, guides, training, metric."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pyro
+import pyro.poutine as poutine
+import pytest
+import torch
+from pyro.infer import TraceEnum_ELBO
+from pyro_vaes.guides.ugvae import (
+    UGVAEMarginalGuide,
+    UGVAEMeanFieldGuide,
+    UGVAEStructuredGuide,
+    product_of_gaussians,
+)
+from pyro_vaes.models.ugvae import UGVAE
+from torch.distributions import Normal
+
+from pyro_vaes.metrics.batch_classification import batch_classification, global_features
+from pyro_vaes.objectives.ugvae import ugvae_loss_terms
+
+SHAPE = (1, 6, 6)  # a tiny "image": the k_vae MLP takes any shape
+GUIDES = [UGVAEStructuredGuide, UGVAEMarginalGuide, UGVAEMeanFieldGuide]
+
+
+def tiny(K=3, z_dim=2, beta_dim=3, likelihood="gaussian", dtype=torch.float64):
+    model = UGVAE(SHAPE, z_dim=z_dim, beta_dim=beta_dim, K=K, likelihood=likelihood, arch="k_vae", hidden=16).to(dtype)
+    return model
+
+
+def enum_elbo(model):
+    return TraceEnum_ELBO(max_plate_nesting=model.max_plate_nesting, strict_enumeration_warning=False)
+
+
+def fixed_draw_guide(guide, x, z, beta):
+    """The guide with its z and β draws replaced by given values (d is left to the enumeration)."""
+    tr = poutine.trace(guide.guide).get_trace(x)
+    tr.nodes["z"]["value"] = z
+    tr.nodes["beta"]["value"] = beta
+    if "d" in tr.nodes:
+        tr.remove_node("d")
+    return poutine.replay(guide.guide, trace=tr)
+
+
+def draws(model, guide, x, eps_z, eps_beta):
+    """z and β built from fixed standard-normal noise exactly as ``ugvae_loss_terms`` builds them."""
+    h, z_loc, z_scale = guide.local(x)
+    z = z_loc + z_scale * eps_z
+    b_loc, b_scale = guide.beta_params(h, guide.d_logits(h, z).exp())
+    return z, b_loc + b_scale * eps_beta
+
+
+# -- shapes ----------------------------------------------------------------------------------------------
+def test_trace_shapes_beta_once_per_batch_z_and_d_per_sample():
+    model = tiny(K=4, dtype=torch.float32)
+    guide = UGVAEStructuredGuide(model)
+    x = torch.rand(5, *SHAPE)
+    gt = poutine.trace(guide.guide).get_trace(x)
+    mt = poutine.trace(poutine.replay(model.model, trace=gt)).get_trace(x)
+    assert mt.nodes["beta"]["value"].shape == (3,)
+    assert mt.nodes["beta"]["cond_indep_stack"] == ()  # outside the data plate
+    assert mt.nodes["z"]["value"].shape == (5, 2)
+    assert mt.nodes["d"]["value"].shape == (5,)
+    for name in ("z", "d", "x"):
+        assert [f.name for f in mt.nodes[name]["cond_indep_stack"]] == ["data"]
+    # under TraceEnum's parallel enumeration d gets one dim left of the data plate; z's density is (K, B)
+    enum_guide = poutine.enum(guide.guide, first_available_dim=-2)
+    gt = poutine.trace(enum_guide).get_trace(x)
+    mt = poutine.trace(poutine.replay(model.model, trace=gt)).get_trace(x)
+    assert gt.nodes["d"]["value"].shape == (4, 1)
+    assert mt.nodes["z"]["fn"].batch_shape == (4, 5)
+    assert mt.nodes["beta"]["fn"].batch_shape == ()
+
+
+def test_marginal_guide_enumerates_d_in_the_model():
+    model = tiny(K=4, dtype=torch.float32)
+    guide = UGVAEMarginalGuide(model)
+    x = torch.rand(5, *SHAPE)
+    enum_model = poutine.enum(model.model, first_available_dim=-2)
+    gt = poutine.trace(guide.guide).get_trace(x)
+    assert "d" not in gt.nodes
+    mt = poutine.trace(poutine.replay(enum_model, trace=gt)).get_trace(x)
+    assert mt.nodes["d"]["value"].shape == (4, 1)
+    assert mt.nodes["z"]["fn"].batch_shape == (4, 5)
+
+
+def test_product_of_gaussians_is_precision_weighted():
+    loc = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    log_var = torch.log(torch.tensor([[1.0, 4.0], [1.0, 4.0 / 3.0]]))
+    m, s = product_of_gaussians(loc, log_var)
+    assert torch.allclose(m, torch.tensor([1.0, 0.25 * 1 + 0.75 * 3.0]))
+    assert torch.allclose(s**2, torch.tensor([0.5, 1.0]))
+    m, s = product_of_gaussians(loc.expand(7, 2, 2), log_var.expand(7, 2, 2))  # particle dims
+    assert m.shape == (7, 1, 2) and s.shape == (7, 1, 2)
+
+
+# -- the ELBO against the paper's closed form ------------------------------------------------------------
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_enum_elbo_equals_hand_written_terms_on_the_same_draws(likelihood):
+    """TraceEnum sums over d exactly (weights q(d|z)) and samples z, β: with the draws fixed it equals
+    recon + Σ_i Σ_k π_ik [log q(z_i) − log p(z_i|k,β)] + KL(q(d|z) ‖ U) + [log q(β) − log p(β)] exactly."""
+    torch.manual_seed(1)
+    model = tiny(likelihood=likelihood)
+    guide = UGVAEStructuredGuide(model).double()
+    B = 5
+    x = torch.rand(B, *SHAPE, dtype=torch.float64)
+    if likelihood == "bernoulli":
+        x = x.round()
+    eps_z, eps_b = torch.randn(B, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    z, beta = draws(model, guide, x, eps_z, eps_b)
+    loss = enum_elbo(model).differentiable_loss(model.model, fixed_draw_guide(guide, x, z, beta), x)
+    terms = ugvae_loss_terms(model, guide, x, eps_z, eps_b, estimator="sampled")
+    assert torch.allclose(loss, terms["total"], rtol=1e-10, atol=1e-9)
+    # β's KL enters once per batch: B copies would move the loss by (B − 1)·KL_β
+    assert abs(float(terms["kl_beta"].detach())) > 1e-3
+
+
+def test_enum_elbo_expectation_equals_analytic_closed_form_exactly():
+    """With π independent of z, the enumerated ELBO averaged over the two-point noise ε = ±1 (both moments
+    of N(0, 1) matched, and the log-ratios are quadratic in ε) equals the paper's closed form with analytic
+    KL(q(z)‖p(z|k,β)) and KL(q(β)‖p(β)) averaged over the same draws, exactly, not statistically."""
+    torch.manual_seed(2)
+    model = tiny()
+    guide = UGVAEStructuredGuide(model).double()
+    with torch.no_grad():  # π(z) = softmax(W2 tanh(b1) + b2): constant in z, not uniform
+        guide.d_net[0].weight.zero_()
+    B = 4
+    x = torch.rand(B, *SHAPE, dtype=torch.float64)
+    elbo = enum_elbo(model)
+    enum_losses, closed = [], []
+    for s_z, s_b in itertools.product([1.0, -1.0], repeat=2):
+        eps_z, eps_b = torch.full((B, 2), s_z, dtype=torch.float64), torch.full((3,), s_b, dtype=torch.float64)
+        z, beta = draws(model, guide, x, eps_z, eps_b)
+        enum_losses.append(elbo.differentiable_loss(model.model, fixed_draw_guide(guide, x, z, beta), x))
+        closed.append(ugvae_loss_terms(model, guide, x, eps_z, eps_b, estimator="analytic")["total"])
+    enum_mean, closed_mean = torch.stack(enum_losses).mean(), torch.stack(closed).mean()
+    assert torch.allclose(enum_mean, closed_mean, rtol=1e-10, atol=1e-9)
+    assert not torch.allclose(enum_losses[0], closed[0], rtol=1e-6)  # per draw they differ (MC vs analytic)
+
+
+def test_model_enumeration_gives_the_exact_mixture_prior():
+    """ugvae-marginal: TraceEnum computes log p(z_i|β) = log (1/K) Σ_k N(z_i; μ_k(β), σ_k²(β)) exactly."""
+    torch.manual_seed(3)
+    model = tiny()
+    guide = UGVAEMarginalGuide(model).double()
+    x = torch.rand(5, *SHAPE, dtype=torch.float64)
+    eps_z, eps_b = torch.randn(5, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    h, z_loc, z_scale = guide.local(x)
+    z = z_loc + z_scale * eps_z
+    b_loc, b_scale = guide.beta_params(h, torch.softmax(guide.d_net(z), -1))
+    beta = b_loc + b_scale * eps_b
+    loss = enum_elbo(model).differentiable_loss(model.model, fixed_draw_guide(guide, x, z, beta), x)
+    p_loc, p_scale = model.prior_z(beta)
+    log_pz = torch.logsumexp(Normal(p_loc, p_scale).log_prob(z.unsqueeze(-2)).sum(-1), -1) - math.log(model.K)
+    recon = model.observation(model.decoder(torch.cat([z, beta.expand(5, -1)], -1))).log_prob(x)
+    expected = -(recon.sum() + log_pz.sum() - Normal(z_loc, z_scale).log_prob(z).sum()
+                 + Normal(0.0, 1.0).log_prob(beta).sum() - Normal(b_loc, b_scale).log_prob(beta).sum())  # fmt: skip
+    assert torch.allclose(loss, expected, rtol=1e-10, atol=1e-9)
+
+
+# -- every guide runs and trains --------------------------------------------------------------------------
+@pytest.mark.parametrize("guide_cls", GUIDES, ids=lambda g: g.__name__)
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)], ids=["k_vae", "beta_vae"])
+def test_every_guide_trains_with_traceenum(guide_cls, shape):
+    model = UGVAE(shape, z_dim=4, beta_dim=5, K=3, hidden=32)
+    guide = guide_cls(model)
+    x = torch.rand(6, *shape)
+    params = list(model.parameters()) + list(guide.parameters())
+    before = [p.detach().clone() for p in params]
+    opt = torch.optim.Adam(params, lr=1e-2)
+    loss = enum_elbo(model).differentiable_loss(model.model, guide.guide, x)
+    assert torch.isfinite(loss)
+    loss.backward()
+    opt.step()
+    changed = sum(not torch.equal(a, p.detach()) for a, p in zip(before, params))
+    assert changed == len(params)  # every network (K priors, decoder, encoder heads) got a gradient
+    enc = guide.encode(x)
+    assert enc["beta_loc"].shape == (5,) and enc["pi"].shape == (6, 3) and enc["loc"].shape == (6, 4)
+
+
+def test_closed_form_objective_trains_and_matches_terms():
+    from pyro_vaes.objectives.ugvae import UGVAEClosedForm
+
+    model = UGVAE((1, 28, 28), z_dim=4, beta_dim=5, K=3, hidden=32)
+    guide = UGVAEStructuredGuide(model)
+    obj = UGVAEClosedForm().bind(model, guide)
+    x = torch.rand(6, 1, 28, 28)
+    torch.manual_seed(0)
+    a = obj.loss(x)
+    torch.manual_seed(0)
+    b = ugvae_loss_terms(model, guide, x)["total"]
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="ugvae-structured"):
+        UGVAEClosedForm().bind(model, UGVAEMarginalGuide(model))
+
+
+def test_fit_through_the_engine_and_swap_guides(tmp_path):
+    import pyro_vaes
+    from pyro_vaes.data import ArraySplit, VAEData
+
+    g = torch.Generator().manual_seed(0)
+    data = VAEData("tiny", ArraySplit(torch.rand(64, 1, 28, 28, generator=g)), ArraySplit(torch.rand(32, 1, 28, 28, generator=g)))
+    for name in ("ugvae-structured", "ugvae-marginal", "ugvae-meanfield"):
+        run = pyro_vaes.fit(model="ugvae", guide=name, objective="enum-elbo", data="mnist", dataset=data,
+                            model_args={"z_dim": 3, "beta_dim": 4, "K": 3, "hidden": 32}, steps=3, batch_size=16,
+                            eval_every=3, lr=1e-3, out=tmp_path / name, figures=False, progress=False)  # fmt: skip
+        assert np.isfinite(run.history[-1]["test_loss"])
+        assert run.sample(4).shape == (4, 1, 28, 28)
+
+
+def test_model_refuses_bad_input():
+    model = tiny(dtype=torch.float32)
+    with pytest.raises(ValueError, match="expects data of shape"):
+        model.model(torch.rand(3, 1, 5, 5))
+    with pytest.raises(ValueError, match="beta_vae expects"):
+        UGVAE((1, 28, 28), arch="beta_vae")
+    with pytest.raises(ValueError, match="likelihood"):
+        UGVAE((1, 28, 28), likelihood="poisson")
+
+
+def test_sample_prior_and_decode_shapes():
+    model = tiny(K=4, dtype=torch.float32)
+    lat = model.sample_prior(7)
+    assert lat["beta"].shape == (3,) and lat["d"].shape == (7,) and lat["z"].shape == (7, 2)
+    assert model.decode(lat["z"], lat["beta"]).shape == (7, *SHAPE)
+    assert model.sample(3).shape == (3, *SHAPE)
+
+
+# -- the batch-classification metric on inputs whose answer is known ------------------------------------------
+def test_batch_classification_separable_is_perfect_and_identical_is_chance():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 100)
+    separable = rng.normal(size=(300, 5)) * 0.1 + 5.0 * np.eye(3)[y].repeat(2, axis=1)[:, :5]
+    res = batch_classification(separable, y)
+    for k in ("linear", "rbf"):
+        assert res[k]["test"] == 1.0 and res[k]["train"] == 1.0
+    same = rng.normal(size=(600, 5))
+    y2 = np.repeat([0, 1], 300)
+    res = batch_classification(same, y2)
+    assert abs(res["linear"]["test"] - 0.5) < 0.1 and abs(res["rbf"]["test"] - 0.5) < 0.1
+    assert res["chance"]["test"] == 0.5
+    with pytest.raises(ValueError, match="two classes"):
+        batch_classification(same, np.zeros(600))
+
+
+def test_global_features_reads_the_guide():
+    model = tiny(dtype=torch.float32)
+    guide = UGVAEStructuredGuide(model)
+    feats = global_features(guide, [torch.rand(8, *SHAPE) for _ in range(3)])
+    assert feats.shape == (3, 3) and guide.training
+
+
+# -- experiments at tiny scale ------------------------------------------------------------------------------
+@pytest.mark.data
+def test_mnist_series_experiment_tiny(tmp_path, shared_data):
+    from pyro_vaes.experiments_ugvae import run_mnist_series
+
+    table = run_mnist_series(tmp_path, "tiny", 0, str(shared_data))
+    assert set(table["classification"]) == {f"{m}:{t}" for m in ("ugvae", "mlvae", "gmvae") for t in ("series only", "series + random")}
+    assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").exists()
+    assert all((tmp_path / f).exists() for f in table["figures"])
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("name", ["ugvae-sampling", "ugvae-celeba-attributes", "ugvae-domains"])
+def test_other_experiments_tiny(tmp_path, shared_data, name):
+    from pyro_vaes.registry import EXPERIMENTS
+
+    table = EXPERIMENTS.get(name)(tmp_path, "tiny", 0, str(shared_data))
+    assert all((tmp_path / f).exists() for f in table["figures"])

@@ -12,6 +12,7 @@ from typing import Dict, Optional, Tuple
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro_vaes.params import register
 from pyro_vaes.guides.base import GuideBase
 from pyro_vaes.models.gmvae import GMVAE
 from pyro_vaes.models.ugvae import PreEncoder
@@ -47,7 +48,7 @@ class GMVAEGuide(GuideBase):
         return torch.log_softmax(self.d_net(broadcast_cat([z, w])), -1)
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
-        pyro.module(self.pyro_name, self)
+        register(self)
         (z_loc, z_scale), (w_loc, w_scale) = self.local(x)
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", dist.Normal(z_loc, z_scale).to_event(1))

@@ -11,6 +11,7 @@ from typing import Dict, Optional
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro_vaes.params import register
 from pyro_vaes.guides.base import GuideBase
 from pyro_vaes.guides.ugvae import product_of_gaussians
 from pyro_vaes.models.mlvae import MLVAE
@@ -40,7 +41,7 @@ class MLVAEGuide(GuideBase):
         return s_loc, torch.exp(0.5 * torch.tanh(s_pre)), c_loc, c_scale
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
-        pyro.module(self.pyro_name, self)
+        register(self)
         s_loc, s_scale, c_loc, c_scale = self.params(x)
         pyro.sample("c", dist.Normal(c_loc, c_scale).to_event(1))
         with pyro.plate("data", x.shape[0]):

@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro_vaes.params import register
 from pyro_vaes.guides.base import GuideBase
 from pyro_vaes.models.ugvae import UGVAE, PreEncoder
 from torch import nn
@@ -101,7 +102,7 @@ class UGVAEStructuredGuide(_UGVAEGuideBase):
         return torch.log_softmax(self.d_net(z), -1)
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
-        pyro.module(self.pyro_name, self)
+        register(self)
         B = x.shape[0]
         h, z_loc, z_scale = self.local(x)
         data = pyro.plate("data", B)  # one plate object, entered twice (a second plate("data") would clash)
@@ -119,7 +120,7 @@ class UGVAEMarginalGuide(UGVAEStructuredGuide):
     """q(z | x) q(β | X, Z); d summed out exactly in the model (absent from the guide)."""
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
-        pyro.module(self.pyro_name, self)
+        register(self)
         B = x.shape[0]
         h, z_loc, z_scale = self.local(x)
         with pyro.plate("data", B):
@@ -140,7 +141,7 @@ class UGVAEMeanFieldGuide(_UGVAEGuideBase):
         return torch.log_softmax(self.d_head(h), -1)
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
-        pyro.module(self.pyro_name, self)
+        register(self)
         B = x.shape[0]
         h, z_loc, z_scale = self.local(x)
         b_loc, b_scale = self.beta_params(h, None)

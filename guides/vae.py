@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pyro_vaes.params import register
 from pyro_vaes.guides.base import GuideBase
 from pyro_vaes.models.vae import VAE
 from pyro_vaes.nets import Encoder
@@ -36,7 +37,7 @@ class DiagonalGaussianGuide(GuideBase):
         return {"loc": self.loc(h), "scale": F.softplus(self.raw_scale(h)) + 1e-4}
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
-        pyro.module(self.pyro_name, self)
+        register(self)
         with pyro.plate("data", x.shape[0]):
             q = self.encode(x)
             pyro.sample("z", dist.Normal(q["loc"], q["scale"]).to_event(1))
@@ -63,7 +64,7 @@ class FullCovarianceGuide(GuideBase):
         return {"loc": self.loc(h), "scale_tril": scale_tril}
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
-        pyro.module(self.pyro_name, self)
+        register(self)
         with pyro.plate("data", x.shape[0]):
             q = self.encode(x)
             pyro.sample("z", dist.MultivariateNormal(q["loc"], scale_tril=q["scale_tril"]))

@@ -17,6 +17,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
+from pyro_vaes.params import register
 from pyro_vaes.models.ugvae import ComponentNets, ImageDecoder, UGVAEBase, _positive_int, resolve_ugvae_arch
 
 from pyro_vaes.registry import MODELS
@@ -57,7 +58,7 @@ class GMVAE(UGVAEBase):
     def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         """p(x, z, d, w) = Π_i p(w_i) p(d_i) p(z_i | d_i, w_i) p(x_i | z_i)."""
         self.check_input(x)
-        pyro.module(self.pyro_name, self)
+        register(self)
         B = x.shape[0]
         with pyro.plate("data", B):
             w = pyro.sample("w", dist.Normal(x.new_zeros(self.w_dim), 1.0).expand([B, self.w_dim]).to_event(1))

@@ -17,6 +17,7 @@ from typing import Dict, Optional, Sequence
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro_vaes.params import register
 from pyro_vaes.models.ugvae import ImageDecoder, UGVAEBase, _positive_int, global_to_plate, resolve_ugvae_arch
 
 from pyro_vaes.nets import broadcast_cat
@@ -56,7 +57,7 @@ class MLVAE(UGVAEBase):
     def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         """p(X, S, C) = p(C) Π_i p(s_i) p(x_i | s_i, C)."""
         self.check_input(x)
-        pyro.module(self.pyro_name, self)
+        register(self)
         B = x.shape[0]
         c = pyro.sample("c", dist.Normal(x.new_zeros(self.c_dim), 1.0).to_event(1))
         with pyro.plate("data", B):

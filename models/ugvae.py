@@ -23,6 +23,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
+from pyro_vaes.params import register
 from pyro_vaes.models.base import ModelBase
 from torch import nn
 
@@ -226,7 +227,7 @@ class UGVAE(UGVAEBase):
     def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         """p(X, Z, d, β) = p(β) Π_i p(d_i) p(z_i | d_i, β) p(x_i | z_i, β) (paper eq. 1)."""
         self.check_input(x)
-        pyro.module(self.pyro_name, self)
+        register(self)
         B = x.shape[0]
         beta = pyro.sample("beta", dist.Normal(x.new_zeros(self.beta_dim), 1.0).to_event(1))
         beta_b = global_to_plate(beta)

@@ -18,6 +18,7 @@ import pyro.distributions as dist
 import torch
 
 from pyro_vaes import likelihoods
+from pyro_vaes.params import register
 from pyro_vaes.models.base import ModelBase
 from pyro_vaes.nets import Decoder, resolve_arch
 from pyro_vaes.registry import MODELS
@@ -59,7 +60,7 @@ class VAE(ModelBase):
     def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         """p(x, z) = Π_i N(z_i; 0, I) p(x_i | decoder(z_i))."""
         self.check_input(x)
-        pyro.module(self.pyro_name, self)
+        register(self)
         with pyro.plate("data", x.shape[0]):
             prior = dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim])
             z = pyro.sample("z", prior.to_event(1))

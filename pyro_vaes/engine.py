@@ -32,6 +32,7 @@ from pyro_vaes import checkpoint as ckpt
 from pyro_vaes import likelihoods
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import VAEData, iterate_batches, load_dataset
+from pyro_vaes.params import param_registration
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES, check_guide_fits, default_guide
 
 CHECKPOINT = "checkpoint.pt"
@@ -249,7 +250,7 @@ class Trainer:
                 y = None if y is None else y.to(p.device, non_blocking=True)
                 # Pyro's argument and support checks run on the first step of each process (they catch
                 # model/guide/data mistakes) and are off afterwards: they cost ~0.3-5 ms a step (pyro.md §4.2)
-                with pyro.validation_enabled(first_step):
+                with pyro.validation_enabled(first_step), param_registration(self.svi is not None):
                     loss = self._step(x, y)
                 first_step = False
                 if not math.isfinite(loss):

@@ -133,3 +133,29 @@ def test_config_json_records_every_setting(tmp_path):
     recorded = json.loads((tmp_path / "r" / "config.json").read_text())
     assert set(recorded) == set(FitConfig().to_dict())
     assert recorded["guide"] == "diagonal" and recorded["steps"] == TINY["steps"]
+
+
+def test_skipping_param_registration_changes_nothing_but_the_param_store():
+    """The torch backend's steps run without pyro.module; the loss and its gradients are identical."""
+    import pyro
+
+    from pyro_vaes.engine import build_component
+    from pyro_vaes.objectives.elbo import ELBO
+    from pyro_vaes.params import param_registration
+    from pyro_vaes.registry import GUIDES, MODELS
+
+    model = build_component(MODELS, "vae", (5,), latent_dim=2, likelihood="gaussian")
+    guide = build_component(GUIDES, "diagonal", model, hidden=8)
+    obj = ELBO().bind(model, guide)
+    x = torch.randn(4, 5)
+    grads = []
+    for enabled in (True, False):
+        pyro.clear_param_store()
+        pyro.set_rng_seed(0)
+        for p in list(model.parameters()) + list(guide.parameters()):
+            p.grad = None
+        with param_registration(enabled):
+            obj.loss(x).backward()
+        grads.append([p.grad.clone() for p in list(model.parameters()) + list(guide.parameters())])
+        assert (len(pyro.get_param_store().keys()) > 0) == enabled
+    assert all(torch.equal(a, b) for a, b in zip(*grads))

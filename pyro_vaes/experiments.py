@@ -4,3 +4,4 @@ An experiment is a callable ``run(out: Path, scale: str, seed: int, data_root: O
 that writes its figures and a results table into ``out`` and returns the table.
 """
 from pyro_vaes import experiments_ugvae  # noqa: F401
+from pyro_vaes import experiments_chyvae  # noqa: F401

@@ -23,6 +23,7 @@ Registered here:
 """
 
 from pyro_vaes.objectives import beta_vae, elbo  # noqa: F401  (registers the objectives)
+from pyro_vaes.objectives import chyvae, factor_vae  # noqa: F401  (CHyVAE, FactorVAE; issue 5)
 from pyro_vaes.objectives import ugvae  # noqa: F401  (UG-VAE closed-form loss; issue 4)
 from pyro_vaes.objectives.base import Objective, ScaleLatents, scale_latents
 

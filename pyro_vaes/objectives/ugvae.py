@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 from typing import Callable, Dict, Optional
 
-import pyro
 import pyro.infer as infer
 import torch
 from torch.distributions import Normal, kl_divergence
 
+from pyro_vaes.params import register
 from pyro_vaes.objectives.base import Objective
 from pyro_vaes.registry import OBJECTIVES
 
@@ -108,8 +108,8 @@ class UGVAEClosedForm(Objective):
 
     def make_elbo(self) -> Callable:
         def loss(model_fn, guide_fn, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-            pyro.module(self.model.pyro_name, self.model)  # so SVI finds the parameters
-            pyro.module(self.guide.pyro_name, self.guide)
+            register(self.model)  # so SVI finds the parameters
+            register(self.guide)
             return ugvae_closed_form_loss(self.model, self.guide, x, self.estimator)
 
         return loss

@@ -80,7 +80,7 @@ def resolve_config(config: FitConfig) -> FitConfig:
 
 def select_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name} was asked for but CUDA is not available on this machine")
+        raise ValueError(f"--device {name} was asked for but CUDA is not available on this machine")
     return torch.device(name)
 
 
@@ -102,13 +102,13 @@ def build(config: FitConfig, data: Optional[VAEData] = None) -> Components:
     device = select_device(config.device)
     pyro.set_rng_seed(config.seed)
     pyro.clear_param_store()
+    objective = build_component(OBJECTIVES, config.objective, **config.objective_args)  # cheap checks first
     if data is None:
         data = load_dataset(config.data, root=config.data_root, seed=config.seed, **config.data_args)
     model = build_component(MODELS, config.model, data.shape, **config.model_args)
     if hasattr(model, "likelihood"):
         likelihoods.check_data(model.likelihood, data.train.x[:1000])
     guide = build_component(GUIDES, config.guide, model, **config.guide_args)
-    objective = build_component(OBJECTIVES, config.objective, **config.objective_args)
     model.to(device), guide.to(device)
     objective.bind(model, guide)
     if objective.auxiliary is not None:

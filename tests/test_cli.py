@@ -80,6 +80,8 @@ def test_list_shows_models_guides_objectives_datasets(capsys):
         (["fit", "vae", "--model-arg", "latent_dim"], "--model-arg expects key=value"),
         (["evaluate", "/nonexistent/run"], "is not a run folder"),
         (["fit", "vae", "--device", "tpu"], "unknown device"),
+        (["fit", "vae", "--data", "linear-gaussian", "--model-arg", "latent_dim=0"], "latent_dim must be >= 1"),
+        (["fit", "vae", "--objective", "iwae", "--objective-arg", "alpha=0.5"], "bad arguments for objective 'iwae'"),
     ],
 )
 def test_bad_input_gets_a_one_line_error(argv, message, capsys, tmp_path):

@@ -23,13 +23,13 @@ class FitConfig:
     objective_args: Dict[str, Any] = field(default_factory=dict)
     data_args: Dict[str, Any] = field(default_factory=dict)
     data_root: Optional[str] = None
-    steps: int = 2000
+    steps: int = 1000
     batch_size: int = 128
     lr: float = 1e-3
     aux_lr: float = 1e-4
-    eval_every: int = 500
+    eval_every: int = 250
     eval_batches: int = 4
-    checkpoint_every: int = 500
+    checkpoint_every: int = 250
     seed: int = 0
     device: str = "cpu"
     backend: str = "torch"

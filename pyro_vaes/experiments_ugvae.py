@@ -11,25 +11,28 @@
 * ``ugvae-celeba-attributes`` male/female and black/blond-hair batches: t-SNE and the batch-classification
                               table (paper §5.3, Table 1; ``experiments/celeba_attributes.py``).
 
-Scales: ``tiny`` (seconds, for tests), ``small`` (a laptop CPU, minutes), ``full`` (the authors' budgets).
-Training uses :func:`train` — the engine's ``torch`` backend step (objective loss, one Adam) over a custom
-stream of batches, because these experiments train on batch streams (mixed domains) that the engine's
-i.i.d. sampler does not produce. Every number is written with its seed, data size and step budget.
+Scales: ``tiny`` (seconds, for tests), ``small`` (a laptop CPU, minutes), ``full`` (the authors' budgets);
+``steps=N`` (Python, or ``benchmarks/ugvae_reproduce.py --steps N``) overrides a scale's step budget.
+Every model is trained by :func:`pyro_vaes.fit` (the project's one training loop) on random i.i.d. batches of
+an in-memory :class:`~pyro_vaes.data.VAEData`, as the paper trains on random batches; for the domains
+experiment that dataset is CelebA and Yale B balanced and pooled (``celeba-yaleb``), so a random batch mixes
+the two ~50/50. Each fit writes a run folder ``OUT/runs/<model>`` that ``pyro-vaes evaluate`` and
+``pyro-vaes plot`` open. Every number is written with its seed, data size and step budget.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import textwrap
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pyro
 import torch
 
-from pyro_vaes.registry import EXPERIMENTS, GUIDES, MODELS, OBJECTIVES
+from pyro_vaes.data import ArraySplit, VAEData
+from pyro_vaes.registry import DATASETS, EXPERIMENTS
 
 PAPER = "Peis, Olmos & Artés-Rodríguez, arXiv 2012.08234"
 
@@ -53,74 +56,63 @@ CELEBA_SIZES = dict(z_dim=20, beta_dim=50, K=20)
 DOMAIN_SIZES = dict(z_dim=40, beta_dim=40, K=40)
 
 
-def _scale(scale: str) -> Dict[str, Any]:
+def _scale(scale: str, steps: Optional[int] = None, key: str = "steps") -> Dict[str, Any]:
+    """The settings of ``scale``; ``steps`` (optional) replaces its step budget ``key`` (a smaller run, said so
+    in the results, since every table records its ``steps``)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
-    return SCALES[scale]
+    s = dict(SCALES[scale])
+    if steps is not None:
+        if int(steps) < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        s[key] = int(steps)
+    return s
 
 
-# -- building and training ------------------------------------------------------------------------------------
-def build(name: str, shape: Sequence[int], sizes: Dict[str, int], guide: Optional[str] = None, objective: str = "enum-elbo"):
-    """Model, guide and bound objective for ``ugvae``, ``mlvae`` or ``gmvae`` with UG-VAE's latent ``sizes``."""
-    from pyro_vaes.registry import default_guide
-
-    import pyro
-
+# -- training: every model goes through pyro_vaes.fit (the project's one training loop) -----------------------
+def model_args(name: str, sizes: Dict[str, int]) -> Dict[str, int]:
+    """UG-VAE's latent ``sizes`` as the constructor arguments of ``ugvae``, ``gmvae`` or ``mlvae`` (the
+    baselines get the same sizes: GMVAE's w and ML-VAE's group latent C take β's size, as in the authors' code)."""
     if name == "ugvae":
-        args = dict(sizes)
-    elif name == "gmvae":
-        args = dict(z_dim=sizes["z_dim"], w_dim=sizes["beta_dim"], K=sizes["K"])
-    elif name == "mlvae":
-        args = dict(s_dim=sizes["z_dim"], c_dim=sizes["beta_dim"])
-    else:
-        raise ValueError(f"unknown model {name!r}")
-    pyro.clear_param_store()
-    model = MODELS.get(name)(tuple(shape), **args)
-    model.pyro_name = f"{name}_model"
-    g = GUIDES.get(guide or default_guide(name))(model)
-    g.pyro_name = f"{name}_guide"
-    obj = OBJECTIVES.get(objective)().bind(model, g)
-    return model, g, obj
+        return dict(sizes)
+    if name == "gmvae":
+        return dict(z_dim=sizes["z_dim"], w_dim=sizes["beta_dim"], K=sizes["K"])
+    if name == "mlvae":
+        return dict(s_dim=sizes["z_dim"], c_dim=sizes["beta_dim"])
+    raise ValueError(f"unknown model {name!r}; valid: ugvae, gmvae, mlvae")
 
 
-def train(model, guide, objective, batches: Iterator[torch.Tensor], steps: int, lr: float = LR,
-          log: Optional[Callable[[str], None]] = None) -> List[float]:
-    """``steps`` Adam steps on ``objective.loss`` over the batch stream; returns the per-datum losses."""
-    params = list(model.parameters()) + list(guide.parameters())
-    opt = torch.optim.Adam(params, lr=lr)
-    model.train(), guide.train()
-    losses = []
-    t0 = time.perf_counter()
-    with pyro.validation_enabled(False):  # distribution checks cost ~3x here; the tests keep them on
-        losses = _train_loop(model, guide, objective, batches, steps, opt, log, t0)
-    model.eval(), guide.eval()
-    return losses
+def fit_model(name: str, data, data_name: str, data_args: Dict[str, Any], out: Path, *, sizes: Dict[str, int],
+              steps: int, batch_size: int, seed: int, data_root: Optional[str] = None, guide: Optional[str] = None,
+              objective: str = "enum-elbo", progress: bool = False):
+    """Fit ``name`` on ``data`` (random i.i.d. batches of its train split) with :func:`pyro_vaes.fit` into the
+    run folder ``out/runs/<name>``; returns the :class:`~pyro_vaes.api.Run` with model and guide in eval mode.
+
+    The held-out loss (the engine's, on its first ``eval_batches`` test batches) is written five times per fit
+    (once when ``steps`` < 50). ``data_name``/``data_args``/``data_root`` are the registry dataset that ``data``
+    was built from; they go into the run's ``config.json``, so ``pyro-vaes evaluate|plot OUT/runs/<name>``
+    rebuilds the same data.
+    """
+    import pyro_vaes
+
+    root = None if data_root is None else str(Path(data_root).resolve())
+    _say(f"training {name} on random {data_name} batches of {batch_size} ({steps} steps) -> {Path(out) / 'runs' / name}")
+    run = pyro_vaes.fit(
+        model=name, guide=guide, objective=objective, data=data_name, data_args=data_args, data_root=root,
+        dataset=data, model_args=model_args(name, sizes), steps=steps, batch_size=batch_size, lr=LR,
+        eval_every=steps if steps < 50 else steps // 5, checkpoint_every=steps, seed=seed, out=Path(out) / "runs" / name,
+        overwrite=True, figures=False, progress=progress,
+    )  # fmt: skip
+    run.model.eval(), run.guide.eval()  # BatchNorm (beta_vae nets) uses its running statistics from here on
+    return run
 
 
-def _train_loop(model, guide, objective, batches, steps, opt, log, t0) -> List[float]:
-    losses: List[float] = []
-    for step in range(1, steps + 1):
-        x = next(batches)
-        opt.zero_grad(set_to_none=True)
-        loss = objective.loss(x)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise RuntimeError(f"the loss became {value} at step {step}; stopping (try a lower lr)")
-        loss.backward()
-        opt.step()
-        losses.append(value / x.shape[0])
-        if log is not None and (step % max(1, steps // 10) == 0 or step == steps):
-            log(f"  step {step}/{steps}: loss/datum {np.mean(losses[-50:]):.2f} ({time.perf_counter() - t0:.0f} s)")
-    return losses
-
-
-def random_stream(x: torch.Tensor, batch: int, seed: int) -> Iterator[torch.Tensor]:
-    """Endless shuffled i.i.d. minibatches of ``x`` (epoch permutations from a seeded generator)."""
-    g = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(len(x) // batch):
-            yield x[perm[i * batch : (i + 1) * batch]]
+def _run_summary(run, out: Path, seconds: float) -> Dict[str, Any]:
+    """What a fit reports: its run folder (relative to ``out``), the engine's running (EMA) train loss and its
+    held-out loss per datum at the last step, and the wall time of the fit."""
+    last = run.history[-1]
+    return {"run_dir": str(Path(run.run_dir).relative_to(out)), "train_loss_per_datum": float(last["train_loss"]),
+            "test_loss_per_datum": float(last["test_loss"]), "train_seconds": round(seconds, 1)}  # fmt: skip
 
 
 # -- figures and tables -----------------------------------------------------------------------------------------
@@ -133,22 +125,38 @@ def _plt():
     return plt
 
 
-def image_grid_figure(images: torch.Tensor, path: Path, title: str, xlabel: str, ylabel: str) -> Path:
-    """(rows, cols, C, H, W) images in [0, 1] as one titled, labelled PNG."""
+def image_grid_figure(images: torch.Tensor, path: Path, title: str, xlabel: str, ylabel: str,
+                      col_labels: Optional[Sequence[str]] = None, row_labels: Optional[Sequence[str]] = None) -> Path:
+    """(rows, cols, C, H, W) images in [0, 1] as one titled, labelled PNG; ``col_labels``/``row_labels``
+    (optional) mark each column's and row's value."""
     plt = _plt()
     R, C = images.shape[:2]
+    H, W = images.shape[-2:]
     rows = [torch.cat(list(images[r]), dim=-1) for r in range(R)]
     grid = torch.cat(rows, dim=-2).clamp(0, 1)
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.8 * C), max(3.0, 0.8 * R)))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * C + 1.0), max(4.0, 0.9 * R + 1.0)))
     img = grid.permute(1, 2, 0).cpu().numpy()
-    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
-    ax.set_xticks([]), ax.set_yticks([])
+    if img.shape[-1] == 1:
+        ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(img)
+    ax.set_title(title if "\n" in title else textwrap.fill(title, 75), fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=9), ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_xticks([W * (c + 0.5) for c in range(C)] if col_labels else [])
+    ax.set_yticks([H * (r + 0.5) for r in range(R)] if row_labels else [])
+    if col_labels:
+        ax.set_xticklabels(col_labels, fontsize=8)
+    if row_labels:
+        ax.set_yticklabels(row_labels, fontsize=8)
+    ax.tick_params(length=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _fmt(values: torch.Tensor) -> List[str]:
+    return [f"{float(v):+.1f}" if abs(float(v)) > 1e-6 else "0" for v in values]
 
 
 def tsne_figure(features: np.ndarray, labels: Sequence[int], names: Sequence[str], path: Path, title: str,
@@ -161,16 +169,21 @@ def tsne_figure(features: np.ndarray, labels: Sequence[int], names: Sequence[str
     emb = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
         (features - features.mean(0)) / (features.std(0) + 1e-8))
     labels = np.asarray(labels)
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     for k, name in enumerate(names):
         sel = labels == k
+        baseline = name == "random"  # the reference class: grey, drawn under the structured batches
+        colour = "0.65" if baseline else next(colours)
         if sel.any():
-            ax.scatter(emb[sel, 0], emb[sel, 1], s=8, label=name, alpha=0.7)
-    ax.set_title(title, fontsize=9)
+            ax.scatter(emb[sel, 0], emb[sel, 1], s=10, color=colour, alpha=0.5 if baseline else 0.85,
+                       zorder=1 if baseline else 2, label=f"{name} ({int(sel.sum())})", edgecolors="none")  # fmt: skip
+    ax.set_title(title if "\n" in title else textwrap.fill(title, 60), fontsize=9)
     ax.set_xlabel("t-SNE 1"), ax.set_ylabel("t-SNE 2")
-    ax.legend(fontsize=7, markerscale=2)
+    ax.legend(fontsize=8, markerscale=2, title="batches", title_fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)  # outside: never hides points
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
@@ -194,17 +207,100 @@ def classification_rows(results: Dict[str, Dict[str, Dict[str, float]]], paper: 
     return lines
 
 
+MODEL_NAMES = {"ugvae": "UG-VAE", "mlvae": "ML-VAE", "gmvae": "GMVAE"}
+
+
+def run_rows(runs: Dict[str, Dict[str, Any]]) -> List[str]:
+    """Markdown rows: model | run folder | train loss | held-out loss | training time."""
+    lines = ["| model | run folder | train −ELBO / datum (EMA) | held-out −ELBO / datum | fit time (s) |", "|---|---|---|---|---|"]
+    for name, r in runs.items():
+        lines.append(f"| {MODEL_NAMES.get(name, name)} | `{r['run_dir']}` | {r['train_loss_per_datum']:.2f} | "
+                     f"{r['test_loss_per_datum']:.2f} | {r['train_seconds']:.0f} |")
+    return lines
+
+
 # -- data -------------------------------------------------------------------------------------------------
+def _mnist_args(s: Dict[str, Any]) -> Dict[str, Any]:
+    return dict(binarize="none", n_train=s["mnist_train"], n_test=s["mnist_test"])
+
+
+def _celeba_args(s: Dict[str, Any], labels: str = "Male,Black_Hair,Blond_Hair") -> Dict[str, Any]:
+    return dict(labels=labels, n_train=s["celeba_train"], n_test=s["celeba_test"])
+
+
 def _mnist(data_root, seed, s):
     from pyro_vaes.data import load_dataset
 
-    return load_dataset("mnist", root=data_root, seed=seed, binarize="none", n_train=s["mnist_train"], n_test=s["mnist_test"])
+    return load_dataset("mnist", root=data_root, seed=seed, **_mnist_args(s))
 
 
 def _celeba(data_root, seed, s, labels="Male,Black_Hair,Blond_Hair"):
     from pyro_vaes.data import load_dataset
 
-    return load_dataset("celeba", root=data_root, seed=seed, labels=labels, n_train=s["celeba_train"], n_test=s["celeba_test"])
+    return load_dataset("celeba", root=data_root, seed=seed, **_celeba_args(s, labels))
+
+
+def _subset(split: ArraySplit, n: int, g: torch.Generator) -> ArraySplit:
+    idx = torch.randperm(len(split), generator=g)[:n].sort().values
+    return ArraySplit(split.x[idx], None if split.y is None else split.y[idx])
+
+
+def balanced_domains(a: VAEData, b: VAEData, seed: int = 0) -> Tuple[VAEData, VAEData, VAEData]:
+    """Balance two datasets of one shape (train and test each cut, by a seeded draw, to the smaller domain's
+    size) and pool them: returns the balanced ``a``, the balanced ``b`` and the pool, whose ``y`` is the domain
+    (0 = ``a``, 1 = ``b``). Random batches of the pool mix the domains ~50/50, as UG-VAE's CelebAFaces batches."""
+    if a.shape != b.shape:
+        raise ValueError(f"domains differ in shape: {a.name} {a.shape} vs {b.name} {b.shape}")
+    g = torch.Generator().manual_seed(seed)
+    n_tr, n_te = min(len(a.train), len(b.train)), min(len(a.test), len(b.test))
+    out = []
+    for d in (a, b):
+        out.append(VAEData(d.name, _subset(d.train, n_tr, g), _subset(d.test, n_te, g), info={"balanced_from": len(d.train)}))
+    ba, bb = out
+
+    def pool(sa: ArraySplit, sb: ArraySplit) -> ArraySplit:  # shuffled, so that any prefix mixes the domains
+        y = torch.cat([torch.zeros(len(sa), dtype=torch.long), torch.ones(len(sb), dtype=torch.long)])
+        order = torch.randperm(len(y), generator=g)
+        return ArraySplit(torch.cat([sa.x, sb.x])[order], y[order])
+
+    mixed = VAEData(f"{a.name}-{b.name}", pool(ba.train, bb.train), pool(ba.test, bb.test), label_names=[a.name, b.name],
+                    info={"domains": [a.name, b.name], "train_per_domain": len(ba.train), "test_per_domain": len(ba.test)})  # fmt: skip
+    return ba, bb, mixed
+
+
+def _domain_parts(root: Optional[str], seed: int, celeba_train: Optional[int], celeba_test: Optional[int],
+                  yale_train: Optional[int], yale_test: Optional[int]) -> Tuple[VAEData, VAEData, VAEData]:
+    from pyro_vaes.data import load_dataset
+
+    celeba = load_dataset("celeba", root=root, seed=seed, labels="Male", n_train=celeba_train, n_test=celeba_test)
+    yale = load_dataset("yaleb", root=root, seed=seed, channels=3, n_train=yale_train, n_test=yale_test)
+    return balanced_domains(celeba, yale, seed)
+
+
+@DATASETS.register("celeba-yaleb", kind="real", shape="3x64x64", factors="")
+def celeba_yaleb(root: Optional[str] = None, seed: int = 0, celeba_train: Optional[int] = None,
+                 celeba_test: Optional[int] = None, yale_train: Optional[int] = None,
+                 yale_test: Optional[int] = None) -> VAEData:
+    """CelebA and Extended Yale B (grey repeated to RGB), 64x64, balanced and pooled; y = domain (0 CelebA, 1 Yale B).
+
+    UG-VAE's domain-alignment data (paper §5.2, with Yale B standing in for 3D FACES): random batches of it mix
+    the two domains ~50/50. Each domain's train and test splits are cut by a seeded draw to the smaller one's
+    size; ``celeba_*``/``yale_*`` are the per-domain sizes before balancing (None: the loaders' defaults).
+    """
+    return _domain_parts(root, seed, celeba_train, celeba_test, yale_train, yale_test)[2]
+
+
+def _domain_args(s: Dict[str, Any]) -> Dict[str, Any]:
+    yale_test = None if s["yale_n"] is None else max(s["yale_n"] // 4, s["attr_batch"])
+    return dict(celeba_train=s["celeba_train"], celeba_test=s["celeba_test"], yale_train=s["yale_n"], yale_test=yale_test)
+
+
+def _command(name: str, scale: str, seed: int, steps: int, key: str = "steps") -> str:
+    """The command that reruns this table: ``pyro-vaes reproduce``, or the benchmark script when the step
+    budget was overridden."""
+    if steps == SCALES[scale].get(key, SCALES[scale]["steps"]):
+        return f"`pyro-vaes reproduce {name} --scale {scale} --seed {seed}`"
+    return f"`python benchmarks/ugvae_reproduce.py --only {name} --scale {scale} --seed {seed} --steps {steps}`"
 
 
 def _say(msg: str) -> None:
@@ -239,38 +335,40 @@ def mlvae_sampling_grid(model, rows: int = 7, cols: int = 7, c_span: float = 1.0
 
 
 @EXPERIMENTS.register("ugvae-sampling", help="UG-VAE global/local sampling grids per cluster vs ML-VAE (MNIST)")
-def run_sampling(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None) -> Dict[str, Any]:
-    s = _scale(scale)
+def run_sampling(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
+                 steps: Optional[int] = None) -> Dict[str, Any]:
+    s = _scale(scale, steps)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     data = _mnist(data_root, seed, s)
     table: Dict[str, Any] = {"experiment": "ugvae-sampling", "paper": PAPER, "scale": scale, "seed": seed,
                              "train_images": len(data.train), "steps": s["steps"], "batch_size": s["batch"], "lr": LR,
-                             "sizes": MNIST_SIZES, "figures": []}  # fmt: skip
+                             "sizes": MNIST_SIZES, "runs": {}, "figures": []}  # fmt: skip
     for name in ("ugvae", "mlvae"):
-        _say(f"training {name} on random MNIST batches")
-        torch.manual_seed(seed)
-        model, guide, obj = build(name, data.shape, MNIST_SIZES)
-        losses = train(model, guide, obj, random_stream(data.train.x, s["batch"], seed), s["steps"], log=_say)
-        table[f"{name}_final_loss_per_datum"] = float(np.mean(losses[-50:]))
+        t0 = time.perf_counter()
+        run = fit_model(name, data, "mnist", _mnist_args(s), out, sizes=MNIST_SIZES, steps=s["steps"],
+                        batch_size=s["batch"], seed=seed, data_root=data_root)  # fmt: skip
+        table["runs"][name] = _run_summary(run, out, time.perf_counter() - t0)
+        model = run.model
+        rows, cols = _fmt(torch.linspace(1.0, -1.0, 7)), _fmt(torch.linspace(-3.0, 3.0, 7))
         if name == "ugvae":
             for k in range(min(model.K, 10 if scale != "tiny" else 2)):
                 p = out / "figures" / f"ugvae_sampling_cluster{k}.png"
                 image_grid_figure(ugvae_sampling_grid(model, k), p,
-                                  f"UG-VAE sampling, cluster d={k}: rows β=t·1 (t: +1 → −1), columns z=μ_k(β)+s·1",
-                                  "local: s from −3 to +3 around μ_k(β)", "global: β along the diagonal")  # fmt: skip
+                                  f"UG-VAE sampling, cluster d={k}\nrow t sets β = t·1, column s sets z = μ_k(β) + s·1",
+                                  "local z: s (offset from the cluster mean μ_k(β))", "global β: t (along the diagonal)",
+                                  cols, rows)  # fmt: skip
                 table["figures"].append(str(p.relative_to(out)))
         else:
             p = out / "figures" / "mlvae_sampling.png"
-            image_grid_figure(mlvae_sampling_grid(model), p, "ML-VAE sampling: rows C=t·1 (t: +1 → −1), columns s=u·1",
-                              "local: u from −3 to +3", "global: C along the diagonal")  # fmt: skip
+            image_grid_figure(mlvae_sampling_grid(model), p, "ML-VAE sampling\nrow t sets C = t·1, column u sets s = u·1",
+                              "local s: u", "global C: t (along the diagonal)", cols, rows)  # fmt: skip
             table["figures"].append(str(p.relative_to(out)))
     md = [f"# ugvae-sampling ({scale}, seed {seed})", "",
-          f"Trained on {table['train_images']} MNIST images in random batches of {s['batch']}, {s['steps']} steps, lr {LR}.",
-          "", "| model | final train loss / datum |", "|---|---|",
-          f"| UG-VAE | {table['ugvae_final_loss_per_datum']:.2f} |", f"| ML-VAE | {table['mlvae_final_loss_per_datum']:.2f} |",
-          "", "Figures: " + ", ".join(table["figures"])]  # fmt: skip
+          f"{_command('ugvae-sampling', scale, seed, s['steps'])}: UG-VAE and ML-VAE (z/β/K = 10/20/10) trained on "
+          f"{table['train_images']} MNIST images in random batches of {s['batch']} for {s['steps']} steps, lr {LR}.",
+          "", *run_rows(table["runs"]), "", "Figures: " + ", ".join(table["figures"])]  # fmt: skip
     write_table(out, "results", table, md)
     return table
 
@@ -281,11 +379,12 @@ SERIES_PAPER_CLAIM = ("the global posterior separates structured (number-series)
 
 
 @EXPERIMENTS.register("ugvae-mnist-series", help="MNIST number-series batches: t-SNE of β and SVM batch classification")
-def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None) -> Dict[str, Any]:
+def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
+                     steps: Optional[int] = None) -> Dict[str, Any]:
     from pyro_vaes.data.batches import SERIES, random_batches, series_batches
     from pyro_vaes.metrics.batch_classification import batch_classification, global_features
 
-    s = _scale(scale)
+    s = _scale(scale, steps)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     data = _mnist(data_root, seed, s)
@@ -300,16 +399,14 @@ def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: 
         "experiment": "ugvae-mnist-series", "paper": PAPER, "paper_claim": SERIES_PAPER_CLAIM, "scale": scale,
         "seed": seed, "train_images": len(data.train), "test_images": len(data.test), "steps": s["steps"],
         "batch_size": B, "lr": LR, "sizes": MNIST_SIZES, "series_batches": len(series), "random_batches": len(rand),
-        "trained_on": "random batches only", "classification": {}, "figures": [], "train_seconds": {},
+        "trained_on": "random batches only", "runs": {}, "classification": {}, "figures": [],
     }  # fmt: skip
     for name in ("ugvae", "mlvae", "gmvae"):
-        _say(f"training {name} on random MNIST batches ({s['steps']} steps)")
-        torch.manual_seed(seed)
-        model, guide, obj = build(name, data.shape, MNIST_SIZES)
         t0 = time.perf_counter()
-        losses = train(model, guide, obj, random_stream(data.train.x, B, seed), s["steps"], log=_say)
-        table["train_seconds"][name] = round(time.perf_counter() - t0, 1)
-        table[f"{name}_final_loss_per_datum"] = float(np.mean(losses[-50:]))
+        run = fit_model(name, data, "mnist", _mnist_args(s), out, sizes=MNIST_SIZES, steps=s["steps"], batch_size=B,
+                        seed=seed, data_root=data_root)  # fmt: skip
+        table["runs"][name] = _run_summary(run, out, time.perf_counter() - t0)
+        guide = run.guide
         f_series = global_features(guide, series_x)
         f_rand = global_features(guide, rand_x)
         feats = np.concatenate([f_series, f_rand])
@@ -321,12 +418,12 @@ def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: 
         tsne_figure(feats, labels, names, p, f"{label} of MNIST batches (trained on random batches only)", seed, s["perplexity"])
         table["figures"].append(str(p.relative_to(out)))
     md = [f"# ugvae-mnist-series ({scale}, seed {seed})", "",
-          f"`pyro-vaes reproduce ugvae-mnist-series --scale {scale} --seed {seed}`: each model trained on "
+          f"{_command('ugvae-mnist-series', scale, seed, s['steps'])}: each model trained on "
           f"{table['train_images']} MNIST training images in random batches of {B} for {s['steps']} steps (lr {LR}, "
           f"Gaussian likelihood var 0.2, z/β/K = 10/20/10); evaluated on {len(series)} number-series batches "
           f"(even/odd/Fibonacci/primes) and {len(rand)} random batches of {B} drawn from the {table['test_images']} "
           "test images. SVM: StandardScaler + SVC, 80/20 stratified split, random_state 42.", "",
-          *classification_rows(table["classification"]), "",
+          *classification_rows(table["classification"]), "", *run_rows(table["runs"]), "",
           f"Paper: {SERIES_PAPER_CLAIM}. The paper reports no accuracy for this experiment.", "",
           "Figures: " + ", ".join(table["figures"])]  # fmt: skip
     write_table(out, "results", table, md)
@@ -344,11 +441,12 @@ CELEBA_PAPER = {
 
 
 @EXPERIMENTS.register("ugvae-celeba-attributes", help="CelebA male/female and black/blond batches: t-SNE and Table 1")
-def run_celeba_attributes(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None) -> Dict[str, Any]:
+def run_celeba_attributes(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
+                          steps: Optional[int] = None) -> Dict[str, Any]:
     from pyro_vaes.data.batches import attribute_batches, random_batches
     from pyro_vaes.metrics.batch_classification import batch_classification, global_features
 
-    s = _scale(scale)
+    s = _scale(scale, steps, "celeba_steps" if "celeba_steps" in SCALES.get(scale, {}) else "steps")
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     data = _celeba(data_root, seed, s)
@@ -371,16 +469,14 @@ def run_celeba_attributes(out: Path, scale: str = "small", seed: int = 0, data_r
         "sizes": CELEBA_SIZES, "eval_batches_per_class": nb, "attribute_batch_size": ab, "hair_batch_size": hb,
         "test_pool_sizes": {"male": int(y[:, col["Male"]].sum()), "female": int((1 - y[:, col["Male"]]).sum()),
                             **{k: len(p) for k, p in pools.items()}},
-        "classification": {}, "figures": [],
+        "runs": {}, "classification": {}, "figures": [],
     }  # fmt: skip
     for name in ("ugvae", "mlvae"):
-        _say(f"training {name} on random CelebA batches ({steps} steps)")
-        torch.manual_seed(seed)
-        model, guide, obj = build(name, data.shape, CELEBA_SIZES)
         t0 = time.perf_counter()
-        losses = train(model, guide, obj, random_stream(data.train.x, B, seed), steps, log=_say)
-        table[f"{name}_train_seconds"] = round(time.perf_counter() - t0, 1)
-        table[f"{name}_final_loss_per_datum"] = float(np.mean(losses[-20:]))
+        run = fit_model(name, data, "celeba", _celeba_args(s), out, sizes=CELEBA_SIZES, steps=steps, batch_size=B,
+                        seed=seed, data_root=data_root)  # fmt: skip
+        table["runs"][name] = _run_summary(run, out, time.perf_counter() - t0)
+        guide = run.guide
         fm, ff, fr = (global_features(guide, b) for b in (male, female, rand))
         fb, fbl = global_features(guide, hair["black hair"]), global_features(guide, hair["blond hair"])
         two = np.concatenate([fm, ff]); two_y = np.array([0] * nb + [1] * nb)
@@ -396,12 +492,12 @@ def run_celeba_attributes(out: Path, scale: str = "small", seed: int = 0, data_r
                         "(trained on random batches)", seed, s["perplexity"])  # fmt: skip
             table["figures"].append(str(p.relative_to(out)))
     md = [f"# ugvae-celeba-attributes ({scale}, seed {seed})", "",
-          f"`pyro-vaes reproduce ugvae-celeba-attributes --scale {scale} --seed {seed}`: trained on "
+          f"{_command('ugvae-celeba-attributes', scale, seed, steps, 'celeba_steps')}: trained on "
           f"{table['train_images']} CelebA-subset images (64x64, random batches of {B}) for {steps} steps (lr {LR}, "
           f"z/β/K = 20/50/20, beta_vae conv nets); {nb} batches per class of {ab} (hair: {hb}) drawn from the "
           f"{table['test_images']} held-out images (pools: {table['test_pool_sizes']}), so batches of one class "
           "overlap heavily. SVM: StandardScaler + SVC, 80/20 stratified split, random_state 42.", "",
-          *classification_rows(table["classification"], CELEBA_PAPER), "",
+          *classification_rows(table["classification"], CELEBA_PAPER), "", *run_rows(table["runs"]), "",
           "Paper numbers: the authors' run notes in `experiments/celeba_attributes.py` (their CelebA: 162k training "
           "images, 20 epochs, dim_beta 50).", "", "Figures: " + ", ".join(table["figures"])]  # fmt: skip
     write_table(out, "results", table, md)
@@ -425,24 +521,22 @@ def interpolation_grid(model, guide, xa: torch.Tensor, xb: torch.Tensor, steps: 
 
 
 @EXPERIMENTS.register("ugvae-domains", help="UG-VAE on mixed CelebA + Yale B batches: β of single-domain batches")
-def run_domains(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None) -> Dict[str, Any]:
-    from pyro_vaes.data import load_dataset
+def run_domains(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
+                steps: Optional[int] = None) -> Dict[str, Any]:
     from pyro_vaes.data.batches import domain_batches
     from pyro_vaes.metrics.batch_classification import batch_classification, global_features
 
-    s = _scale(scale)
+    s = _scale(scale, steps, "domain_steps" if "domain_steps" in SCALES.get(scale, {}) else "steps")
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    celeba = _celeba(data_root, seed, s, labels="Male")
-    yale = load_dataset("yaleb", root=data_root, seed=seed, channels=3, n_train=s["yale_n"],
-                        n_test=None if s["yale_n"] is None else max(s["yale_n"] // 4, s["attr_batch"]))  # fmt: skip
+    data_args = _domain_args(s)
+    celeba, yale, mixed = _domain_parts(data_root, seed, **data_args)  # balanced; ``mixed`` pools both
     B, steps, nb, ab = s["batch"], s.get("domain_steps", s["steps"]), s["attr_batches"], s["attr_batch"]
-    g = torch.Generator().manual_seed(seed)
-    stream = (b.x for b in domain_batches(celeba, yale, 10**9, B, g, proportion=0.5, mode="mixed"))
-    torch.manual_seed(seed)
-    model, guide, obj = build("ugvae", celeba.shape, DOMAIN_SIZES)
-    _say(f"training ugvae on mixed CelebA/Yale B batches ({steps} steps)")
-    losses = train(model, guide, obj, stream, steps, log=_say)
+    t0 = time.perf_counter()
+    run = fit_model("ugvae", mixed, "celeba-yaleb", data_args, out, sizes=DOMAIN_SIZES, steps=steps, batch_size=B,
+                    seed=seed, data_root=data_root)  # fmt: skip
+    fit_seconds = time.perf_counter() - t0
+    model, guide = run.model, run.guide
     ge = torch.Generator().manual_seed(seed + 1)
     single = list(domain_batches(celeba, yale, 2 * nb, ab, ge, proportion=0.5, mode="single", split="test"))
     feats = global_features(guide, [b.x for b in single])
@@ -450,8 +544,9 @@ def run_domains(out: Path, scale: str = "small", seed: int = 0, data_root: Optio
     table: Dict[str, Any] = {
         "experiment": "ugvae-domains", "paper": PAPER, "scale": scale, "seed": seed, "steps": steps, "batch_size": B,
         "lr": LR, "sizes": DOMAIN_SIZES, "train_images": {"celeba": len(celeba.train), "yaleb": len(yale.train)},
+        "balanced_from": {"celeba": celeba.info["balanced_from"], "yaleb": yale.info["balanced_from"]},
         "single_domain_batches": {"celeba": int((labels == 0).sum()), "yaleb": int((labels == 1).sum())},
-        "final_loss_per_datum": float(np.mean(losses[-20:])), "figures": [],
+        "runs": {"ugvae": _run_summary(run, out, fit_seconds)}, "figures": [],
         "note": "3D FACES (the paper's second domain) is not available; Extended Yale B (grey, repeated to RGB) stands in",
     }  # fmt: skip
     if len(np.unique(labels)) == 2 and min(np.bincount(labels)) >= 2:
@@ -463,13 +558,17 @@ def run_domains(out: Path, scale: str = "small", seed: int = 0, data_root: Optio
     xa = next(b.x for b in single if b.group == 0) if (labels == 0).any() else celeba.test.x[:ab]
     xb = next(b.x for b in single if b.group == 1) if (labels == 1).any() else yale.test.x[:ab]
     p = out / "figures" / "interpolation.png"
-    image_grid_figure(interpolation_grid(model, guide, xa, xb), p, "UG-VAE interpolation CelebA → Yale B",
-                      "local z: image A → image B", "global β: batch A → batch B")  # fmt: skip
+    w = [f"{float(v):.2f}" for v in torch.linspace(0.0, 1.0, 7)]
+    image_grid_figure(interpolation_grid(model, guide, xa, xb), p, "UG-VAE interpolation\nCelebA batch A → Yale B batch B",
+                      "local z: weight of image B's z", "global β: weight of batch B's μ_β", w, w)  # fmt: skip
     table["figures"].append(str(p.relative_to(out)))
     sep = table.get("separability", {}).get("linear", {})
     md = [f"# ugvae-domains ({scale}, seed {seed})", "",
-          f"UG-VAE (z/β/K = 40/40/40) trained {steps} steps on random 50/50 mixed batches of {B} "
-          f"(CelebA subset {len(celeba.train)} + Yale B {len(yale.train)} images); then μ_β of single-domain test batches.",
+          f"{_command('ugvae-domains', scale, seed, steps, 'domain_steps')}: UG-VAE (z/β/K = 40/40/40) trained "
+          f"{steps} steps (lr {LR}) on random batches of {B} from CelebA and Yale B balanced to {len(celeba.train)} "
+          f"training images each (from {celeba.info['balanced_from']} and {yale.info['balanced_from']}), so batches "
+          f"mix the domains ~50/50; then μ_β of {len(single)} single-domain batches of {ab} from the "
+          f"{len(celeba.test)} + {len(yale.test)} held-out images.", "", *run_rows(table["runs"]),
           "", "| linear SVM domain separability | train | test |", "|---|---|---|",
           f"| UG-VAE μ_β | {sep.get('train', float('nan')):.3f} | {sep.get('test', float('nan')):.3f} |", "",
           table["note"] + ".", "", "Figures: " + ", ".join(table["figures"])]  # fmt: skip

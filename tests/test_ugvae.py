@@ -254,7 +254,96 @@ def test_global_features_reads_the_guide():
     assert feats.shape == (3, 3) and guide.training
 
 
+# -- experiments: every model trains through pyro_vaes.fit ---------------------------------------------------
+def _random_images(n_train, n_test, shape=(1, 28, 28), seed=0, value=None):
+    from pyro_vaes.data import ArraySplit, VAEData
+
+    g = torch.Generator().manual_seed(seed)
+    make = (lambda n: torch.full((n, *shape), value)) if value is not None else (lambda n: torch.rand(n, *shape, generator=g))
+    return VAEData("random", ArraySplit(make(n_train), torch.randint(10, (n_train,), generator=g)),
+                   ArraySplit(make(n_test), torch.randint(10, (n_test,), generator=g)))  # fmt: skip
+
+
+def test_experiments_have_no_private_training_loop():
+    from pyro_vaes import experiments_ugvae as ex
+
+    for name in ("train", "_train_loop", "random_stream", "build"):
+        assert not hasattr(ex, name), f"experiments_ugvae.{name} exists: experiments must train through pyro_vaes.fit"
+
+
+@pytest.mark.parametrize("name", ["ugvae", "mlvae", "gmvae"])
+def test_fit_model_writes_a_run_folder_that_loads_and_evaluates(tmp_path, name):
+    """fit_model goes through pyro_vaes.fit into OUT/runs/<model>; the folder reopens with the same weights."""
+    import pyro_vaes
+    from pyro_vaes.experiments_ugvae import LR, fit_model
+
+    data = _random_images(64, 32)
+    sizes = {"z_dim": 3, "beta_dim": 4, "K": 3}
+    run = fit_model(name, data, "mnist", {"binarize": "none", "n_train": 64, "n_test": 32}, tmp_path, sizes=sizes,
+                    steps=3, batch_size=16, seed=0)  # fmt: skip
+    assert run.run_dir == tmp_path / "runs" / name
+    assert not run.model.training and not run.guide.training
+    assert [row["step"] for row in run.history] == [3] and np.isfinite(run.history[-1]["test_loss"])
+    cfg = run.config
+    assert (cfg.model, cfg.objective, cfg.data, cfg.lr, cfg.steps, cfg.batch_size) == (name, "enum-elbo", "mnist", LR, 3, 16)
+    assert cfg.data_args == {"binarize": "none", "n_train": 64, "n_test": 32}
+    loaded = pyro_vaes.load(run.run_dir, dataset=data)
+    for a, b in zip(run.guide.state_dict().values(), loaded.guide.state_dict().values()):
+        assert torch.equal(a, b)
+    res = loaded.evaluate(num_particles=4, max_examples=8, write=False)
+    assert np.isfinite(res["log_likelihood"])
+
+
+def test_model_args_give_the_baselines_ugvaes_sizes():
+    from pyro_vaes.experiments_ugvae import model_args
+
+    sizes = {"z_dim": 10, "beta_dim": 20, "K": 10}
+    assert model_args("ugvae", sizes) == sizes
+    assert model_args("gmvae", sizes) == {"z_dim": 10, "w_dim": 20, "K": 10}
+    assert model_args("mlvae", sizes) == {"s_dim": 10, "c_dim": 20}
+    with pytest.raises(ValueError, match="unknown model"):
+        model_args("vae", sizes)
+
+
+def test_balanced_domains_pool_mixes_random_batches_half_and_half():
+    from pyro_vaes.data import iterate_batches
+    from pyro_vaes.experiments_ugvae import balanced_domains
+
+    a = _random_images(300, 40, shape=(3, 4, 4), value=0.0)
+    b = _random_images(120, 60, shape=(3, 4, 4), value=1.0)
+    ba, bb, mixed = balanced_domains(a, b, seed=0)
+    assert len(ba.train) == len(bb.train) == 120 and len(ba.test) == len(bb.test) == 40
+    assert len(mixed.train) == 240 and len(mixed.test) == 80
+    for split in (mixed.train, mixed.test):
+        assert torch.equal(split.y, split.x[:, 0, 0, 0].long())  # y is the domain (a = 0, b = 1), item by item
+        assert 0 < int(split.y[: len(split) // 4].sum()) < len(split) // 4  # shuffled: a prefix mixes domains
+    frac = [float(mixed.train.y[idx].float().mean()) for _, idx in itertools.islice(iterate_batches(240, 32, 0), 50)]
+    assert abs(np.mean(frac) - 0.5) < 0.05 and min(frac) > 0.15 and max(frac) < 0.85
+    assert torch.equal(balanced_domains(a, b, seed=0)[2].train.x, mixed.train.x)  # seeded
+    with pytest.raises(ValueError, match="differ in shape"):
+        balanced_domains(a, _random_images(10, 10, shape=(1, 4, 4)))
+
+
+def test_domain_dataset_is_registered_so_run_folders_reopen():
+    from pyro_vaes.registry import DATASETS
+
+    assert "celeba-yaleb" in DATASETS and DATASETS.entry("celeba-yaleb").meta["kind"] == "real"
+
+
 # -- experiments at tiny scale ------------------------------------------------------------------------------
+def _check_runs(out, table, models):
+    import pyro_vaes
+
+    assert set(table["runs"]) == set(models)
+    for name in models:
+        run_dir = out / "runs" / name
+        assert table["runs"][name]["run_dir"] == f"runs/{name}"
+        assert (run_dir / "checkpoint.pt").exists() and (run_dir / "metrics.jsonl").exists()
+        run = pyro_vaes.load(run_dir)  # rebuilds the data from config.json (registry name, data_args, data_root)
+        assert run.config.model == name and run.config.steps == table["steps"]
+        assert np.isfinite(table["runs"][name]["test_loss_per_datum"])
+
+
 @pytest.mark.data
 def test_mnist_series_experiment_tiny(tmp_path, shared_data):
     from pyro_vaes.experiments_ugvae import run_mnist_series
@@ -263,6 +352,7 @@ def test_mnist_series_experiment_tiny(tmp_path, shared_data):
     assert set(table["classification"]) == {f"{m}:{t}" for m in ("ugvae", "mlvae", "gmvae") for t in ("series only", "series + random")}
     assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").exists()
     assert all((tmp_path / f).exists() for f in table["figures"])
+    _check_runs(tmp_path, table, ("ugvae", "mlvae", "gmvae"))
 
 
 @pytest.mark.slow
@@ -273,3 +363,7 @@ def test_other_experiments_tiny(tmp_path, shared_data, name):
 
     table = EXPERIMENTS.get(name)(tmp_path, "tiny", 0, str(shared_data))
     assert all((tmp_path / f).exists() for f in table["figures"])
+    models = {"ugvae-sampling": ("ugvae", "mlvae"), "ugvae-celeba-attributes": ("ugvae", "mlvae"), "ugvae-domains": ("ugvae",)}
+    _check_runs(tmp_path, table, models[name])
+    if name == "ugvae-domains":
+        assert table["train_images"]["celeba"] == table["train_images"]["yaleb"]  # balanced before pooling

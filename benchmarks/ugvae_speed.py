@@ -29,6 +29,7 @@ from pyro.infer import SVI, TraceEnum_ELBO
 from pyro_vaes.guides.ugvae import UGVAEStructuredGuide
 from pyro_vaes.models.ugvae import UGVAE
 from pyro_vaes.objectives.ugvae import ugvae_loss_terms
+from pyro_vaes.params import param_registration
 
 
 def make(seed: int, args):
@@ -71,9 +72,10 @@ def main() -> None:
         loss.backward()
         opt_t.step()
 
-    def step_enum():
+    def step_enum():  # as the engine's torch backend runs a step: no param-store registration
         opt_e.zero_grad(set_to_none=True)
-        loss = elbo.differentiable_loss(m_e.model, g_e.guide, x)
+        with param_registration(False):
+            loss = elbo.differentiable_loss(m_e.model, g_e.guide, x)
         loss.backward()
         opt_e.step()
 

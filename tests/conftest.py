@@ -15,12 +15,15 @@ SHARED_DATA = Path(os.environ.get("PYRO_VAES_DATA", REPO.parent / "shared" / "da
 
 @pytest.fixture(autouse=True)
 def clean_pyro_state():
-    """Each test starts with an empty param store, validation on, and seed 0."""
+    """Each test starts with an empty param store, validation on, seed 0 and one torch thread."""
     pyro.clear_param_store()
     pyro.enable_validation(True)
     pyro.set_rng_seed(0)
     torch.set_default_dtype(torch.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is faster, and far faster on busy shared cores
     yield
+    torch.set_num_threads(threads)
     pyro.clear_param_store()
 
 

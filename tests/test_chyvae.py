@@ -16,14 +16,6 @@ from pyro_vaes.objectives.chyvae import closed_form_regulariser, dropped_constan
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES, default_guide, guides_for
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster than two on busy shared cores (restored after each test)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _model(nu=8.0, p=3, n_in=20, **kw):
     return MODELS.get("chyvae")((n_in,), latent_dim=p, nu=nu, arch="mlp", hidden=16, **kw)

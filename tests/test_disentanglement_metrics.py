@@ -14,14 +14,6 @@ from pyro_vaes.metrics.mig import histogram_discretize, mig, mig_from_source
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than two on busy shared cores (restored after each test)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 class TinyFactors(FactorSource):
     """Independent uniform factors; an observation is the factor vector itself (as floats)."""
 

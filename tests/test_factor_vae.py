@@ -14,14 +14,6 @@ from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than two on busy shared cores (restored after each test)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def _vae(d=3, n_in=12):
     model = MODELS.get("vae")((n_in,), latent_dim=d, arch="mlp", hidden=16)
     guide = GUIDES.get("diagonal")(model, hidden=16)

@@ -15,14 +15,6 @@ from pyro_vaes.distributions import InverseWishart
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster than two on busy shared cores (restored after each test)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def _random_spd(p: int, *batch: int, generator=None) -> torch.Tensor:
     a = torch.randn(*batch, p, p, dtype=torch.float64, generator=generator)
     return a @ a.transpose(-1, -2) + p * torch.eye(p, dtype=torch.float64)

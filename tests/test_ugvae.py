@@ -6,7 +6,6 @@ import itertools
 import math
 
 import numpy as np
-import pyro
 import pyro.poutine as poutine
 import pytest
 import torch

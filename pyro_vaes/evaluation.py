@@ -81,6 +81,15 @@ def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num
     return SiteLogProbs(log_w, obs, latent_q, latent_p)
 
 
+def decode_latents(model, encoded: Dict[str, torch.Tensor], z: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Decode ``z`` (default: the posterior mean ``encoded["loc"]``); a model with a batch-level latent also
+    gets the guide's ``global_loc`` (e.g. UG-VAE's μ_β), which its ``decode`` takes as second argument."""
+    z = encoded["loc"] if z is None else z
+    if getattr(model, "global_sites", ()) and "global_loc" in encoded:
+        return model.decode(z, encoded["global_loc"])
+    return model.decode(z)
+
+
 def _has_global_sites(model) -> bool:
     return len(getattr(model, "global_sites", ())) > 0
 
@@ -184,7 +193,7 @@ def evaluate(
             z = enc["loc"]
             means.append(z.reshape(b, -1).cpu())
             try:
-                recon = model.decode(z)
+                recon = decode_latents(model, enc)
                 tot["recon_mse"] += float(((recon - x) ** 2).reshape(b, -1).sum())
             except (NotImplementedError, TypeError, RuntimeError):
                 tot["recon_mse"] = float("nan")

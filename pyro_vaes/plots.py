@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from pyro_vaes.evaluation import decode_latents  # noqa: E402
+
 KINDS = ("reconstructions", "samples", "traversals")
 
 
@@ -86,8 +88,7 @@ def _flat_plot(x: torch.Tensor, title: str, path: Path, other: Optional[torch.Te
 def reconstructions(run, path: Path, n: int = 16) -> Path:
     x, _ = run.data.test.batch(torch.arange(min(n, len(run.data.test))))
     x = x.to(run.parts.device)
-    z = run.guide.encode(x)["loc"]
-    recon = run.model.decode(z).cpu()
+    recon = decode_latents(run.model, run.guide.encode(x)).cpu()
     x = x.cpu()
     title = f"{run.config.model} on {run.config.data}: test data (top) and reconstructions from the posterior mean"
     if run.data.is_image:
@@ -109,15 +110,16 @@ def samples(run, path: Path, n: int = 64) -> Path:
 @torch.no_grad()
 def traversals(run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int = 20) -> Path:
     """One row per latent dimension: that dimension swept over [-span, span] around the posterior mean of a
-    test image, the others held fixed."""
-    x, _ = run.data.test.batch(torch.arange(1))
-    z0 = run.guide.encode(x.to(run.parts.device))["loc"][0]
+    test image, the others (and a batch-level latent, at its posterior mean for the first test batch) fixed."""
+    x, _ = run.data.test.batch(torch.arange(min(64, len(run.data.test))))  # a batch, for batch-level latents
+    encoded = run.guide.encode(x.to(run.parts.device))
+    z0 = encoded["loc"][0]
     d = min(z0.shape[-1], max_dims)
     values = torch.linspace(-span, span, steps, device=z0.device)
     z = z0.repeat(d, steps, 1)
     for i in range(d):
         z[i, :, i] = values
-    out = run.model.decode(z.reshape(d * steps, -1)).cpu()
+    out = decode_latents(run.model, encoded, z.reshape(d * steps, -1)).cpu()
     title = f"{run.config.model}: latent traversals (row = dimension, z_d from {-span:g} to {span:g})"
     if run.data.is_image:
         return image_grid(out, steps, title, path, row_labels=[f"z{i}" for i in range(d)], xlabel="value of z_d",

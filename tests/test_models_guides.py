@@ -55,6 +55,10 @@ def test_model_exposes_decode_and_prior(model_name):
     assert xs.shape == (3, *model.input_shape)
     enc = guide.encode(x)
     assert "loc" in enc and enc["loc"].shape[0] == x.shape[0]
+    from pyro_vaes.evaluation import decode_latents
+
+    with torch.no_grad():
+        assert decode_latents(model, enc).shape == x.shape  # with the batch-level latent where there is one
 
 
 def test_vae_trace_shapes():

@@ -97,9 +97,10 @@ class UGVAEClosedForm(Objective):
         self.estimator = estimator
 
     def bind(self, model, guide) -> "UGVAEClosedForm":
+        from pyro_vaes.guides.ugvae import UGVAEMarginalGuide
         from pyro_vaes.models.ugvae import UGVAE
 
-        if not isinstance(model, UGVAE) or not hasattr(guide, "d_logits") or type(guide).__name__ == "UGVAEMarginalGuide":
+        if not isinstance(model, UGVAE) or not hasattr(guide, "d_logits") or isinstance(guide, UGVAEMarginalGuide):
             raise ValueError(
                 "objective ugvae-closed-form fits the ugvae model with the ugvae-structured or ugvae-meanfield "
                 f"guide, got {type(model).__name__} / {type(guide).__name__}; use --objective enum-elbo"

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from pyro_vaes.data import ArraySplit, VAEData
+from pyro_vaes.plots import image_grid
 from pyro_vaes.registry import DATASETS, EXPERIMENTS
 
 PAPER = "Peis, Olmos & Artés-Rodríguez, arXiv 2012.08234"
@@ -127,32 +128,9 @@ def _plt():
 
 def image_grid_figure(images: torch.Tensor, path: Path, title: str, xlabel: str, ylabel: str,
                       col_labels: Optional[Sequence[str]] = None, row_labels: Optional[Sequence[str]] = None) -> Path:
-    """(rows, cols, C, H, W) images in [0, 1] as one titled, labelled PNG; ``col_labels``/``row_labels``
-    (optional) mark each column's and row's value."""
-    plt = _plt()
-    R, C = images.shape[:2]
-    H, W = images.shape[-2:]
-    rows = [torch.cat(list(images[r]), dim=-1) for r in range(R)]
-    grid = torch.cat(rows, dim=-2).clamp(0, 1)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * C + 1.0), max(4.0, 0.9 * R + 1.0)))
-    img = grid.permute(1, 2, 0).cpu().numpy()
-    if img.shape[-1] == 1:
-        ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-    else:
-        ax.imshow(img)
-    ax.set_title(title if "\n" in title else textwrap.fill(title, 75), fontsize=9)
-    ax.set_xlabel(xlabel, fontsize=9), ax.set_ylabel(ylabel, fontsize=9)
-    ax.set_xticks([W * (c + 0.5) for c in range(C)] if col_labels else [])
-    ax.set_yticks([H * (r + 0.5) for r in range(R)] if row_labels else [])
-    if col_labels:
-        ax.set_xticklabels(col_labels, fontsize=8)
-    if row_labels:
-        ax.set_yticklabels(row_labels, fontsize=8)
-    ax.tick_params(length=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    """(rows, cols, C, H, W) images in [0, 1] as one titled, labelled PNG (:func:`pyro_vaes.plots.image_grid`)."""
+    return image_grid(images.flatten(0, 1), images.shape[1], title, path, row_labels=row_labels, xlabel=xlabel,
+                      col_labels=col_labels, ylabel=ylabel)
 
 
 def _fmt(values: torch.Tensor) -> List[str]:

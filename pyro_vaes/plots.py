@@ -6,6 +6,7 @@ Image data is tiled with :func:`torchvision.utils.make_grid` and drawn with matp
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -41,13 +42,20 @@ def image_grid(
     row_labels: Optional[Sequence[str]] = None,
     xlabel: Optional[str] = None,
     col_labels: Optional[Sequence[str]] = None,
+    ylabel: Optional[str] = None,
 ) -> Path:
-    """Tile images ``x`` (N, C, H, W) ``nrow`` per row with a title and optional row labels."""
+    """Tile images ``x`` (N, C, H, W) in [0, 1], ``nrow`` per row, with a title and optional row and column
+    labels (one per row / column of the grid) and axis labels."""
     img = _to_image(x, nrow)
     rows = -(-x.shape[0] // nrow)
     fig, ax = plt.subplots(figsize=(max(4, nrow * 0.6 + 1), max(2, rows * 0.6 + 0.8)))
-    ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", interpolation="nearest")
-    ax.set_title(title)
+    if img.shape[-1] == 1:
+        ax.imshow(img.squeeze(-1), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(img, interpolation="nearest")
+    ax.set_title(title if "\n" in title else textwrap.fill(title, 75), fontsize=10)
+    if ylabel:
+        ax.set_ylabel(ylabel)
     h = x.shape[-2] + 2
     if row_labels:
         ax.set_yticks([2 + h * (i + 0.5) for i in range(len(row_labels))])

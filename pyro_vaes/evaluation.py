@@ -94,27 +94,57 @@ def _has_global_sites(model) -> bool:
     return len(getattr(model, "global_sites", ())) > 0
 
 
-@torch.no_grad()
-def log_likelihood_is(
-    model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100
-) -> torch.Tensor:
-    """Importance-sampled log p(x_i) per datum, shape (B,), with ``num_particles`` draws from the guide.
+@dataclass
+class ParticleEstimates:
+    """Per-datum estimates from one importance-sampling pass, each of shape (B,)."""
 
-    Particles are processed ``chunk`` at a time and combined with a running logsumexp, so memory is bounded.
-    For a model with batch-level latents the estimate is of log p(X) for the batch, divided by its size.
+    log_likelihood: torch.Tensor  # logsumexp_s log w_s − log S
+    elbo: torch.Tensor  # mean_s log w_s
+    reconstruction: torch.Tensor  # mean_s log p(x | z_s)
+    kl: Dict[str, torch.Tensor]  # mean_s [log q − log p] per latent site
+
+
+@torch.no_grad()
+def particle_estimates(
+    model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100
+) -> ParticleEstimates:
+    """``num_particles`` draws from the guide for a batch, ``chunk`` at a time (memory is bounded), reduced to
+    the importance-sampled log-likelihood, the ELBO, the reconstruction term and the KL per site.
+
+    For a model with batch-level latents the likelihood is the estimate of log p(X) for the batch divided by
+    its size.
     """
     B = x.shape[0]
     joint = _has_global_sites(model)
-    chunks: List[torch.Tensor] = []
+    weights: List[torch.Tensor] = []
+    elbo, obs = x.new_zeros(B), x.new_zeros(B)
+    kl: Dict[str, torch.Tensor] = {}
     done = 0
     while done < num_particles:
         s = min(chunk, num_particles - done)
-        lw = site_log_probs(model, guide, x, y, s).log_w  # (s, B)
-        chunks.append(lw.sum(-1, keepdim=True) if joint else lw)
+        lp = site_log_probs(model, guide, x, y, s)  # (s, B) each
+        weights.append(lp.log_w.sum(-1, keepdim=True) if joint else lp.log_w)
+        elbo += lp.log_w.sum(0)
+        obs += lp.obs.sum(0)
+        for name in lp.latent_q:
+            kl[name] = kl.get(name, 0.0) + (lp.latent_q[name] - lp.latent_p[name]).sum(0)
         done += s
-    lw = torch.cat(chunks, 0)
+    lw = torch.cat(weights, 0)
     ll = torch.logsumexp(lw, 0) - math.log(num_particles)
-    return ll.expand(B) / B if joint else ll
+    return ParticleEstimates(
+        ll.expand(B) / B if joint else ll,
+        elbo / num_particles,
+        obs / num_particles,
+        {k: v / num_particles for k, v in kl.items()},
+    )
+
+
+def log_likelihood_is(
+    model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100
+) -> torch.Tensor:
+    """Importance-sampled log p(x_i) per datum, shape (B,), with ``num_particles`` draws from the guide
+    (Burda et al., 2016, eq. 8); see :func:`particle_estimates`."""
+    return particle_estimates(model, guide, x, y, num_particles, chunk).log_likelihood
 
 
 def _marginal_normal(d) -> Optional[Normal]:
@@ -161,9 +191,9 @@ def evaluate(
 ) -> Dict[str, object]:
     """All evaluation numbers for a held-out split (mean per datum, in nats).
 
-    Returns ``log_likelihood`` (importance-sampled, ``num_particles`` draws), ``elbo``, ``reconstruction``
-    (E_q[log p(x | z)]), ``recon_mse`` (squared error of the decoded posterior mean, summed over an
-    observation), ``kl`` per latent site, ``kl_per_dim`` per Gaussian site, ``active_units`` (dimensions
+    Returns ``log_likelihood`` (importance-sampled), ``elbo``, ``reconstruction`` (E_q[log p(x | z)]) and ``kl``
+    per latent site, all from the same ``num_particles`` draws; ``recon_mse`` (squared error of the decoded
+    posterior mean, summed over an observation), ``kl_per_dim`` per Gaussian site, ``active_units`` (dimensions
     whose posterior mean varies with Cov_x(E_q[z_d]) > 0.01), and ``n``.
     """
     device = next(model.parameters()).device
@@ -172,6 +202,7 @@ def evaluate(
     kl_site: Dict[str, float] = {}
     kl_dim: Dict[str, torch.Tensor] = {}
     means: List[torch.Tensor] = []
+    modes = model.training, guide.training
     model.eval(), guide.eval()
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(n, start + batch_size))
@@ -179,13 +210,12 @@ def evaluate(
         x = x.to(device)
         y = None if y is None else y.to(device)
         b = x.shape[0]
-        tot["log_likelihood"] += float(log_likelihood_is(model, guide, x, y, num_particles, chunk).sum())
-        lp = site_log_probs(model, guide, x, y, min(num_particles, 10))
-        tot["elbo"] += float(lp.log_w.mean(0).sum())
-        tot["reconstruction"] += float(lp.obs.mean(0).sum())
-        for name in lp.latent_q:
-            kl = (lp.latent_q[name] - lp.latent_p[name]).mean(0).sum()
-            kl_site[name] = kl_site.get(name, 0.0) + float(kl)
+        est = particle_estimates(model, guide, x, y, num_particles, chunk)
+        tot["log_likelihood"] += float(est.log_likelihood.sum())
+        tot["elbo"] += float(est.elbo.sum())
+        tot["reconstruction"] += float(est.reconstruction.sum())
+        for name, kl in est.kl.items():
+            kl_site[name] = kl_site.get(name, 0.0) + float(kl.sum())
         for name, v in kl_per_dimension(model, guide, x, y).items():
             kl_dim[name] = kl_dim.get(name, 0.0) + v * b
         enc = guide.encode(x)
@@ -197,7 +227,7 @@ def evaluate(
                 tot["recon_mse"] += float(((recon - x) ** 2).reshape(b, -1).sum())
             except (NotImplementedError, TypeError, RuntimeError):
                 tot["recon_mse"] = float("nan")
-    model.train(), guide.train()
+    model.train(modes[0]), guide.train(modes[1])
     result: Dict[str, object] = {k: v / n for k, v in tot.items()}
     result["kl"] = {k: v / n for k, v in kl_site.items()}
     result["kl_total"] = sum(result["kl"].values())  # type: ignore[arg-type]

@@ -149,6 +149,8 @@ def cmd_sample(args) -> int:
     run = load(args.run, device=args.device)
     x = run.sample(args.n, seed=args.seed)
     out = Path(args.out) if args.out else Path(args.run) / "figures" / "samples.png"
+    if not run.data.is_image:  # flat data: the samples themselves, as a tensor file
+        out = out.with_suffix(".pt")
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite or another --out")
     if run.data.is_image:
@@ -156,7 +158,6 @@ def cmd_sample(args) -> int:
     else:
         import torch
 
-        out = out.with_suffix(".pt")
         torch.save(x, out)
     print(f"written: {out}")
     return 0

@@ -105,3 +105,11 @@ def test_guide_that_does_not_fit_the_model_is_refused(capsys, monkeypatch):
 def test_every_command_has_help(command):
     out = subprocess.run([sys.executable, "-m", "pyro_vaes.cli", command, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: pyro-vaes" in out.stdout
+
+
+def test_sample_never_overwrites_without_asking(run_dir, tmp_path, capsys):
+    target = tmp_path / "s.pt"
+    target.write_bytes(b"user data")
+    assert main(["sample", str(run_dir), "--out", str(tmp_path / "s.png")]) == 2
+    assert target.read_bytes() == b"user data"
+    assert "exists" in capsys.readouterr().err

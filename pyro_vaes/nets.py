@@ -17,7 +17,7 @@ Architectures (``arch``):
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -138,7 +138,3 @@ def broadcast_cat(tensors: Sequence[torch.Tensor], dim: int = -1) -> torch.Tenso
     """``torch.cat`` after broadcasting all but ``dim`` (needed under enumeration and particle plates)."""
     shape = torch.broadcast_shapes(*[t.shape[:-1] for t in tensors])
     return torch.cat([t.expand(*shape, t.shape[-1]) for t in tensors], dim=dim)
-
-
-def event_shape_dims(shape: Tuple[int, ...]) -> int:
-    return len(shape)

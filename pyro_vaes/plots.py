@@ -19,9 +19,6 @@ from torchvision.utils import make_grid  # noqa: E402
 
 from pyro_vaes.evaluation import decode_latents  # noqa: E402
 
-KINDS = ("reconstructions", "samples", "traversals")
-
-
 def _to_image(x: torch.Tensor, nrow: int) -> torch.Tensor:
     grid = make_grid(x.clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=0.5)
     return grid.permute(1, 2, 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import pyro
@@ -93,7 +92,3 @@ class Objective:
 
     def auxiliary_loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no auxiliary module")
-
-    def hyperparameters(self) -> Dict[str, Any]:
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self" and hasattr(self, k)}

@@ -110,6 +110,3 @@ class IWAE(Renyi):
 
     def __init__(self, num_particles: int = 5):
         super().__init__(alpha=0.0, num_particles=num_particles)
-
-    def hyperparameters(self) -> Dict[str, Any]:
-        return {"num_particles": self.num_particles}

@@ -36,7 +36,7 @@ from pyro_vaes.registry import GUIDES, MODELS
 
 
 def hand_loss(model, guide, x):
-    q = guide.encode(x)
+    q = guide.encode(x)["z"]
     z = q["loc"] + q["scale"] * torch.randn_like(q["loc"])
     logits = model.decoder(z)
     log_px = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")

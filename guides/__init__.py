@@ -1,11 +1,9 @@
 """Variational families, one module per model family (installed as ``pyro_vaes.guides``).
 
-Each guide is registered by name in :data:`pyro_vaes.registry.GUIDES` with the models it fits.
+Each guide registers itself by name in :data:`pyro_vaes.registry.GUIDES` with the models it fits; the
+registry imports every module of this package on its first lookup, so a new guide is one new file here.
 """
 
-from pyro_vaes.guides import vae  # noqa: F401  (registers the guides)
-from pyro_vaes.guides import chyvae  # noqa: F401  (CHyVAE; issue 5)
-from pyro_vaes.guides import ugvae, gmvae, mlvae  # noqa: F401  (UG-VAE family)
-from pyro_vaes.guides.base import GuideBase
+from pyro_vaes.guides.base import GuideBase, posterior_means
 
-__all__ = ["GuideBase"]
+__all__ = ["GuideBase", "posterior_means"]

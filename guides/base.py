@@ -1,23 +1,45 @@
-"""What every guide offers the engine and the metrics."""
+"""The guide contract: what every variational family offers the engine, evaluation, plots and metrics.
+
+A guide is an ``nn.Module`` built from the model it approximates, ``Guide(model, **guide_args)``, so it knows
+the observation shape and the latent sizes. It offers
+
+* ``guide(x, y=None)`` — q(latents | x, y) as a Pyro guide: one sample site per latent site of the model
+  (a discrete site the model enumerates may be left out; the model then sums it out), ``pyro.plate("data")``
+  around the per-datum ones;
+* ``encode(x, y=None)`` — the posterior parameters per latent site: ``{site: {param: tensor}}``, e.g.
+  ``{"z": {"loc": (B, d), "scale": (B, d)}}`` or UG-VAE's ``{"z": ..., "d": {"probs": (B, K)},
+  "beta": {"loc": (d_β,), "scale": (d_β,)}}``. Every continuous site has ``loc``, its posterior mean (for a
+  site whose q depends on another sampled latent, the parameters at that latent's posterior mean).
+
+and declares ``enumerated_sites`` (discrete sites it marks for parallel enumeration) and ``mean_field``
+(q factorises over the sites given x, in the model's site order).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from pyro_vaes.models.base import ModelBase
 
+Encoded = Dict[str, Dict[str, torch.Tensor]]
+
 
 class GuideBase(nn.Module):
-    """A variational family q(latents | x) written as a Pyro ``guide(x, y=None)`` method.
-
-    A guide is built from the model it approximates (``Guide(model, **guide_args)``), so it knows the
-    observation shape and latent sizes; its sample sites are the model's ``latent_sites``.
-    """
+    """A variational family q(latents | x, y) written as a Pyro ``guide(x, y=None)`` method."""
 
     pyro_name: str = "guide"
+    #: discrete sites this guide samples with ``infer={"enumerate": "parallel"}``
+    enumerated_sites: Tuple[str, ...] = ()
+    #: whether q factorises over the latent sites given x, sampled in the model's site order (what analytic
+    #: per-site KLs, ``TraceMeanField_ELBO`` included, need)
+    mean_field: bool = False
+    #: the objective ``pyro-vaes fit`` uses with this guide when none is given (None: the model's default)
+    default_objective: Optional[str] = None
+    #: small constructor arguments for the contract tests
+    example_args: Dict[str, Any] = {}
 
     def __init__(self, model: ModelBase):
         super().__init__()
@@ -26,6 +48,11 @@ class GuideBase(nn.Module):
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Any:
         raise NotImplementedError
 
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Posterior parameters for ``x``; ``loc`` is the posterior mean of the main latent."""
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+        """Posterior parameters per latent site for a batch ``x`` (see the module docstring)."""
         raise NotImplementedError
+
+
+def posterior_means(encoded: Encoded) -> Dict[str, torch.Tensor]:
+    """``{site: loc}`` for every site of an :meth:`GuideBase.encode` result that has a posterior mean."""
+    return {site: params["loc"] for site, params in encoded.items() if "loc" in params}

@@ -9,7 +9,7 @@
   IW–Normal pair. With it the sampled ELBO equals the collapsed (Student-t) bound draw by draw.
   ``sigma_from="independent"`` instead conditions Σ on a second, independent draw z̃ ~ q(z | x) (an auxiliary
   variable inside the guide), which is the family whose ELBO the authors' closed form computes
-  (papers.md §2.2/2.7; see :mod:`pyro_vaes.objectives.chyvae`).
+  (see :mod:`pyro_vaes.objectives.chyvae`).
 
 * ``chyvae-meanfield``: q(z, Σ | x) = N(z; μ_φ(x), S_φ(x)) · IW(Σ; Ψ_φ(x), ν_φ(x)), Σ independent of z given
   x — the fully factorised family the paper reports as unstable ("training was unstable and results were
@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
 import pyro
 import pyro.distributions as dist
@@ -27,49 +27,45 @@ from torch import nn
 from torch.nn import functional as F
 
 from pyro_vaes.distributions import InverseWishart
-from pyro_vaes.guides.base import GuideBase
+from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.models.base import positive_int
 from pyro_vaes.models.chyvae import CHyVAE
 from pyro_vaes.nets import Encoder
+from pyro_vaes.nets.heads import covariance_from_raw, inv_softplus
 from pyro_vaes.params import register
 from pyro_vaes.registry import GUIDES
-
-JITTER = 1e-4
 
 
 class _FullCovarianceEncoder(GuideBase):
     """μ(x) and the authors' full covariance S(x) = L Lᵀ + 1e-4·I, diag L = softplus(·) + 1e-4."""
 
+    example_args = {"hidden": 16}
+
     def __init__(self, model: CHyVAE, hidden: int = 128):
         super().__init__(model)
         if not isinstance(model, CHyVAE):
             raise ValueError(f"this guide is written for the chyvae model, got {type(model).__name__}")
+        hidden = positive_int("hidden", hidden)
         self.model_ref = [model]  # not a submodule: its parameters belong to the model
         p = self.latent_dim = model.latent_dim
         self.encoder = Encoder(model.arch, model.input_shape, hidden)
         self.loc = nn.Linear(hidden, p)
         self.raw_tril = nn.Linear(hidden, p * p)
-        self.register_buffer("tril_mask", torch.tril(torch.ones(p, p), diagonal=-1), persistent=False)
 
     @property
     def chyvae(self) -> CHyVAE:
         return self.model_ref[0]
 
-    def _encode_h(self, h: torch.Tensor) -> Dict[str, torch.Tensor]:
-        p = self.latent_dim
-        raw = self.raw_tril(h).reshape(*h.shape[:-1], p, p)
-        diag = F.softplus(torch.diagonal(raw, dim1=-2, dim2=-1)) + JITTER
-        L = raw * self.tril_mask + torch.diag_embed(diag)
-        cov = L @ L.transpose(-1, -2) + JITTER * torch.eye(p, device=h.device, dtype=h.dtype)
+    def encode_z(self, h: torch.Tensor) -> dict:
+        """q(z | x) from the encoder features: ``loc``, ``covariance`` S and its Cholesky factor ``scale_tril``."""
+        cov = covariance_from_raw(self.raw_tril(h), self.latent_dim)
         return {"loc": self.loc(h), "covariance": cov, "scale_tril": torch.linalg.cholesky(cov)}
-
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return self._encode_h(self.encoder(x))
 
     def guide_z(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """q(z | x) only (for the collapsed model, where Σ is integrated out)."""
         register(self)
         with pyro.plate("data", x.shape[0]):
-            q = self.encode(x)
+            q = self.encode_z(self.encoder(x))
             return pyro.sample("z", dist.MultivariateNormal(q["loc"], scale_tril=q["scale_tril"]))
 
 
@@ -96,10 +92,16 @@ class StructuredGuide(_FullCovarianceEncoder):
         scale = m.psi + z.unsqueeze(-1) * z.unsqueeze(-2)
         return InverseWishart(torch.tensor(m.nu + 1.0, dtype=z.dtype, device=z.device), scale)
 
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+        """q(z | x), and q(Σ | z) at z = μ(x): IW(Ψ + μμᵀ, ν + 1)."""
+        qz = self.encode_z(self.encoder(x))
+        q_sigma = self.sigma_posterior(qz["loc"])
+        return {"z": qz, "sigma": {"df": q_sigma.df.expand(qz["loc"].shape[:-1]), "scale_matrix": q_sigma.scale_matrix}}
+
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         register(self)
         with pyro.plate("data", x.shape[0]):
-            q = self.encode(x)
+            q = self.encode_z(self.encoder(x))
             qz = dist.MultivariateNormal(q["loc"], scale_tril=q["scale_tril"])
             z = pyro.sample("z", qz)
             if self.chyvae.collapsed:
@@ -118,40 +120,33 @@ class MeanFieldGuide(_FullCovarianceEncoder):
     """
 
     pyro_name = "chyvae_meanfield_guide"
+    mean_field = True
+    default_objective = "elbo"
 
     def __init__(self, model: CHyVAE, hidden: int = 128):
         super().__init__(model, hidden)
         p = self.latent_dim
-        self.raw_psi = nn.Linear(hidden, p * p)
-        self.raw_nu = nn.Linear(hidden, 1)
+        self.raw_psi = nn.Linear(self.loc.in_features, p * p)
+        self.raw_nu = nn.Linear(self.loc.in_features, 1)
         # start near the prior: Ψ_φ ≈ Ψ, ν_φ ≈ ν
         nn.init.zeros_(self.raw_psi.weight)
         nn.init.zeros_(self.raw_nu.weight)
         with torch.no_grad():
             s = float(model.psi[0, 0]) ** 0.5
-            self.raw_psi.bias.copy_((torch.eye(p) * _inv_softplus(s)).flatten())
-            self.raw_nu.bias.fill_(_inv_softplus(model.nu - (p - 1) - 1e-2))
+            self.raw_psi.bias.copy_((torch.eye(p) * inv_softplus(s)).flatten())
+            self.raw_nu.bias.fill_(inv_softplus(model.nu - (p - 1) - 1e-2))
 
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
         h = self.encoder(x)
-        q = self._encode_h(h)
         p = self.latent_dim
-        raw = self.raw_psi(h).reshape(*h.shape[:-1], p, p)
-        M = raw * self.tril_mask + torch.diag_embed(F.softplus(torch.diagonal(raw, dim1=-2, dim2=-1)) + JITTER)
-        q["sigma_scale"] = M @ M.transpose(-1, -2) + JITTER * torch.eye(p, device=h.device, dtype=h.dtype)
-        q["sigma_df"] = (p - 1) + F.softplus(self.raw_nu(h)).squeeze(-1) + 1e-2
-        return q
+        return {"z": self.encode_z(h), "sigma": {
+            "df": (p - 1) + F.softplus(self.raw_nu(h)).squeeze(-1) + 1e-2,
+            "scale_matrix": covariance_from_raw(self.raw_psi(h), p)}}
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         register(self)
         with pyro.plate("data", x.shape[0]):
             q = self.encode(x)
-            pyro.sample("z", dist.MultivariateNormal(q["loc"], scale_tril=q["scale_tril"]))
-            if not self.chyvae.collapsed:
-                pyro.sample("sigma", InverseWishart(q["sigma_df"], q["sigma_scale"]))
-
-
-def _inv_softplus(y: float) -> float:
-    import math
-
-    return y + math.log(-math.expm1(-y))
+            if not self.chyvae.collapsed:  # Σ first, as in the model (TraceMeanField_ELBO checks the order)
+                pyro.sample("sigma", InverseWishart(q["sigma"]["df"], q["sigma"]["scale_matrix"]))
+            pyro.sample("z", dist.MultivariateNormal(q["z"]["loc"], scale_tril=q["z"]["scale_tril"]))

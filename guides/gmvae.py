@@ -1,4 +1,4 @@
-"""The GMVAE guide as the UG-VAE authors implement it (papers.md §1.8; Peis et al., arXiv 2012.08234).
+"""The GMVAE guide as the UG-VAE authors implement it (Peis et al., arXiv 2012.08234; their ``GMVAE`` class).
 
 ``gmvae-structured`` (default): q(z_i | x_i) q(w_i | x_i) q(d_i | z_i, w_i), both Gaussians with variance
 exp(tanh(·)) on the shared pre-encoder features, q(d | z, w) an MLP on [z, w]; d enumerated in the guide,
@@ -7,18 +7,18 @@ so TraceEnum_ELBO gives Σ_k π_ik [...] exactly (the authors' Σπ·KL_z + KL_d
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro_vaes.params import register
-from pyro_vaes.guides.base import GuideBase
-from pyro_vaes.models.gmvae import GMVAE
-from pyro_vaes.models.ugvae import PreEncoder
 from torch import nn
 
+from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.models.gmvae import GMVAE
 from pyro_vaes.nets import broadcast_cat
+from pyro_vaes.nets.ugvae import PreEncoder
+from pyro_vaes.params import register
 from pyro_vaes.registry import GUIDES
 
 
@@ -26,14 +26,16 @@ from pyro_vaes.registry import GUIDES
 class GMVAEGuide(GuideBase):
     """q(z | x) q(w | x) q(d | z, w)."""
 
+    enumerated_sites = ("d",)
+
     def __init__(self, model: GMVAE, hidden: Optional[int] = None):
         super().__init__(model)
         hidden = model.hidden if hidden is None else int(hidden)
-        self.z_dim, self.w_dim, self.K = model.z_dim, model.w_dim, model.K
+        self.latent_dim, self.w_dim, self.K = model.latent_dim, model.w_dim, model.K
         self.pre_encoder = PreEncoder(model.arch, model.input_shape, hidden)
-        self.z_head = nn.Linear(hidden, 2 * self.z_dim)
+        self.z_head = nn.Linear(hidden, 2 * self.latent_dim)
         self.w_head = nn.Linear(hidden, 2 * self.w_dim)
-        self.d_net = nn.Sequential(nn.Linear(self.z_dim + self.w_dim, 256), nn.Tanh(), nn.Linear(256, self.K))
+        self.d_net = nn.Sequential(nn.Linear(self.latent_dim + self.w_dim, 256), nn.Tanh(), nn.Linear(256, self.K))
 
     @staticmethod
     def _gaussian(out: torch.Tensor, dim: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -42,7 +44,7 @@ class GMVAEGuide(GuideBase):
 
     def local(self, x: torch.Tensor):
         h = self.pre_encoder(x)
-        return self._gaussian(self.z_head(h), self.z_dim), self._gaussian(self.w_head(h), self.w_dim)
+        return self._gaussian(self.z_head(h), self.latent_dim), self._gaussian(self.w_head(h), self.w_dim)
 
     def d_logits(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.d_net(broadcast_cat([z, w])), -1)
@@ -55,11 +57,8 @@ class GMVAEGuide(GuideBase):
             w = pyro.sample("w", dist.Normal(w_loc, w_scale).to_event(1))
             pyro.sample("d", dist.Categorical(logits=self.d_logits(z, w)), infer={"enumerate": "parallel"})
 
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """``loc``/``scale`` of q(z | x), ``w_loc``/``w_scale``, ``pi`` = q(d | μ_z, μ_w), and ``global_loc``:
-        the batch's pooled per-sample posterior means, mean_i [μ_z,i, μ_w,i] (GMVAE has no global latent)."""
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+        """q(z | x), q(w | x) and q(d | μ_z, μ_w) (``probs`` (B, K))."""
         (z_loc, z_scale), (w_loc, w_scale) = self.local(x)
         pi = self.d_logits(z_loc, w_loc).exp()
-        pooled = torch.cat([z_loc, w_loc], -1).mean(-2)
-        return {"loc": z_loc, "scale": z_scale, "w_loc": w_loc, "w_scale": w_scale, "pi": pi, "global_loc": pooled}
+        return {"z": {"loc": z_loc, "scale": z_scale}, "w": {"loc": w_loc, "scale": w_scale}, "d": {"probs": pi}}

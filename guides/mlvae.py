@@ -1,4 +1,4 @@
-"""The ML-VAE guide (Bouchacourt et al., 2018) as the UG-VAE authors implement it (papers.md §1.8).
+"""The ML-VAE guide (Bouchacourt et al., 2018) as the UG-VAE authors implement it (their ``MLVAE`` class).
 
 ``mlvae-product`` (default): q(s_i | x_i) = N(μ, diag exp(tanh(·))) per sample, and q(C | X) the product
 of per-sample Gaussians (μ_i, log s_i² = tanh(·)) over the batch (Bouchacourt et al., eq. 7).
@@ -6,18 +6,18 @@ of per-sample Gaussians (μ_i, log s_i² = tanh(·)) over the batch (Bouchacourt
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro_vaes.params import register
-from pyro_vaes.guides.base import GuideBase
-from pyro_vaes.guides.ugvae import product_of_gaussians
-from pyro_vaes.models.mlvae import MLVAE
-from pyro_vaes.models.ugvae import PreEncoder
 from torch import nn
 
+from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.models.mlvae import MLVAE
+from pyro_vaes.nets.heads import product_of_gaussians
+from pyro_vaes.nets.ugvae import PreEncoder
+from pyro_vaes.params import register
 from pyro_vaes.registry import GUIDES
 
 
@@ -25,17 +25,19 @@ from pyro_vaes.registry import GUIDES
 class MLVAEGuide(GuideBase):
     """q(S, C | X) = Π_i q(s_i | x_i) · Π_i N(C; μ_i, s_i²) (renormalised product)."""
 
+    mean_field = True
+
     def __init__(self, model: MLVAE, hidden: Optional[int] = None):
         super().__init__(model)
         hidden = model.hidden if hidden is None else int(hidden)
-        self.s_dim, self.c_dim = model.s_dim, model.c_dim
+        self.latent_dim, self.c_dim = model.latent_dim, model.c_dim
         self.pre_encoder = PreEncoder(model.arch, model.input_shape, hidden)
-        self.s_head = nn.Linear(hidden, 2 * self.s_dim)
+        self.s_head = nn.Linear(hidden, 2 * self.latent_dim)
         self.c_head = nn.Linear(hidden, 2 * self.c_dim)
 
     def params(self, x: torch.Tensor):
         h = self.pre_encoder(x)
-        s_loc, s_pre = self.s_head(h).split(self.s_dim, -1)
+        s_loc, s_pre = self.s_head(h).split(self.latent_dim, -1)
         c_loc_i, c_pre = self.c_head(h).split(self.c_dim, -1)
         c_loc, c_scale = product_of_gaussians(c_loc_i, torch.tanh(c_pre))
         return s_loc, torch.exp(0.5 * torch.tanh(s_pre)), c_loc, c_scale
@@ -47,7 +49,6 @@ class MLVAEGuide(GuideBase):
         with pyro.plate("data", x.shape[0]):
             pyro.sample("s", dist.Normal(s_loc, s_scale).to_event(1))
 
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
         s_loc, s_scale, c_loc, c_scale = self.params(x)
-        return {"loc": s_loc, "scale": s_scale, "c_loc": c_loc, "c_scale": c_scale, "global_loc": c_loc}
+        return {"s": {"loc": s_loc, "scale": s_scale}, "c": {"loc": c_loc, "scale": c_scale}}

@@ -19,34 +19,20 @@ outside the data plate depends on an enumerated variable inside it.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro_vaes.params import register
-from pyro_vaes.guides.base import GuideBase
-from pyro_vaes.models.ugvae import UGVAE, PreEncoder
 from torch import nn
 
+from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.models.ugvae import UGVAE
 from pyro_vaes.nets import broadcast_cat
+from pyro_vaes.nets.heads import product_of_gaussians
+from pyro_vaes.nets.ugvae import PreEncoder
+from pyro_vaes.params import register
 from pyro_vaes.registry import GUIDES
-
-
-def product_of_gaussians(loc: torch.Tensor, log_var: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Precision-weighted product of per-sample diagonal Gaussians over the data dim (-2) (paper eq. 8).
-
-    Λ_β = Σ_i Λ_i,  μ_β = Λ_β⁻¹ Σ_i Λ_i μ_i  (Bromiley, 2003), with Λ_i = exp(−log s_i²). Returns the
-    mean and standard deviation, shaped (D,) for inputs (B, D), or (..., 1, D) for inputs (..., B, D) with
-    extra leading (particle) dims, so a site drawn from them sits outside the data plate.
-    """
-    precision = torch.exp(-log_var)
-    total = precision.sum(-2)
-    mean = (precision * loc).sum(-2) / total
-    scale = total.rsqrt()
-    if mean.dim() > 1:
-        mean, scale = mean.unsqueeze(-2), scale.unsqueeze(-2)
-    return mean, scale
 
 
 class _UGVAEGuideBase(GuideBase):
@@ -57,16 +43,16 @@ class _UGVAEGuideBase(GuideBase):
         if not isinstance(model, UGVAE):
             raise TypeError(f"{type(self).__name__} fits the ugvae model, got {type(model).__name__}")
         hidden = model.hidden if hidden is None else int(hidden)
-        self.K, self.z_dim, self.beta_dim = model.K, model.z_dim, model.beta_dim
+        self.K, self.latent_dim, self.beta_dim = model.K, model.latent_dim, model.beta_dim
         self.pre_encoder = PreEncoder(model.arch, model.input_shape, hidden)
-        self.z_head = nn.Linear(hidden, 2 * self.z_dim)
+        self.z_head = nn.Linear(hidden, 2 * self.latent_dim)
         self.beta_input_pi = beta_input_pi
         self.beta_head = nn.Linear(hidden + (self.K if beta_input_pi else 0), 2 * self.beta_dim)
 
     def local(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """h(x_i), μ_z(x_i), σ_z(x_i): q(z_i | x_i) = N(μ, diag exp(out)) — exp with no tanh (authors)."""
         h = self.pre_encoder(x)
-        loc, log_var = self.z_head(h).split(self.z_dim, dim=-1)
+        loc, log_var = self.z_head(h).split(self.latent_dim, dim=-1)
         return h, loc, torch.exp(0.5 * log_var)
 
     def beta_params(self, h: torch.Tensor, pi: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -78,27 +64,27 @@ class _UGVAEGuideBase(GuideBase):
     def d_logits(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Posterior parameters of a batch, with π computed from μ_z (as the authors' experiment scripts):
-        ``loc``/``scale`` of q(z | x) (B, z_dim), ``pi`` (B, K), ``beta_loc``/``beta_scale`` (beta_dim,)
-        and ``global_loc`` (= ``beta_loc``, the batch's feature for batch classification)."""
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+        """q(z | x) (B, latent_dim), q(d | z) at z = μ_z (``probs`` (B, K), as the authors' experiment scripts) and
+        q(β | X, Z) (beta_dim,) for a batch."""
         h, loc, scale = self.local(x)
         pi = torch.softmax(self.d_logits(h, loc), -1)
         b_loc, b_scale = self.beta_params(h, pi)
-        return {"loc": loc, "scale": scale, "pi": pi, "beta_loc": b_loc, "beta_scale": b_scale, "global_loc": b_loc}
+        return {"z": {"loc": loc, "scale": scale}, "d": {"probs": pi}, "beta": {"loc": b_loc, "scale": b_scale}}
 
 
 @GUIDES.register("ugvae-structured", models=("ugvae",), default_for=("ugvae",))
 class UGVAEStructuredGuide(_UGVAEGuideBase):
     """The paper's q(z | x) q(d | z) q(β | X, Z) (eq. 6-8); d enumerated in the guide."""
 
+    enumerated_sites = ("d",)
+
     def __init__(self, model: UGVAE, hidden: Optional[int] = None):
         super().__init__(model, hidden)
-        self.d_net = nn.Sequential(nn.Linear(self.z_dim, 256), nn.Tanh(), nn.Linear(256, self.K))
+        self.d_net = nn.Sequential(nn.Linear(self.latent_dim, 256), nn.Tanh(), nn.Linear(256, self.K))
 
     def d_logits(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log π(z_i): q(d_i | z_i) = Cat(Softmax(Linear(256, K)(Tanh(Linear(z_dim, 256)(z_i))))) (eq. 7)."""
+        """log π(z_i): q(d_i | z_i) = Cat(Softmax(Linear(256, K)(Tanh(Linear(latent_dim, 256)(z_i))))) (eq. 7)."""
         return torch.log_softmax(self.d_net(z), -1)
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
@@ -119,6 +105,14 @@ class UGVAEStructuredGuide(_UGVAEGuideBase):
 class UGVAEMarginalGuide(UGVAEStructuredGuide):
     """q(z | x) q(β | X, Z); d summed out exactly in the model (absent from the guide)."""
 
+    enumerated_sites = ()
+
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+        """q(z | x) and q(β | X, Z) at z = μ_z; no q(d): the model sums d out."""
+        enc = super().encode(x, y)
+        del enc["d"]
+        return enc
+
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         register(self)
         B = x.shape[0]
@@ -132,6 +126,8 @@ class UGVAEMarginalGuide(UGVAEStructuredGuide):
 @GUIDES.register("ugvae-meanfield", models=("ugvae",))
 class UGVAEMeanFieldGuide(_UGVAEGuideBase):
     """q(z | x) q(d | x) q(β | X): d amortised from h(x), enumerated; q(β) from h(x_i) only (ignores d)."""
+
+    enumerated_sites = ("d",)
 
     def __init__(self, model: UGVAE, hidden: Optional[int] = None):
         super().__init__(model, hidden, beta_input_pi=False)

@@ -6,18 +6,19 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
 import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from pyro_vaes.params import register
-from pyro_vaes.guides.base import GuideBase
+from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.models.base import positive_int
 from pyro_vaes.models.vae import VAE
 from pyro_vaes.nets import Encoder
+from pyro_vaes.nets.heads import positive_scale, scale_tril
+from pyro_vaes.params import register
 from pyro_vaes.registry import GUIDES
 
 
@@ -25,21 +26,25 @@ from pyro_vaes.registry import GUIDES
 class DiagonalGaussianGuide(GuideBase):
     """q(z | x) = N(μ(x), diag σ(x)²), σ = softplus(·) + 1e-4."""
 
+    mean_field = True
+    example_args = {"hidden": 16}
+
     def __init__(self, model: VAE, hidden: int = 400):
         super().__init__(model)
+        hidden = positive_int("hidden", hidden)
         self.latent_dim = model.latent_dim
         self.encoder = Encoder(model.arch, model.input_shape, hidden)
         self.loc = nn.Linear(hidden, model.latent_dim)
         self.raw_scale = nn.Linear(hidden, model.latent_dim)
 
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
         h = self.encoder(x)
-        return {"loc": self.loc(h), "scale": F.softplus(self.raw_scale(h)) + 1e-4}
+        return {"z": {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}}
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         register(self)
         with pyro.plate("data", x.shape[0]):
-            q = self.encode(x)
+            q = self.encode(x)["z"]
             pyro.sample("z", dist.Normal(q["loc"], q["scale"]).to_event(1))
 
 
@@ -47,24 +52,23 @@ class DiagonalGaussianGuide(GuideBase):
 class FullCovarianceGuide(GuideBase):
     """q(z | x) = N(μ(x), L(x) L(x)ᵀ) with L lower-triangular, diagonal softplus(·) + 1e-4."""
 
+    mean_field = True
+    example_args = {"hidden": 16}
+
     def __init__(self, model: VAE, hidden: int = 400):
         super().__init__(model)
+        hidden = positive_int("hidden", hidden)
         d = self.latent_dim = model.latent_dim
         self.encoder = Encoder(model.arch, model.input_shape, hidden)
         self.loc = nn.Linear(hidden, d)
         self.raw_tril = nn.Linear(hidden, d * d)
-        self.register_buffer("tril_mask", torch.tril(torch.ones(d, d), diagonal=-1), persistent=False)
 
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
         h = self.encoder(x)
-        d = self.latent_dim
-        raw = self.raw_tril(h).reshape(*h.shape[:-1], d, d)
-        diag = F.softplus(torch.diagonal(raw, dim1=-2, dim2=-1)) + 1e-4
-        scale_tril = raw * self.tril_mask + torch.diag_embed(diag)
-        return {"loc": self.loc(h), "scale_tril": scale_tril}
+        return {"z": {"loc": self.loc(h), "scale_tril": scale_tril(self.raw_tril(h), self.latent_dim)}}
 
     def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         register(self)
         with pyro.plate("data", x.shape[0]):
-            q = self.encode(x)
+            q = self.encode(x)["z"]
             pyro.sample("z", dist.MultivariateNormal(q["loc"], scale_tril=q["scale_tril"]))

@@ -1,11 +1,9 @@
 """Generative models, one module per model family (installed as ``pyro_vaes.models``).
 
-Each model is registered by name in :data:`pyro_vaes.registry.MODELS`.
+Each model registers itself by name in :data:`pyro_vaes.registry.MODELS`; the registry imports every module
+of this package on its first lookup, so a new model is one new file here.
 """
 
-from pyro_vaes.models import vae  # noqa: F401  (registers the models)
-from pyro_vaes.models import chyvae  # noqa: F401  (CHyVAE; issue 5)
-from pyro_vaes.models import ugvae, gmvae, mlvae  # noqa: F401  (UG-VAE family)
 from pyro_vaes.models.base import ModelBase
 
 __all__ = ["ModelBase"]

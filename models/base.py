@@ -1,4 +1,23 @@
-"""What every model offers the engine, the guides and the metrics."""
+"""The model contract: what every generative model offers the engine, the guides, evaluation, plots and metrics.
+
+A model is an ``nn.Module`` built as ``Model(input_shape, **model_args)`` (label-conditioned models also get
+``num_classes`` or ``num_labels``, filled in from the data when not given). It offers
+
+* ``model(x, y=None)`` — the paper's generative story as a Pyro model: ``pyro.plate("data")`` around every
+  per-datum site, batch-level latents (UG-VAE's β, ML-VAE's C) outside it, discrete latents the paper sums
+  out marked ``infer={"enumerate": "parallel"}``, the observation site ``x`` with ``obs=x``;
+* ``decode(latents, y=None)`` — E[x | latents, y], ``latents`` a dict keyed by site name (the per-datum code
+  ``(n, d)`` and, for models that have them, batch-level latents ``(d,)``);
+* ``sample_prior(n, y=None)`` — a dict with a prior draw of every latent site (one draw of each batch-level
+  site for the n items; for label-conditioned models also ``"y"``, drawn from p(y) when not given);
+* ``sample(n, y=None)`` — decoded prior draws, the same for every model: ``decode(sample_prior(n, y))``;
+
+and declares, as class attributes, what the rest of the project reads without building anything:
+``latent_sites``, ``global_sites``, ``enumerated_sites``, ``code_site`` (the per-datum continuous latent that
+plots, traversals and metrics use; its size is ``latent_dim``), ``labels`` (``None``, ``"class"`` or
+``"binary"``), ``has_guide``, ``default_objective`` and ``example_args``/``example_shape`` (a tiny instance for
+the contract tests, ``tests/test_contract.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,28 +26,44 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+LABEL_KINDS = (None, "class", "binary")
+
 
 class ModelBase(nn.Module):
-    """A generative model p(x, latents) written as a Pyro ``model(x, y=None)`` method.
-
-    Subclasses set ``latent_sites`` (the names of the latent sample sites, in the order the model samples
-    them) and ``global_sites`` (the latent sites outside the ``data`` plate, such as UG-VAE's batch-level
-    β), and implement :meth:`model`, :meth:`decode` and :meth:`sample_prior`.
-    """
+    """A generative model p(x, latents | y) written as a Pyro ``model(x, y=None)`` method."""
 
     #: names of the latent sample sites, in sampling order
     latent_sites: Tuple[str, ...] = ()
     #: latent sites outside the data plate (one draw per batch)
     global_sites: Tuple[str, ...] = ()
-    #: the ``pyro.plate`` nesting the model uses (for ``TraceEnum_ELBO`` and particle plates)
+    #: discrete latent sites the model marks for parallel enumeration (summed out by ``enum-elbo``)
+    enumerated_sites: Tuple[str, ...] = ()
+    #: the per-datum continuous latent that plots, traversals and metrics read; ``latent_dim`` is its size
+    code_site: str = "z"
+    #: labels the model conditions on: None (ignores y), "class" (y (B,) integer classes, ``num_classes``) or
+    #: "binary" (y (B, k) 0/1 labels, ``num_labels``)
+    labels: Optional[str] = None
+    #: whether the model is fitted with a Pyro guide (False: adversarial models such as CGAN)
+    has_guide: bool = True
+    #: the ``pyro.plate`` nesting of the model (for ``TraceEnum_ELBO`` and particle plates)
     max_plate_nesting: int = 1
+    #: the objective ``pyro-vaes fit`` uses when none is given
+    default_objective: str = "elbo"
     #: name under which ``pyro.module`` registers the parameters
     pyro_name: str = "model"
+    #: constructor arguments renamed since 0.1.0 (old name -> new name), applied to old run folders only
+    renamed_args: Dict[str, str] = {}
+    #: a tiny instance for the contract tests: observation shape and constructor arguments
+    example_shape: Tuple[int, ...] = (1, 28, 28)
+    example_args: Dict[str, Any] = {}
+
+    latent_dim: int
 
     def __init__(self, input_shape: Sequence[int]):
         super().__init__()
         self.input_shape: Tuple[int, ...] = tuple(int(s) for s in input_shape)
 
+    # -- checks ---------------------------------------------------------------------------------------------------
     def check_input(self, x: torch.Tensor) -> None:
         """Refuse observations of the wrong shape with a message naming the expected one."""
         if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:
@@ -37,22 +72,43 @@ class ModelBase(nn.Module):
                 f"got {tuple(x.shape)}"
             )
 
+    # -- the contract ---------------------------------------------------------------------------------------------
     def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Any:
         raise NotImplementedError
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """E[x | latents], shaped like the observations."""
+    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """E[x | latents, y], shaped like the observations (leading dims of the code)."""
         raise NotImplementedError
 
-    def sample_prior(self, n: int) -> Dict[str, torch.Tensor]:
-        """``n`` draws of the latents from the prior, keyed by site name."""
+    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """A prior draw of every latent site for ``n`` items, keyed by site name."""
         raise NotImplementedError
 
-    def sample(self, n: int) -> torch.Tensor:
-        """``n`` observations' means decoded from prior draws."""
-        latents = self.sample_prior(n)
-        return self.decode(latents[self.latent_sites[0]])
+    def sample(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``n`` observations' means decoded from prior draws (labels drawn from the prior when not given)."""
+        latents = self.sample_prior(n, y)
+        return self.decode(latents, latents.get("y", y))
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+
+def global_to_plate(g: torch.Tensor) -> torch.Tensor:
+    """A batch-level latent (..., D) made broadcastable against the data plate at dim -1.
+
+    Drawn outside every plate it has shape (D,) -> (1, D); under a particles plate at dim -2 it already
+    has shape (S, 1, D) and is returned as is.
+    """
+    return g.unsqueeze(0) if g.dim() == 1 else g
+
+
+def positive_int(name: str, v: Any) -> int:
+    """``v`` as an int >= 1, or a ValueError naming the argument."""
+    if isinstance(v, bool) or int(v) != v or int(v) < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    return int(v)

@@ -6,10 +6,10 @@ Generative model, for each datum i of a batch (paper eqs. 9–11; B = 1 code per
     z_i | Σ_i ~ N(0, Σ_i)                   (eq. 9)
     x_i | z_i ~ Bernoulli(logits = f_θ(z_i))
 
-with Ψ = max(ν − p − 1, 1) · I_p (appendix A.1 and ``main.py``: E[Σ] = I when ν > p + 1). ν controls how strongly
+with Ψ = max(ν − p − 1, 1) · I_p (appendix A.1 and the authors' ``main.py``: E[Σ] = I when ν > p + 1). ν controls how strongly
 the codes are pushed towards independent dimensions: ν → ∞ gives the VAE prior N(0, I).
 
-Integrating Σ out gives the **collapsed** model (papers.md §2.3 (b))::
+Integrating Σ out gives the **collapsed** model::
 
     z_i ~ t_{ν−p+1}(0, Ψ / (ν − p + 1))      (multivariate Student-t, the IW–Normal marginal)
 
@@ -26,7 +26,7 @@ import torch
 
 from pyro_vaes import likelihoods
 from pyro_vaes.distributions import InverseWishart
-from pyro_vaes.models.base import ModelBase
+from pyro_vaes.models.base import ModelBase, positive_int
 from pyro_vaes.nets import Decoder, resolve_arch
 from pyro_vaes.params import register
 from pyro_vaes.registry import MODELS
@@ -62,7 +62,11 @@ class CHyVAE(ModelBase):
     :param collapsed: sample z from the Student-t marginal instead of Σ then z (no ``sigma`` site).
     """
 
+    latent_sites = ("sigma", "z")
     pyro_name = "chyvae"
+    default_objective = "chyvae-closed-form"
+    example_shape = (1, 28, 28)
+    example_args = {"latent_dim": 3, "nu": 6.0, "hidden": 16}
 
     def __init__(
         self,
@@ -76,9 +80,7 @@ class CHyVAE(ModelBase):
         collapsed: bool = False,
     ):
         super().__init__(input_shape)
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        self.latent_dim = p = int(latent_dim)
+        self.latent_dim = p = positive_int("latent_dim", latent_dim)
         self.nu = check_nu(nu, p)
         likelihoods.check_likelihood(likelihood, obs_scale)
         self.likelihood = likelihood
@@ -86,7 +88,7 @@ class CHyVAE(ModelBase):
         self.arch = resolve_arch(arch, self.input_shape)
         self.collapsed = bool(collapsed)
         self.latent_sites = ("z",) if self.collapsed else ("sigma", "z")
-        self.decoder = Decoder(self.arch, p, self.input_shape, hidden)
+        self.decoder = Decoder(self.arch, p, self.input_shape, positive_int("hidden", hidden))
         self.register_buffer("psi", chyvae_scale(self.nu, p) * torch.eye(p))
 
     # -- distributions -------------------------------------------------------------------------------------------
@@ -127,15 +129,13 @@ class CHyVAE(ModelBase):
             pyro.sample("x", self.observation(z), obs=x)
 
     # -- what users and metrics need -------------------------------------------------------------------------------
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return likelihoods.mean(self.likelihood, self.decoder(z))
+    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """E[x | z] (x depends on Σ only through z)."""
+        return likelihoods.mean(self.likelihood, self.decoder(latents["z"]))
 
-    def sample_prior(self, n: int) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """``n`` draws Σ ~ IW(Ψ, ν) (Bartlett, appendix A.4) and z | Σ ~ N(0, Σ)."""
         sigma = self.sigma_prior().sample((n,))
         eps = torch.randn(n, self.latent_dim, 1, device=self.psi.device)
         z = (torch.linalg.cholesky(sigma) @ eps).squeeze(-1)
         return {"sigma": sigma, "z": z}
-
-    def sample(self, n: int) -> torch.Tensor:
-        return self.decode(self.sample_prior(n)["z"])

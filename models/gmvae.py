@@ -17,9 +17,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
-from pyro_vaes.params import register
-from pyro_vaes.models.ugvae import ComponentNets, ImageDecoder, UGVAEBase, _positive_int, resolve_ugvae_arch
 
+from pyro_vaes.models.base import positive_int
+from pyro_vaes.models.ugvae import UGVAEBase
+from pyro_vaes.nets.ugvae import ComponentNets, ImageDecoder, resolve_ugvae_arch
+from pyro_vaes.params import register
 from pyro_vaes.registry import MODELS
 
 
@@ -32,12 +34,15 @@ class GMVAE(UGVAEBase):
 
     latent_sites = ("w", "d", "z")
     global_sites = ()
-    max_plate_nesting = 1
+    enumerated_sites = ("d",)
+    default_objective = "enum-elbo"
+    example_shape = (1, 28, 28)
+    example_args = {"latent_dim": 2, "w_dim": 3, "K": 3, "hidden": 16}
 
     def __init__(
         self,
         input_shape: Sequence[int],
-        z_dim: int = 20,
+        latent_dim: int = 20,
         w_dim: int = 20,
         K: int = 20,
         likelihood: str = "gaussian",
@@ -46,14 +51,14 @@ class GMVAE(UGVAEBase):
         hidden: int = 256,
     ):
         super().__init__(input_shape)
-        self.z_dim = _positive_int("z_dim", z_dim)
-        self.w_dim = _positive_int("w_dim", w_dim)
-        self.K = _positive_int("K", K)
+        self.latent_dim = positive_int("latent_dim", latent_dim)
+        self.w_dim = positive_int("w_dim", w_dim)
+        self.K = positive_int("K", K)
         self._setup_likelihood(likelihood, obs_scale)
         self.arch = resolve_ugvae_arch(arch, self.input_shape)
-        self.hidden = int(hidden)
-        self.components = ComponentNets(self.w_dim, self.z_dim, self.K, self.hidden)
-        self.decoder = ImageDecoder(self.arch, self.z_dim, self.input_shape, self.hidden)
+        self.hidden = positive_int("hidden", hidden)
+        self.components = ComponentNets(self.w_dim, self.latent_dim, self.K, self.hidden)
+        self.decoder = ImageDecoder(self.arch, self.latent_dim, self.input_shape, self.hidden)
 
     def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         """p(x, z, d, w) = Π_i p(w_i) p(d_i) p(z_i | d_i, w_i) p(x_i | z_i)."""
@@ -62,22 +67,20 @@ class GMVAE(UGVAEBase):
         B = x.shape[0]
         with pyro.plate("data", B):
             w = pyro.sample("w", dist.Normal(x.new_zeros(self.w_dim), 1.0).expand([B, self.w_dim]).to_event(1))
-            loc, scale = self.components(w)  # (..., B, K, z_dim)
+            loc, scale = self.components(w)  # (..., B, K, latent_dim)
             d = pyro.sample("d", dist.Categorical(logits=x.new_zeros(self.K)), infer={"enumerate": "parallel"})
             z = pyro.sample("z", dist.Normal(Vindex(loc)[..., d, :], Vindex(scale)[..., d, :]).to_event(1))
             pyro.sample("x", self.observation(self.decoder(z)), obs=x)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.mean_image(self.decoder(z))
+    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """E[x | z] (the decoder sees z only)."""
+        return self.mean_image(self.decoder(latents["z"]))
 
-    def sample_prior(self, n: int, d: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None, d: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         dev = self.device
         w = torch.randn(n, self.w_dim, device=dev)
         d = torch.randint(self.K, (n,), device=dev) if d is None else d
         loc, scale = self.components(w)
         idx = torch.arange(n, device=dev)
-        z = loc[idx, d] + scale[idx, d] * torch.randn(n, self.z_dim, device=dev)
+        z = loc[idx, d] + scale[idx, d] * torch.randn(n, self.latent_dim, device=dev)
         return {"w": w, "d": d, "z": z}
-
-    def sample(self, n: int) -> torch.Tensor:
-        return self.decode(self.sample_prior(n)["z"])

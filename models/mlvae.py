@@ -1,5 +1,5 @@
 """ML-VAE, the grouped baseline of UG-VAE (Bouchacourt et al., 2018, "Multi-Level Variational
-Autoencoder"), with the whole minibatch as the group, as the UG-VAE authors run it (papers.md §1.8).
+Autoencoder"), with the whole minibatch as the group, as the UG-VAE authors run it (their ``MLVAE`` class).
 
 For one batch::
 
@@ -17,10 +17,12 @@ from typing import Dict, Optional, Sequence
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro_vaes.params import register
-from pyro_vaes.models.ugvae import ImageDecoder, UGVAEBase, _positive_int, global_to_plate, resolve_ugvae_arch
 
+from pyro_vaes.models.base import global_to_plate, positive_int
+from pyro_vaes.models.ugvae import UGVAEBase
 from pyro_vaes.nets import broadcast_cat
+from pyro_vaes.nets.ugvae import ImageDecoder, resolve_ugvae_arch
+from pyro_vaes.params import register
 from pyro_vaes.registry import MODELS
 
 
@@ -28,18 +30,21 @@ from pyro_vaes.registry import MODELS
 class MLVAE(UGVAEBase):
     """ML-VAE: a group latent C shared by the batch and a per-sample s; x from a decoder of [s_i, C].
 
-    :param s_dim: per-sample latent dimension; :param c_dim: group latent dimension; other arguments as
-        :class:`~pyro_vaes.models.ugvae.UGVAE`.
+    :param latent_dim: dimension of the per-sample latent s; :param c_dim: dimension of the group latent C;
+        other arguments as :class:`~pyro_vaes.models.ugvae.UGVAE`.
     """
 
     latent_sites = ("c", "s")
     global_sites = ("c",)
-    max_plate_nesting = 1
+    code_site = "s"
+    renamed_args = {"s_dim": "latent_dim"}
+    example_shape = (1, 28, 28)
+    example_args = {"latent_dim": 2, "c_dim": 3, "hidden": 16}
 
     def __init__(
         self,
         input_shape: Sequence[int],
-        s_dim: int = 20,
+        latent_dim: int = 20,
         c_dim: int = 20,
         likelihood: str = "gaussian",
         obs_scale: Optional[float] = None,
@@ -47,12 +52,12 @@ class MLVAE(UGVAEBase):
         hidden: int = 256,
     ):
         super().__init__(input_shape)
-        self.s_dim = _positive_int("s_dim", s_dim)
-        self.c_dim = _positive_int("c_dim", c_dim)
+        self.latent_dim = positive_int("latent_dim", latent_dim)
+        self.c_dim = positive_int("c_dim", c_dim)
         self._setup_likelihood(likelihood, obs_scale)
         self.arch = resolve_ugvae_arch(arch, self.input_shape)
-        self.hidden = int(hidden)
-        self.decoder = ImageDecoder(self.arch, self.s_dim + self.c_dim, self.input_shape, self.hidden)
+        self.hidden = positive_int("hidden", hidden)
+        self.decoder = ImageDecoder(self.arch, self.latent_dim + self.c_dim, self.input_shape, self.hidden)
 
     def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         """p(X, S, C) = p(C) Π_i p(s_i) p(x_i | s_i, C)."""
@@ -61,19 +66,18 @@ class MLVAE(UGVAEBase):
         B = x.shape[0]
         c = pyro.sample("c", dist.Normal(x.new_zeros(self.c_dim), 1.0).to_event(1))
         with pyro.plate("data", B):
-            s = pyro.sample("s", dist.Normal(x.new_zeros(self.s_dim), 1.0).expand([B, self.s_dim]).to_event(1))
+            s = pyro.sample("s", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1))
             pyro.sample("x", self.observation(self.decoder(broadcast_cat([s, global_to_plate(c)]))), obs=x)
 
-    def decode(self, s: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """E[x | s, C] for ``latents["s"]`` (..., latent_dim) and ``latents["c"]`` (c_dim,); C is 0 when absent."""
+        s = latents["s"]
+        c = latents.get("c")
         if c is None:
             c = s.new_zeros(self.c_dim)
         return self.mean_image(self.decoder(broadcast_cat([s, c])))
 
-    def sample_prior(self, n: int, c: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         dev = self.device
         c = torch.randn(self.c_dim, device=dev) if c is None else c
-        return {"c": c, "s": torch.randn(n, self.s_dim, device=dev)}
-
-    def sample(self, n: int) -> torch.Tensor:
-        lat = self.sample_prior(n)
-        return self.decode(lat["s"], lat["c"])
+        return {"c": c, "s": torch.randn(n, self.latent_dim, device=dev)}

@@ -18,9 +18,9 @@ import pyro.distributions as dist
 import torch
 
 from pyro_vaes import likelihoods
-from pyro_vaes.params import register
-from pyro_vaes.models.base import ModelBase
+from pyro_vaes.models.base import ModelBase, positive_int
 from pyro_vaes.nets import Decoder, resolve_arch
+from pyro_vaes.params import register
 from pyro_vaes.registry import MODELS
 
 
@@ -37,6 +37,8 @@ class VAE(ModelBase):
     """
 
     latent_sites = ("z",)
+    example_shape = (1, 28, 28)
+    example_args = {"latent_dim": 3, "hidden": 16}
 
     def __init__(
         self,
@@ -48,14 +50,12 @@ class VAE(ModelBase):
         hidden: int = 400,
     ):
         super().__init__(input_shape)
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
         likelihoods.check_likelihood(likelihood, obs_scale)
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = positive_int("latent_dim", latent_dim)
         self.likelihood = likelihood
         self.obs_scale = float(obs_scale)
         self.arch = resolve_arch(arch, self.input_shape)
-        self.decoder = Decoder(self.arch, self.latent_dim, self.input_shape, hidden)
+        self.decoder = Decoder(self.arch, self.latent_dim, self.input_shape, positive_int("hidden", hidden))
 
     def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
         """p(x, z) = Π_i N(z_i; 0, I) p(x_i | decoder(z_i))."""
@@ -67,8 +67,8 @@ class VAE(ModelBase):
             params = self.decoder(z)
             pyro.sample("x", likelihoods.observation(self.likelihood, params, self.input_shape, self.obs_scale), obs=x)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return likelihoods.mean(self.likelihood, self.decoder(z))
+    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return likelihoods.mean(self.likelihood, self.decoder(latents["z"]))
 
-    def sample_prior(self, n: int) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         return {"z": torch.randn(n, self.latent_dim, device=self.device)}

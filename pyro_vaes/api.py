@@ -9,12 +9,12 @@ from typing import Any, Dict, List, Optional, Union
 
 import torch
 
-from pyro_vaes import checkpoint as ckpt
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import VAEData
 from pyro_vaes.engine import (
     CHECKPOINT,
     CONFIG,
+    RESULTS,
     Components,
     Trainer,
     build,
@@ -22,8 +22,8 @@ from pyro_vaes.engine import (
     prepare_run_dir,
     truncate_metrics,
 )
-
-RESULTS = "results.json"
+from pyro_vaes.engine import checkpoint as ckpt
+from pyro_vaes.isolation import eval_mode, isolated_rng
 
 
 @dataclass
@@ -54,8 +54,7 @@ class Run:
         """Held-out evaluation (see :func:`pyro_vaes.evaluation.evaluate`), written to ``results.json``."""
         from pyro_vaes.evaluation import evaluate
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed + 104729)
+        with isolated_rng(self.config.seed + 104729):
             res = evaluate(self.model, self.guide, self.data.test, num_particles, max_examples=max_examples)
         res = {"model": self.config.model, "guide": self.config.guide, "objective": self.config.objective,
                "data": self.config.data, "split": "test", **res}  # fmt: skip
@@ -63,11 +62,10 @@ class Run:
             (self.run_dir / RESULTS).write_text(json.dumps(res, indent=2) + "\n")
         return res
 
-    def sample(self, n: int = 64, seed: Optional[int] = None) -> torch.Tensor:
-        """``n`` observations' means decoded from prior draws."""
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(self.config.seed if seed is None else seed)
-            return self.model.sample(n).cpu()
+    def sample(self, n: int = 64, seed: Optional[int] = None, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``n`` observations' means decoded from prior draws (labels ``y`` drawn from the prior when not given)."""
+        with isolated_rng(self.config.seed if seed is None else seed), eval_mode(self.model), torch.no_grad():
+            return self.model.sample(n, None if y is None else y.to(self.parts.device)).cpu()
 
     def plot(self, kind: str = "all", out: Optional[Path] = None) -> List[Path]:
         """Write figures (``reconstructions``, ``samples``, ``traversals`` or ``all``) as PNG files."""
@@ -150,8 +148,12 @@ def load(run_dir: Union[str, Path], device: str = "cpu", dataset: Optional[VAEDa
         raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT} (was it trained?)")
     state = ckpt.load(path, map_location=device)
     parts.model.load_state_dict(state["model"])
-    parts.guide.load_state_dict(state["guide"])
-    if parts.objective.auxiliary is not None and "auxiliary" in state:
-        parts.objective.auxiliary.load_state_dict(state["auxiliary"])
-    parts.model.eval(), parts.guide.eval()
+    if parts.guide is not None:
+        parts.guide.load_state_dict(state["guide"])
+    networks = parts.objective.networks()
+    for name, sd in ckpt.auxiliary_states(state, list(networks)).items():
+        networks[name].module.load_state_dict(sd["network"])
+    for module in (parts.model, parts.guide, *(n.module for n in networks.values())):
+        if module is not None:
+            module.eval()
     return Run(run_dir, parts)

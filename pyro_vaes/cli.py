@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import yaml
-
-from pyro_vaes.config import BACKENDS, read_config_file
+from pyro_vaes.config import BACKENDS, parse_assignments, read_config_file
 
 EXAMPLES = """examples:
   pyro-vaes fit vae                                   # a VAE on procedural 2D shapes, no download
@@ -20,16 +18,6 @@ EXAMPLES = """examples:
   pyro-vaes fit --resume runs/vae-shapes2d-seed0 --steps 4000
   pyro-vaes evaluate runs/vae-shapes2d-seed0
 """
-
-
-def _kv(items: Optional[List[str]], flag: str) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"{flag} expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = yaml.safe_load(v)
-    return out
 
 
 def _add_fit(sub) -> None:
@@ -42,7 +30,7 @@ def _add_fit(sub) -> None:
     )
     p.add_argument("model", nargs="?", help="model name (see `pyro-vaes list`)")
     p.add_argument("--guide", help="variational family (default: the model's paper guide)")
-    p.add_argument("--objective", help="fitting objective (default: elbo)")
+    p.add_argument("--objective", help="fitting objective (default: the model's, see `pyro-vaes list`)")
     p.add_argument("--data", help="dataset name (default: shapes2d, generated, no download)")
     p.add_argument("--data-root", help="folder real datasets are read from (default: $PYRO_VAES_DATA)")
     p.add_argument("--steps", type=int, help="training steps (default 1000)")
@@ -80,7 +68,7 @@ def _fit_settings(args) -> Dict[str, Any]:
         if v is not None:
             s[key] = v
     for what in ("model", "guide", "objective", "data"):
-        extra = _kv(getattr(args, f"{what}_arg"), f"--{what}-arg")
+        extra = parse_assignments(getattr(args, f"{what}_arg"), f"--{what}-arg")
         if extra:
             s[f"{what}_args"] = {**s.get(f"{what}_args", {}), **extra}
     shortcuts = {"latent_dim": "model_args", "likelihood": "model_args", "beta": "objective_args",
@@ -175,10 +163,11 @@ def cmd_plot(args) -> int:
 def cmd_list(args) -> int:
     from pyro_vaes.registry import DATASETS, EXPERIMENTS, MODELS, OBJECTIVES, guides_for
 
-    print("models (guides; the first is the paper's default):")
+    print("models (guides: the first is the paper's default; default objective):")
     for e in MODELS.entries():
         print(f"  {e.name:<16} {e.help}")
-        print(f"  {'':<16} guides: {', '.join(guides_for(e.name))}")
+        print(f"  {'':<16} guides: {', '.join(guides_for(e.name)) or '(none: trained without a guide)'}; "
+              f"objective: {e.obj.default_objective}")
     print("objectives:")
     for e in OBJECTIVES.entries():
         print(f"  {e.name:<16} {e.help}")
@@ -196,11 +185,12 @@ def cmd_reproduce(args) -> int:
     from pyro_vaes.registry import EXPERIMENTS
 
     run = EXPERIMENTS.get(args.name)
+    overrides = parse_assignments(args.set, "--set")
     out = Path(args.out or f"results/{args.name}")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite or another --out")
     out.mkdir(parents=True, exist_ok=True)
-    table = run(out=out, scale=args.scale, seed=args.seed, data_root=args.data_root)
+    table = run(out=out, scale=args.scale, seed=args.seed, data_root=args.data_root, overrides=overrides)
     print(json.dumps(table, indent=2))
     return 0
 
@@ -233,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="rerun a paper experiment at laptop scale")
     p.add_argument("name", help="experiment name (see `pyro-vaes list`)")
     p.add_argument("--scale", default="small", choices=("tiny", "small", "full"))
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one of the experiment's settings (repeatable), e.g. --set steps=3000 --set seeds=3")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root")
     p.add_argument("--out", help="output folder (default results/NAME)")

@@ -1,13 +1,19 @@
-"""Every setting of a fit, in one dataclass that round-trips through ``config.json`` (and YAML files)."""
+"""Every setting of a fit, in one dataclass that round-trips through ``config.json`` (and YAML files), and the
+one ``KEY=VALUE`` parser every command line option that takes them uses."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
+
+import yaml
 
 BACKENDS = ("torch", "svi")
+#: the version of the config.json layout: 1 = pyro_vaes 0.1.0 (no "version" key), 2 = the contract of docs/design.md
+CONFIG_VERSION = 2
 
 
 @dataclass
@@ -16,7 +22,7 @@ class FitConfig:
 
     model: str = "vae"
     guide: Optional[str] = None  # None: the model's default guide
-    objective: str = "elbo"
+    objective: Optional[str] = None  # None: the model's default objective
     data: str = "shapes2d"
     model_args: Dict[str, Any] = field(default_factory=dict)
     guide_args: Dict[str, Any] = field(default_factory=dict)
@@ -35,6 +41,7 @@ class FitConfig:
     backend: str = "torch"
     out: Optional[str] = None
     figures: bool = True
+    version: int = CONFIG_VERSION
 
     def validate(self) -> None:
         """Refuse impossible settings before anything is built."""
@@ -57,6 +64,8 @@ class FitConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        if "version" not in d and set(d) == known - {"version"}:  # a config.json written by 0.1.0
+            return cls(**d, version=1)
         return cls(**d)
 
     def save(self, path: Path) -> None:
@@ -78,3 +87,35 @@ def read_config_file(path: str) -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must hold a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def parse_assignments(items: Optional[Sequence[str]], flag: str) -> Dict[str, Any]:
+    """``["key=value", ...]`` -> dict, for every option that takes ``KEY=VALUE`` (``--model-arg``, ``--data-arg``,
+    ``--set``, ...). Keys may use ``-`` for ``_``; values are read as YAML scalars or collections
+    (``3`` -> 3, ``1e-3`` -> 0.001, ``true`` -> True, ``null`` -> None, ``[1, 2]`` -> [1, 2]; any other text,
+    ``none`` included, stays a string)."""
+    out: Dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key] = parse_value(value, f"{flag} {item!r}")
+    return out
+
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def parse_value(text: str, where: str) -> Any:
+    """One ``VALUE`` read as YAML, with numbers such as ``1e-3`` read as floats (YAML 1.1 reads them as text)."""
+    if not text.strip():
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = str(err).splitlines()[0]
+        raise ValueError(f"{where}: the value is not valid YAML ({problem}); quote it") from None
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value

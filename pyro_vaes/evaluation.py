@@ -30,6 +30,9 @@ import torch
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
+from pyro_vaes.isolation import eval_mode
+from pyro_vaes.metrics.reconstruction import reconstruct
+
 
 @dataclass
 class SiteLogProbs:
@@ -79,15 +82,6 @@ def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num
     from_prior = [name for name in latent_p if name not in latent_q]
     log_w = obs + sum(v for k, v in latent_p.items() if k not in from_prior) - sum(latent_q.values())
     return SiteLogProbs(log_w, obs, latent_q, latent_p)
-
-
-def decode_latents(model, encoded: Dict[str, torch.Tensor], z: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Decode ``z`` (default: the posterior mean ``encoded["loc"]``); a model with a batch-level latent also
-    gets the guide's ``global_loc`` (e.g. UG-VAE's μ_β), which its ``decode`` takes as second argument."""
-    z = encoded["loc"] if z is None else z
-    if getattr(model, "global_sites", ()) and "global_loc" in encoded:
-        return model.decode(z, encoded["global_loc"])
-    return model.decode(z)
 
 
 def _has_global_sites(model) -> bool:
@@ -189,7 +183,7 @@ def evaluate(
     max_examples: Optional[int] = None,
     chunk: int = 100,
 ) -> Dict[str, object]:
-    """All evaluation numbers for a held-out split (mean per datum, in nats).
+    """All evaluation numbers for a held-out split (mean per datum, in nats), with the modules in eval mode.
 
     Returns ``log_likelihood`` (importance-sampled), ``elbo``, ``reconstruction`` (E_q[log p(x | z)]) and ``kl``
     per latent site, all from the same ``num_particles`` draws; ``recon_mse`` (squared error of the decoded
@@ -198,36 +192,29 @@ def evaluate(
     """
     device = next(model.parameters()).device
     n = len(split) if max_examples is None else min(len(split), max_examples)
+    if guide is None:
+        return {"n": n, "num_particles": 0, "note": "the model has no guide: no likelihood, ELBO or reconstruction"}
     tot = {"log_likelihood": 0.0, "elbo": 0.0, "reconstruction": 0.0, "recon_mse": 0.0}
     kl_site: Dict[str, float] = {}
     kl_dim: Dict[str, torch.Tensor] = {}
     means: List[torch.Tensor] = []
-    modes = model.training, guide.training
-    model.eval(), guide.eval()
-    for start in range(0, n, batch_size):
-        idx = torch.arange(start, min(n, start + batch_size))
-        x, y = split.batch(idx)
-        x = x.to(device)
-        y = None if y is None else y.to(device)
-        b = x.shape[0]
-        est = particle_estimates(model, guide, x, y, num_particles, chunk)
-        tot["log_likelihood"] += float(est.log_likelihood.sum())
-        tot["elbo"] += float(est.elbo.sum())
-        tot["reconstruction"] += float(est.reconstruction.sum())
-        for name, kl in est.kl.items():
-            kl_site[name] = kl_site.get(name, 0.0) + float(kl.sum())
-        for name, v in kl_per_dimension(model, guide, x, y).items():
-            kl_dim[name] = kl_dim.get(name, 0.0) + v * b
-        enc = guide.encode(x)
-        if "loc" in enc:
-            z = enc["loc"]
-            means.append(z.reshape(b, -1).cpu())
-            try:
-                recon = decode_latents(model, enc)
-                tot["recon_mse"] += float(((recon - x) ** 2).reshape(b, -1).sum())
-            except (NotImplementedError, TypeError, RuntimeError):
-                tot["recon_mse"] = float("nan")
-    model.train(modes[0]), guide.train(modes[1])
+    with eval_mode(model, guide):
+        for start in range(0, n, batch_size):
+            idx = torch.arange(start, min(n, start + batch_size))
+            x, y = split.batch(idx)
+            x = x.to(device)
+            y = None if y is None else y.to(device)
+            b = x.shape[0]
+            est = particle_estimates(model, guide, x, y, num_particles, chunk)
+            tot["log_likelihood"] += float(est.log_likelihood.sum())
+            tot["elbo"] += float(est.elbo.sum())
+            tot["reconstruction"] += float(est.reconstruction.sum())
+            for name, kl in est.kl.items():
+                kl_site[name] = kl_site.get(name, 0.0) + float(kl.sum())
+            for name, v in kl_per_dimension(model, guide, x, y).items():
+                kl_dim[name] = kl_dim.get(name, 0.0) + v * b
+            means.append(guide.encode(x, y)[model.code_site]["loc"].reshape(b, -1).cpu())
+            tot["recon_mse"] += float(((reconstruct(model, guide, x, y) - x) ** 2).reshape(b, -1).sum())
     result: Dict[str, object] = {k: v / n for k, v in tot.items()}
     result["kl"] = {k: v / n for k, v in kl_site.items()}
     result["kl_total"] = sum(result["kl"].values())  # type: ignore[arg-type]

@@ -1,7 +1,14 @@
 """Figures of a fitted run, as PNG files a person can read: reconstructions, prior samples, latent traversals.
 
-Image data is tiled with :func:`torchvision.utils.make_grid` and drawn with matplotlib (titles, row labels);
-2-D flat data is drawn as scatter plots, other flat data as heat maps (one row per observation).
+Image data is tiled with :func:`torchvision.utils.make_grid` and drawn with matplotlib's object-oriented API
+(:class:`matplotlib.figure.Figure`, no ``pyplot``), so drawing never changes the user's matplotlib backend or
+any other global state. 2-D flat data is drawn as scatter plots, other flat data as heat maps.
+
+Everything goes through the model/guide contract: reconstructions decode the posterior means of every latent
+(:func:`~pyro_vaes.metrics.reconstruction.reconstruct`); traversals sweep one dimension of the model's
+``code_site`` around a test item's posterior mean with the other latents (batch-level ones included) at their
+posterior means (a guide-less model sweeps around a prior draw); samples of a class-conditioned model are drawn
+one row per class.
 """
 
 from __future__ import annotations
@@ -10,24 +17,25 @@ import textwrap
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+from pyro_vaes.guides.base import posterior_means
+from pyro_vaes.isolation import eval_mode, isolated_rng
+from pyro_vaes.metrics.reconstruction import reconstruct
 
-from pyro_vaes.evaluation import decode_latents  # noqa: E402
 
 def _to_image(x: torch.Tensor, nrow: int) -> torch.Tensor:
     grid = make_grid(x.clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=0.5)
     return grid.permute(1, 2, 0)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG (creating the folder)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -45,7 +53,8 @@ def image_grid(
     labels (one per row / column of the grid) and axis labels."""
     img = _to_image(x, nrow)
     rows = -(-x.shape[0] // nrow)
-    fig, ax = plt.subplots(figsize=(max(4, nrow * 0.6 + 1), max(2, rows * 0.6 + 0.8)))
+    fig = Figure(figsize=(max(4, nrow * 0.6 + 1), max(2, rows * 0.6 + 0.8)))
+    ax = fig.subplots()
     if img.shape[-1] == 1:
         ax.imshow(img.squeeze(-1), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
@@ -67,11 +76,12 @@ def image_grid(
         ax.set_xticks([])
     if xlabel:
         ax.set_xlabel(xlabel)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _flat_plot(x: torch.Tensor, title: str, path: Path, other: Optional[torch.Tensor] = None, labels=("data", "model")):
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     if x.shape[-1] == 2:
         ax.scatter(x[:, 0], x[:, 1], s=6, alpha=0.6, label=labels[0])
         if other is not None:
@@ -86,14 +96,20 @@ def _flat_plot(x: torch.Tensor, title: str, path: Path, other: Optional[torch.Te
         ax.set_xlabel("feature")
         ax.set_ylabel("observation" if other is None else f"rows 0-{len(x) - 1}: {labels[0]}; then {labels[1]}")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def _test_batch(run, n: int):
+    x, y = run.data.test.batch(torch.arange(min(n, len(run.data.test))))
+    return x.to(run.parts.device), None if y is None else y.to(run.parts.device)
 
 
 @torch.no_grad()
-def reconstructions(run, path: Path, n: int = 16) -> Path:
-    x, _ = run.data.test.batch(torch.arange(min(n, len(run.data.test))))
-    x = x.to(run.parts.device)
-    recon = decode_latents(run.model, run.guide.encode(x)).cpu()
+def reconstructions(run, path: Path, n: int = 16) -> Optional[Path]:
+    if run.guide is None:
+        return None
+    x, y = _test_batch(run, n)
+    recon = reconstruct(run.model, run.guide, x, y).cpu()
     x = x.cpu()
     title = f"{run.config.model} on {run.config.data}: test data (top) and reconstructions from the posterior mean"
     if run.data.is_image:
@@ -102,11 +118,24 @@ def reconstructions(run, path: Path, n: int = 16) -> Path:
     return _flat_plot(x, title, path, recon, labels=("data", "reconstruction"))
 
 
+def sample_labels(model, n: int) -> Optional[torch.Tensor]:
+    """Labels for a grid of ``n`` samples: one row per class for a class-conditioned model, else None."""
+    if model.labels != "class":
+        return None
+    per_class = max(1, n // model.num_classes)
+    return torch.arange(model.num_classes, device=model.device).repeat_interleave(per_class)
+
+
 @torch.no_grad()
 def samples(run, path: Path, n: int = 64) -> Path:
-    x = run.sample(n)
-    title = f"{run.config.model} on {run.config.data}: {n} samples (decoder means of prior draws)"
+    y = sample_labels(run.model, n)
+    x = run.sample(len(y) if y is not None else n, y=y)
+    title = f"{run.config.model} on {run.config.data}: {len(x)} samples (decoder means of prior draws)"
     if run.data.is_image:
+        if y is not None:
+            per_class = len(y) // run.model.num_classes
+            names = run.data.label_names or [str(k) for k in range(run.model.num_classes)]
+            return image_grid(x, per_class, title + ", one row per class", path, row_labels=names[: run.model.num_classes])
         return image_grid(x, 8, title, path)
     ref, _ = run.data.test.batch(torch.arange(min(len(run.data.test), 500)))
     return _flat_plot(ref, title, path, run.sample(min(len(ref), 500)), labels=("test data", "samples"))
@@ -114,21 +143,32 @@ def samples(run, path: Path, n: int = 64) -> Path:
 
 @torch.no_grad()
 def traversals(run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int = 20) -> Path:
-    """One row per latent dimension: that dimension swept over [-span, span] around the posterior mean of a
-    test image, the others (and a batch-level latent, at its posterior mean for the first test batch) fixed."""
-    x, _ = run.data.test.batch(torch.arange(min(64, len(run.data.test))))  # a batch, for batch-level latents
-    encoded = run.guide.encode(x.to(run.parts.device))
-    z0 = encoded["loc"][0]
-    d = min(z0.shape[-1], max_dims)
-    values = torch.linspace(-span, span, steps, device=z0.device)
-    z = z0.repeat(d, steps, 1)
+    """One row per dimension of the model's code: that dimension swept over [-span, span] around the posterior
+    mean of a test item, every other latent (a batch-level one at its posterior mean for the first test batch)
+    fixed; around a prior draw for a model without a guide."""
+    model, site = run.model, run.model.code_site
+    x, y = _test_batch(run, 64)  # a batch, for batch-level latents
+    if run.guide is not None:
+        latents = posterior_means(run.guide.encode(x, y))
+    else:
+        latents = model.sample_prior(len(x), y)
+    y0 = None if y is None else y[:1]
+    center = latents[site][0]
+    d = min(center.shape[-1], max_dims)
+    values = torch.linspace(-span, span, steps, device=center.device)
+    z = center.repeat(d, steps, 1)
     for i in range(d):
         z[i, :, i] = values
-    out = decode_latents(run.model, encoded, z.reshape(d * steps, -1)).cpu()
-    title = f"{run.config.model}: latent traversals (row = dimension, z_d from {-span:g} to {span:g})"
+    swept = {k: v for k, v in latents.items() if k not in model.global_sites}
+    fixed = {k: v for k, v in latents.items() if k in model.global_sites}
+    item = {k: v[:1].expand(d * steps, *v.shape[1:]) for k, v in swept.items()}
+    item[site] = z.reshape(d * steps, -1)
+    labels = None if y0 is None else y0.expand(d * steps, *y0.shape[1:])
+    out = model.decode({**item, **fixed}, labels).cpu()
+    title = f"{run.config.model}: latent traversals (row = dimension of {site}, value from {-span:g} to {span:g})"
     if run.data.is_image:
-        return image_grid(out, steps, title, path, row_labels=[f"z{i}" for i in range(d)], xlabel="value of z_d",
-                          col_labels=[f"{v:.2g}" for v in values.tolist()])  # fmt: skip
+        return image_grid(out, steps, title, path, row_labels=[f"{site}{i}" for i in range(d)],
+                          xlabel=f"value of {site}_d", col_labels=[f"{v:.2g}" for v in values.tolist()])  # fmt: skip
     return _flat_plot(out.reshape(d * steps, -1), title, path)
 
 
@@ -136,17 +176,16 @@ PLOTTERS = {"reconstructions": reconstructions, "samples": samples, "traversals"
 
 
 def plot_run(run, kind: str = "all", out: Optional[Path] = None) -> List[Path]:
-    """Write the figures of ``kind`` (or ``all``) into ``out`` (default: the run's ``figures/``)."""
+    """Write the figures of ``kind`` (or ``all``) into ``out`` (default: the run's ``figures/``), with the modules
+    in eval mode and a random stream of their own."""
     if kind != "all" and kind not in PLOTTERS:
         raise ValueError(f"unknown figure kind {kind!r}; valid: all, {', '.join(PLOTTERS)}")
     out = Path(out) if out is not None else run.run_dir / "figures"
     kinds = list(PLOTTERS) if kind == "all" else [kind]
     paths = []
-    was_training = run.model.training
-    run.model.eval(), run.guide.eval()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(run.config.seed)
+    with eval_mode(run.model, run.guide), isolated_rng(run.config.seed):
         for k in kinds:
-            paths.append(PLOTTERS[k](run, out / f"{k}.png"))
-    run.model.train(was_training), run.guide.train(was_training)
+            path = PLOTTERS[k](run, out / f"{k}.png")
+            if path is not None:
+                paths.append(path)
     return paths

@@ -1,18 +1,25 @@
-"""One table per kind of component: models, guides, objectives and datasets.
+"""One table per kind of component: models, guides, objectives, datasets and experiments.
 
 The CLI, the tests and ``pyro-vaes list`` all read these tables; nothing in the engine dispatches on a
 string comparison. A component registers itself with a decorator where it is defined::
 
     @MODELS.register("vae")
-    class VAE(...): ...
+    class VAE(ModelBase): ...
 
-    @GUIDES.register("diag", model="vae", default=True)
-    class DiagonalGaussianGuide(...): ...
+    @GUIDES.register("diagonal", models=("vae",), default_for=("vae",))
+    class DiagonalGaussianGuide(GuideBase): ...
+
+This module is a leaf: it imports nothing of the components at module import. The first lookup imports
+every module of the component packages (``models/``, ``guides/``, ``pyro_vaes/objectives/``,
+``pyro_vaes/data/``, ``pyro_vaes/experiments/``), so a new component is one new file in its package; importing
+them changes no global state.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -74,6 +81,10 @@ class Registry:
         _load_components()
         return name in self._entries
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (for components registered by tests or user code at run time)."""
+        self._entries.pop(name, None)
+
 
 MODELS = Registry("model")
 GUIDES = Registry("guide")
@@ -107,17 +118,20 @@ def check_guide_fits(model: str, guide: str) -> None:
         )
 
 
+#: the packages whose modules register components (imported on the first lookup)
+COMPONENT_PACKAGES = ("pyro_vaes.data", "pyro_vaes.models", "pyro_vaes.guides", "pyro_vaes.objectives",
+                      "pyro_vaes.experiments")  # fmt: skip
 _LOADED = False
 
 
 def _load_components() -> None:
-    """Import every module that registers components (once)."""
+    """Import every module of the component packages (once), so that each registers what it defines."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    import pyro_vaes.data  # noqa: F401
-    import pyro_vaes.experiments  # noqa: F401
-    import pyro_vaes.guides  # noqa: F401
-    import pyro_vaes.models  # noqa: F401
-    import pyro_vaes.objectives  # noqa: F401
+    for package_name in COMPONENT_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{package_name}.{info.name}")

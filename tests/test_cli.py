@@ -77,11 +77,11 @@ def test_list_shows_models_guides_objectives_datasets(capsys):
         (["fit", "vae", "--data", "mnits"], "unknown dataset 'mnits'. Did you mean 'mnist'?"),
         (["fit", "vae", "--beta", "-2", "--objective", "beta-vae-h"], "beta must be > 0"),
         (["fit", "vae", "--steps", "0"], "steps must be >= 1"),
-        (["fit", "vae", "--model-arg", "latent_dim"], "--model-arg expects key=value"),
+        (["fit", "vae", "--model-arg", "latent_dim"], "--model-arg expects KEY=VALUE"),
         (["evaluate", "/nonexistent/run"], "is not a run folder"),
         (["fit", "vae", "--device", "tpu"], "unknown device"),
-        (["fit", "vae", "--data", "linear-gaussian", "--model-arg", "latent_dim=0"], "latent_dim must be >= 1"),
-        (["fit", "vae", "--objective", "iwae", "--objective-arg", "alpha=0.5"], "bad arguments for objective 'iwae'"),
+        (["fit", "vae", "--data", "linear-gaussian", "--model-arg", "latent_dim=0"], "latent_dim must be an integer >= 1"),
+        (["fit", "vae", "--objective", "iwae", "--objective-arg", "alpha=0.5"], "--objective-arg alpha: objective 'iwae' takes no argument 'alpha'; it takes: num_particles"),
     ],
 )
 def test_bad_input_gets_a_one_line_error(argv, message, capsys, tmp_path):

@@ -345,7 +345,7 @@ def _parser():
 
 
 def test_cli_list_and_show(tmp_path, capsys):
-    from pyro_vaes.data.cli import parse_data_args, run_data_command
+    from pyro_vaes.data.cli import run_data_command
 
     p = _parser()
     assert run_data_command(p.parse_args(["data", "list"])) == 0
@@ -362,6 +362,27 @@ def test_cli_list_and_show(tmp_path, capsys):
     assert png2.exists()
     bad = p.parse_args(["data", "show", "shapes2d", "--out", str(png), "--data-arg", "n_trian=3"])
     assert run_data_command(bad) == 2 and "it takes" in capsys.readouterr().err
-    assert parse_data_args(["a=1", "b=0.5", "c=true", "d=x,y", "e=none"]) == {"a": 1, "b": 0.5, "c": True, "d": "x,y", "e": None}
-    with pytest.raises(ValueError, match="key=value"):
-        parse_data_args(["oops"])
+
+
+
+def test_one_key_value_parser_for_every_option():
+    """``fit --data-arg``, ``data show --data-arg``, ``--model-arg`` and ``reproduce --set`` share one parser:
+    YAML values, numbers such as 1e-3 read as floats, ``none`` kept as text (mnist's binarize=none), null as None."""
+    from pyro_vaes.config import parse_assignments
+
+    got = parse_assignments(["a=1", "b=0.5", "c=true", "d=x,y", "e=none", "f=null", "g-h=1e-3", "i=[1, 2]"], "--x")
+    assert got == {"a": 1, "b": 0.5, "c": True, "d": "x,y", "e": "none", "f": None, "g_h": 0.001, "i": [1, 2]}
+    with pytest.raises(ValueError, match="--x expects KEY=VALUE"):
+        parse_assignments(["oops"], "--x")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        parse_assignments(["a=[1, 2"], "--x")
+
+
+@pytest.mark.data
+def test_readme_binarize_none_command_works_for_data_show_and_fit(tmp_path, shared_data):
+    from pyro_vaes.cli import main
+
+    args = ["--data-arg", "binarize=none", "--data-arg", "n_train=64", "--data-arg", "n_test=32"]
+    assert main(["data", "show", "mnist", "--data-root", str(shared_data), "--out", str(tmp_path / "m.png"), *args]) == 0
+    assert main(["fit", "vae", "--data", "mnist", "--data-root", str(shared_data), "--likelihood", "gaussian",
+                 "--steps", "1", "--batch-size", "16", "--no-figures", "--quiet", "--out", str(tmp_path / "r"), *args]) == 0

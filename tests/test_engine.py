@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pyro_vaes
-from pyro_vaes import checkpoint as ckpt
+from pyro_vaes.engine import checkpoint as ckpt
 from pyro_vaes.config import FitConfig
 from pyro_vaes.engine import CHECKPOINT, RunExistsError, Trainer, TrainingDiverged, prepare_run_dir
 

@@ -93,11 +93,11 @@ def test_gradients_main_step_leaves_d_alone_and_d_step_leaves_encoder_alone():
     # the TC term did reach the encoder ...
     assert guide.loc.weight.grad is not None and guide.loc.weight.grad.abs().sum() > 0
     # ... but wrote nothing into D
-    assert all(p.grad is None for p in obj.auxiliary.parameters())
+    assert all(p.grad is None for p in obj.discriminator.parameters())
     for p in list(model.parameters()) + list(guide.parameters()):
         p.grad = None
-    obj.auxiliary_loss(x).backward()
-    assert all(p.grad is not None for p in obj.auxiliary.parameters())
+    obj.network_loss("discriminator", x).backward()
+    assert all(p.grad is not None for p in obj.discriminator.parameters())
     for p in list(model.parameters()) + list(guide.parameters()):
         assert p.grad is None or float(p.grad.abs().sum()) == 0.0
 
@@ -125,25 +125,28 @@ def test_factor_vae_trains_through_the_engine(tmp_path):
                         objective_args={"gamma": 5.0, "disc_hidden": 32, "disc_layers": 2},
                         steps=2, batch_size=16, eval_every=2, checkpoint_every=2, out=tmp_path / "run",
                         progress=False, figures=False)
-    disc = run.parts.objective.auxiliary
+    disc = run.parts.objective.discriminator
     from pyro_vaes.engine import Trainer
 
     trainer = Trainer(run.config, tmp_path / "unused", data=data, progress=False)
-    assert trainer.aux_optimizer.param_groups[0]["betas"] == (0.5, 0.9)  # Kim & Mnih's Adam for D
-    assert trainer.aux_optimizer.param_groups[0]["lr"] == run.config.aux_lr
+    assert trainer.order == ("main", "discriminator")
+    assert trainer.aux_optimizers["discriminator"].param_groups[0]["betas"] == (0.5, 0.9)  # Kim & Mnih's Adam for D
+    assert trainer.aux_optimizers["discriminator"].param_groups[0]["lr"] == run.config.aux_lr
     fresh = Discriminator(3, 32, 2)
     assert run.history and all(torch.isfinite(torch.tensor(r["test_loss"])) for r in run.history)
     assert disc is not None and sum(p.numel() for p in disc.parameters()) == sum(p.numel() for p in fresh.parameters())
     loaded = pyro_vaes.load(tmp_path / "run", dataset=data)
-    for a, b in zip(disc.parameters(), loaded.parts.objective.auxiliary.parameters()):
+    for a, b in zip(disc.parameters(), loaded.parts.objective.discriminator.parameters()):
         assert torch.equal(a, b)
 
 
-def test_factor_vae_refuses_models_without_code_size():
-    model, guide = _vae()
-    del model.latent_dim
-    with pytest.raises(ValueError, match="latent_dim"):
-        OBJECTIVES.get("factor-vae")().bind(model, guide)
+def test_factor_vae_refuses_models_it_cannot_fit_before_any_data_loads(tmp_path):
+    """UG-VAE sums d out by enumeration, which FactorVAE's sampled ELBO cannot: refused by name, naming what fits,
+    before the data is read (an unreadable data root would otherwise be the error)."""
+    with pytest.raises(ValueError, match="objective 'factor-vae' does not fit model 'ugvae'.*Objectives that fit: "):
+        pyro_vaes.fit(model="ugvae", objective="factor-vae", data="mnist", data_root=str(tmp_path / "absent"),
+                      out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
 
 
 # -- β-VAE-B ------------------------------------------------------------------------------------------------
@@ -157,7 +160,7 @@ def test_beta_vae_b_loss_equals_recon_plus_gamma_abs_kl_minus_c_by_hand():
         torch.manual_seed(11)
         z = poutine.trace(guide.guide).get_trace(x).nodes["z"]["value"]  # the draw the loss will make
         with torch.no_grad():
-            q = guide.encode(x)
+            q = guide.encode(x)["z"]
             mu, s = q["loc"], q["scale"]
             recon = torch.distributions.Bernoulli(logits=model.decoder(z)).log_prob(x).sum()
             kl = (-s.log() + 0.5 * (s**2 + mu**2) - 0.5).sum()  # KL(N(mu, s^2) || N(0, 1)), summed

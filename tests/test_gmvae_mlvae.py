@@ -26,16 +26,19 @@ def _step_changes_everything(model, guide, elbo, x):
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)], ids=["k_vae", "beta_vae"])
 def test_gmvae_trains_with_traceenum(shape):
-    model = GMVAE(shape, z_dim=3, w_dim=4, K=3, hidden=32)
+    model = GMVAE(shape, latent_dim=3, w_dim=4, K=3, hidden=32)
     guide = GMVAEGuide(model)
     x = torch.rand(6, *shape)
     _step_changes_everything(model, guide, TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False), x)
     enc = guide.encode(x)
-    assert enc["global_loc"].shape == (7,) and enc["pi"].shape == (6, 3)
+    assert enc["z"]["loc"].shape == (6, 3) and enc["w"]["loc"].shape == (6, 4) and enc["d"]["probs"].shape == (6, 3)
+    from pyro_vaes.metrics.batch_classification import batch_features
+
+    assert batch_features(model, guide, [x]).shape == (1, 7)  # no batch-level latent: the pooled means of w and z
 
 
 def test_gmvae_sites_are_all_per_sample():
-    model = GMVAE((1, 28, 28), z_dim=3, w_dim=4, K=5, hidden=32)
+    model = GMVAE((1, 28, 28), latent_dim=3, w_dim=4, K=5, hidden=32)
     guide = GMVAEGuide(model)
     x = torch.rand(6, 1, 28, 28)
     gt = poutine.trace(poutine.enum(guide.guide, first_available_dim=-2)).get_trace(x)
@@ -49,7 +52,7 @@ def test_gmvae_sites_are_all_per_sample():
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)], ids=["k_vae", "beta_vae"])
 def test_mlvae_trains_with_trace_and_enum_elbo(shape):
-    model = MLVAE(shape, s_dim=3, c_dim=4, hidden=32)
+    model = MLVAE(shape, latent_dim=3, c_dim=4, hidden=32)
     guide = MLVAEGuide(model)
     x = torch.rand(6, *shape)
     _step_changes_everything(model, guide, Trace_ELBO(max_plate_nesting=1), x)
@@ -58,7 +61,7 @@ def test_mlvae_trains_with_trace_and_enum_elbo(shape):
 
 def test_mlvae_group_latent_once_per_batch_and_elbo_by_hand():
     torch.manual_seed(0)
-    model = MLVAE((1, 6, 6), s_dim=2, c_dim=3, hidden=16).double()
+    model = MLVAE((1, 6, 6), latent_dim=2, c_dim=3, hidden=16).double()
     guide = MLVAEGuide(model).double()
     x = torch.rand(5, 1, 6, 6, dtype=torch.float64)
     gt = poutine.trace(guide.guide).get_trace(x)
@@ -76,6 +79,6 @@ def test_mlvae_group_latent_once_per_batch_and_elbo_by_hand():
 
 
 def test_baselines_sample_and_decode():
-    g, m = GMVAE((1, 28, 28), z_dim=3, w_dim=4, K=3, hidden=32), MLVAE((1, 28, 28), s_dim=3, c_dim=4, hidden=32)
+    g, m = GMVAE((1, 28, 28), latent_dim=3, w_dim=4, K=3, hidden=32), MLVAE((1, 28, 28), latent_dim=3, c_dim=4, hidden=32)
     assert g.sample(4).shape == (4, 1, 28, 28) and m.sample(4).shape == (4, 1, 28, 28)
     assert g.sample_prior(4, d=torch.tensor([0, 1, 2, 0]))["z"].shape == (4, 3)

@@ -10,16 +10,12 @@ import pyro.poutine as poutine
 import pytest
 import torch
 from pyro.infer import TraceEnum_ELBO
-from pyro_vaes.guides.ugvae import (
-    UGVAEMarginalGuide,
-    UGVAEMeanFieldGuide,
-    UGVAEStructuredGuide,
-    product_of_gaussians,
-)
-from pyro_vaes.models.ugvae import UGVAE
-from torch.distributions import Normal
+from torch.distributions import Normal, kl_divergence
 
-from pyro_vaes.metrics.batch_classification import batch_classification, global_features
+from pyro_vaes.guides.ugvae import UGVAEMarginalGuide, UGVAEMeanFieldGuide, UGVAEStructuredGuide
+from pyro_vaes.metrics.batch_classification import batch_classification, batch_features
+from pyro_vaes.models.ugvae import UGVAE
+from pyro_vaes.nets.heads import product_of_gaussians
 from pyro_vaes.objectives.ugvae import ugvae_loss_terms
 
 SHAPE = (1, 6, 6)  # a tiny "image": the k_vae MLP takes any shape
@@ -27,7 +23,7 @@ GUIDES = [UGVAEStructuredGuide, UGVAEMarginalGuide, UGVAEMeanFieldGuide]
 
 
 def tiny(K=3, z_dim=2, beta_dim=3, likelihood="gaussian", dtype=torch.float64):
-    model = UGVAE(SHAPE, z_dim=z_dim, beta_dim=beta_dim, K=K, likelihood=likelihood, arch="k_vae", hidden=16).to(dtype)
+    model = UGVAE(SHAPE, latent_dim=z_dim, beta_dim=beta_dim, K=K, likelihood=likelihood, arch="k_vae", hidden=16).to(dtype)
     return model
 
 
@@ -46,11 +42,35 @@ def fixed_draw_guide(guide, x, z, beta):
 
 
 def draws(model, guide, x, eps_z, eps_beta):
-    """z and β built from fixed standard-normal noise exactly as ``ugvae_loss_terms`` builds them."""
+    """z and β built from fixed standard-normal noise, as the guide builds them."""
     h, z_loc, z_scale = guide.local(x)
     z = z_loc + z_scale * eps_z
     b_loc, b_scale = guide.beta_params(h, guide.d_logits(h, z).exp())
     return z, b_loc + b_scale * eps_beta
+
+
+def hand_terms(model, guide, x, eps_z, eps_beta, estimator="analytic"):
+    """The authors' loss written out by hand from the networks (independent of Pyro's traces): reconstruction,
+    Σ_i Σ_k π_ik KL(q(z_i) ‖ p(z_i | k, β)), KL(q(d | z) ‖ U(K)) and KL(q(β) ‖ N(0, I)) once per batch, with the
+    Gaussian KLs analytic or as one-draw log-ratios (``sampled``)."""
+    h, z_loc, z_scale = guide.local(x)
+    z = z_loc + z_scale * eps_z
+    log_pi = guide.d_logits(h, z)
+    pi = log_pi.exp()
+    b_loc, b_scale = guide.beta_params(h, pi)
+    beta = b_loc + b_scale * eps_beta
+    p_loc, p_scale = model.prior_z(beta)
+    recon = -model.observation(model.decoder(torch.cat([z, beta.expand(z.shape[0], -1)], -1))).log_prob(x).sum()
+    q_z, p_z = Normal(z_loc.unsqueeze(-2), z_scale.unsqueeze(-2)), Normal(p_loc, p_scale)
+    q_b, p_b = Normal(b_loc, b_scale), Normal(torch.zeros_like(b_loc), torch.ones_like(b_scale))
+    if estimator == "analytic":
+        kl_z_k, kl_beta = kl_divergence(q_z, p_z).sum(-1), kl_divergence(q_b, p_b).sum()
+    else:
+        zz = z.unsqueeze(-2)
+        kl_z_k = (q_z.log_prob(zz) - p_z.log_prob(zz)).sum(-1)
+        kl_beta = (q_b.log_prob(beta) - p_b.log_prob(beta)).sum()
+    kl_z, kl_d = (pi * kl_z_k).sum(), (pi * (log_pi + math.log(model.K))).sum()
+    return {"total": recon + kl_z + kl_d + kl_beta, "recon": recon, "kl_z": kl_z, "kl_d": kl_d, "kl_beta": kl_beta}
 
 
 # -- shapes ----------------------------------------------------------------------------------------------
@@ -111,9 +131,16 @@ def test_enum_elbo_equals_hand_written_terms_on_the_same_draws(likelihood):
         x = x.round()
     eps_z, eps_b = torch.randn(B, 2, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
     z, beta = draws(model, guide, x, eps_z, eps_b)
-    loss = enum_elbo(model).differentiable_loss(model.model, fixed_draw_guide(guide, x, z, beta), x)
-    terms = ugvae_loss_terms(model, guide, x, eps_z, eps_b, estimator="sampled")
+    fixed = fixed_draw_guide(guide, x, z, beta)
+    loss = enum_elbo(model).differentiable_loss(model.model, fixed, x)
+    terms = hand_terms(model, guide, x, eps_z, eps_b, estimator="sampled")
     assert torch.allclose(loss, terms["total"], rtol=1e-10, atol=1e-9)
+    # the objective's trace-based terms (sampled and analytic) equal the hand-written ones term by term
+    for estimator in ("sampled", "analytic"):
+        traced = ugvae_loss_terms(model.model, fixed, x, estimator=estimator)
+        hand = hand_terms(model, guide, x, eps_z, eps_b, estimator=estimator)
+        for key in hand:
+            assert torch.allclose(traced[key], hand[key], rtol=1e-10, atol=1e-9), key
     # β's KL enters once per batch: B copies would move the loss by (B − 1)·KL_β
     assert abs(float(terms["kl_beta"].detach())) > 1e-3
 
@@ -135,7 +162,7 @@ def test_enum_elbo_expectation_equals_analytic_closed_form_exactly():
         eps_z, eps_b = torch.full((B, 2), s_z, dtype=torch.float64), torch.full((3,), s_b, dtype=torch.float64)
         z, beta = draws(model, guide, x, eps_z, eps_b)
         enum_losses.append(elbo.differentiable_loss(model.model, fixed_draw_guide(guide, x, z, beta), x))
-        closed.append(ugvae_loss_terms(model, guide, x, eps_z, eps_b, estimator="analytic")["total"])
+        closed.append(hand_terms(model, guide, x, eps_z, eps_b, estimator="analytic")["total"])
     enum_mean, closed_mean = torch.stack(enum_losses).mean(), torch.stack(closed).mean()
     assert torch.allclose(enum_mean, closed_mean, rtol=1e-10, atol=1e-9)
     assert not torch.allclose(enum_losses[0], closed[0], rtol=1e-6)  # per draw they differ (MC vs analytic)
@@ -165,7 +192,7 @@ def test_model_enumeration_gives_the_exact_mixture_prior():
 @pytest.mark.parametrize("guide_cls", GUIDES, ids=lambda g: g.__name__)
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64)], ids=["k_vae", "beta_vae"])
 def test_every_guide_trains_with_traceenum(guide_cls, shape):
-    model = UGVAE(shape, z_dim=4, beta_dim=5, K=3, hidden=32)
+    model = UGVAE(shape, latent_dim=4, beta_dim=5, K=3, hidden=32)
     guide = guide_cls(model)
     x = torch.rand(6, *shape)
     params = list(model.parameters()) + list(guide.parameters())
@@ -178,20 +205,21 @@ def test_every_guide_trains_with_traceenum(guide_cls, shape):
     changed = sum(not torch.equal(a, p.detach()) for a, p in zip(before, params))
     assert changed == len(params)  # every network (K priors, decoder, encoder heads) got a gradient
     enc = guide.encode(x)
-    assert enc["beta_loc"].shape == (5,) and enc["pi"].shape == (6, 3) and enc["loc"].shape == (6, 4)
+    assert enc["beta"]["loc"].shape == (5,) and enc["z"]["loc"].shape == (6, 4)
+    assert ("d" in enc) == (guide_cls is not UGVAEMarginalGuide) and ("d" not in enc or enc["d"]["probs"].shape == (6, 3))
 
 
 def test_closed_form_objective_trains_and_matches_terms():
     from pyro_vaes.objectives.ugvae import UGVAEClosedForm
 
-    model = UGVAE((1, 28, 28), z_dim=4, beta_dim=5, K=3, hidden=32)
+    model = UGVAE((1, 28, 28), latent_dim=4, beta_dim=5, K=3, hidden=32)
     guide = UGVAEStructuredGuide(model)
     obj = UGVAEClosedForm().bind(model, guide)
     x = torch.rand(6, 1, 28, 28)
     torch.manual_seed(0)
     a = obj.loss(x)
     torch.manual_seed(0)
-    b = ugvae_loss_terms(model, guide, x)["total"]
+    b = ugvae_loss_terms(model.model, guide.guide, x)["total"]
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="ugvae-structured"):
         UGVAEClosedForm().bind(model, UGVAEMarginalGuide(model))
@@ -205,7 +233,7 @@ def test_fit_through_the_engine_and_swap_guides(tmp_path):
     data = VAEData("tiny", ArraySplit(torch.rand(64, 1, 28, 28, generator=g)), ArraySplit(torch.rand(32, 1, 28, 28, generator=g)))
     for name in ("ugvae-structured", "ugvae-marginal", "ugvae-meanfield"):
         run = pyro_vaes.fit(model="ugvae", guide=name, objective="enum-elbo", data="mnist", dataset=data,
-                            model_args={"z_dim": 3, "beta_dim": 4, "K": 3, "hidden": 32}, steps=3, batch_size=16,
+                            model_args={"latent_dim": 3, "beta_dim": 4, "K": 3, "hidden": 32}, steps=3, batch_size=16,
                             eval_every=3, lr=1e-3, out=tmp_path / name, figures=False, progress=False)  # fmt: skip
         assert np.isfinite(run.history[-1]["test_loss"])
         assert run.sample(4).shape == (4, 1, 28, 28)
@@ -225,7 +253,7 @@ def test_sample_prior_and_decode_shapes():
     model = tiny(K=4, dtype=torch.float32)
     lat = model.sample_prior(7)
     assert lat["beta"].shape == (3,) and lat["d"].shape == (7,) and lat["z"].shape == (7, 2)
-    assert model.decode(lat["z"], lat["beta"]).shape == (7, *SHAPE)
+    assert model.decode(lat).shape == (7, *SHAPE)
     assert model.sample(3).shape == (3, *SHAPE)
 
 
@@ -249,7 +277,7 @@ def test_batch_classification_separable_is_perfect_and_identical_is_chance():
 def test_global_features_reads_the_guide():
     model = tiny(dtype=torch.float32)
     guide = UGVAEStructuredGuide(model)
-    feats = global_features(guide, [torch.rand(8, *SHAPE) for _ in range(3)])
+    feats = batch_features(model, guide, [torch.rand(8, *SHAPE) for _ in range(3)])
     assert feats.shape == (3, 3) and guide.training
 
 
@@ -264,20 +292,20 @@ def _random_images(n_train, n_test, shape=(1, 28, 28), seed=0, value=None):
 
 
 def test_experiments_have_no_private_training_loop():
-    from pyro_vaes import experiments_ugvae as ex
+    from pyro_vaes.experiments import ugvae as ex
 
     for name in ("train", "_train_loop", "random_stream", "build"):
-        assert not hasattr(ex, name), f"experiments_ugvae.{name} exists: experiments must train through pyro_vaes.fit"
+        assert not hasattr(ex, name), f"experiments.ugvae.{name} exists: experiments must train through pyro_vaes.fit"
 
 
 @pytest.mark.parametrize("name", ["ugvae", "mlvae", "gmvae"])
 def test_fit_model_writes_a_run_folder_that_loads_and_evaluates(tmp_path, name):
     """fit_model goes through pyro_vaes.fit into OUT/runs/<model>; the folder reopens with the same weights."""
     import pyro_vaes
-    from pyro_vaes.experiments_ugvae import LR, fit_model
+    from pyro_vaes.experiments.ugvae import LR, fit_model
 
     data = _random_images(64, 32)
-    sizes = {"z_dim": 3, "beta_dim": 4, "K": 3}
+    sizes = {"latent_dim": 3, "beta_dim": 4, "K": 3}
     run = fit_model(name, data, "mnist", {"binarize": "none", "n_train": 64, "n_test": 32}, tmp_path, sizes=sizes,
                     steps=3, batch_size=16, seed=0)  # fmt: skip
     assert run.run_dir == tmp_path / "runs" / name
@@ -294,19 +322,19 @@ def test_fit_model_writes_a_run_folder_that_loads_and_evaluates(tmp_path, name):
 
 
 def test_model_args_give_the_baselines_ugvaes_sizes():
-    from pyro_vaes.experiments_ugvae import model_args
+    from pyro_vaes.experiments.ugvae import model_args
 
-    sizes = {"z_dim": 10, "beta_dim": 20, "K": 10}
+    sizes = {"latent_dim": 10, "beta_dim": 20, "K": 10}
     assert model_args("ugvae", sizes) == sizes
-    assert model_args("gmvae", sizes) == {"z_dim": 10, "w_dim": 20, "K": 10}
-    assert model_args("mlvae", sizes) == {"s_dim": 10, "c_dim": 20}
+    assert model_args("gmvae", sizes) == {"latent_dim": 10, "w_dim": 20, "K": 10}
+    assert model_args("mlvae", sizes) == {"latent_dim": 10, "c_dim": 20}
     with pytest.raises(ValueError, match="unknown model"):
         model_args("vae", sizes)
 
 
 def test_balanced_domains_pool_mixes_random_batches_half_and_half():
     from pyro_vaes.data import iterate_batches
-    from pyro_vaes.experiments_ugvae import balanced_domains
+    from pyro_vaes.data.composite import balanced_domains
 
     a = _random_images(300, 40, shape=(3, 4, 4), value=0.0)
     b = _random_images(120, 60, shape=(3, 4, 4), value=1.0)
@@ -345,7 +373,7 @@ def _check_runs(out, table, models):
 
 @pytest.mark.data
 def test_mnist_series_experiment_tiny(tmp_path, shared_data):
-    from pyro_vaes.experiments_ugvae import run_mnist_series
+    from pyro_vaes.experiments.ugvae import run_mnist_series
 
     table = run_mnist_series(tmp_path, "tiny", 0, str(shared_data))
     assert set(table["classification"]) == {f"{m}:{t}" for m in ("ugvae", "mlvae", "gmvae") for t in ("series only", "series + random")}

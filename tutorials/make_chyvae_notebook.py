@@ -210,7 +210,7 @@ g_ind = GUIDES.get("chyvae-structured")(model, hidden=16, sigma_from="independen
 with torch.no_grad():
     lp = site_log_probs(model, g_ind, x, None, S)
     mc = lp.latent_p["sigma"] + lp.latent_p["z"] - lp.latent_q["sigma"] - lp.latent_q["z"]
-    q = g_ind.encode(x)
+    q = g_ind.encode(x)["z"]
     zt = torch.distributions.MultivariateNormal(q["loc"], scale_tril=q["scale_tril"]).sample((S,))
     cf = chy.closed_form_regulariser(q["loc"], q["covariance"], zt, model.psi, model.nu) + chy.dropped_constant(model.nu, model.psi)
 for b in range(4):

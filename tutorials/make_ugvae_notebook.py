@@ -40,7 +40,7 @@ import pyro_vaes
 from pyro_vaes.models.ugvae import UGVAE
 from pyro_vaes.guides.ugvae import UGVAEStructuredGuide, UGVAEMarginalGuide, UGVAEMeanFieldGuide
 from pyro_vaes.objectives.ugvae import ugvae_loss_terms
-from pyro_vaes import experiments_ugvae as ex
+from pyro_vaes.experiments import ugvae as ex, common
 
 SMOKE = os.environ.get("PYRO_VAES_SMOKE") == "1"
 STEPS = 30 if SMOKE else 2000
@@ -102,7 +102,7 @@ Gaussian log-ratios by analytic KLs.
 
 code(r"""
 print(inspect.getsource(UGVAEStructuredGuide.guide))
-model = UGVAE((1, 28, 28), z_dim=4, beta_dim=5, K=3, hidden=32)
+model = UGVAE((1, 28, 28), latent_dim=4, beta_dim=5, K=3, hidden=32)
 guide = UGVAEStructuredGuide(model)
 x = torch.rand(6, 1, 28, 28)
 enum_guide = poutine.enum(guide.guide, first_available_dim=-2)
@@ -119,10 +119,11 @@ is `(K, B)`: one row per cluster, summed with weights $q(d \mid z)$.
 ### Checking Pyro against the closed form
 
 Fix the guide's draws of $z$ and $\beta$ (replay a trace) and compare `TraceEnum_ELBO.differentiable_loss`
-with the hand-written terms on the same draws (`estimator="sampled"`: the Gaussian KLs as one-draw
-log-ratios, exactly what TraceEnum samples). They agree to float precision. The analytic version differs per
-draw by Monte-Carlo noise only (`tests/test_ugvae.py` checks their expectations agree exactly with a
-two-point quadrature).
+with the closed-form terms on the same draws (`ugvae_loss_terms` reads them off the traces of the model and the
+replayed guide; `estimator="sampled"`: the Gaussian KLs as one-draw log-ratios, exactly what TraceEnum samples).
+They agree to float precision. The analytic version differs per draw by Monte-Carlo noise only
+(`tests/test_ugvae.py` checks both against a hand-written computation from the networks, and that their
+expectations agree exactly with a two-point quadrature when π does not depend on z).
 """)
 
 code(r"""
@@ -136,11 +137,12 @@ tr = poutine.trace(guide.guide).get_trace(x)
 tr.nodes["z"]["value"], tr.nodes["beta"]["value"] = z, beta
 tr.remove_node("d")
 elbo = TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False)
-pyro_loss = elbo.differentiable_loss(model.model, poutine.replay(guide.guide, trace=tr), x)
-sampled = ugvae_loss_terms(model, guide, x, eps_z, eps_b, estimator="sampled")
-analytic = ugvae_loss_terms(model, guide, x, eps_z, eps_b, estimator="analytic")
+fixed_guide = poutine.replay(guide.guide, trace=tr)
+pyro_loss = elbo.differentiable_loss(model.model, fixed_guide, x)
+sampled = ugvae_loss_terms(model.model, fixed_guide, x, estimator="sampled")
+analytic = ugvae_loss_terms(model.model, fixed_guide, x, estimator="analytic")
 print(f"TraceEnum_ELBO loss           {pyro_loss.item():.8f}")
-print(f"hand-written (sampled KLs)    {sampled['total'].item():.8f}")
+print(f"closed form (sampled KLs)     {sampled['total'].item():.8f}")
 print(f"paper's closed form (analytic) {analytic['total'].item():.8f}")
 print({k: round(v.item(), 3) for k, v in analytic.items()})
 """)
@@ -164,7 +166,7 @@ except Exception as err:  # no MNIST here: a synthetic stand-in keeps the notebo
     g = torch.Generator().manual_seed(0)
     data = VAEData("random", ArraySplit(torch.rand(2048, 1, 28, 28, generator=g), torch.randint(10, (2048,), generator=g)),
                    ArraySplit(torch.rand(2048, 1, 28, 28, generator=g), torch.randint(10, (2048,), generator=g)))
-SIZES = dict(z_dim=10, beta_dim=20, K=10)
+SIZES = dict(latent_dim=10, beta_dim=20, K=10)
 B = 64 if SMOKE else 128
 """)
 
@@ -196,8 +198,6 @@ $\log \tfrac1K\sum_k \mathcal N(z_i; \mu_k(\beta), \sigma_k^2(\beta))$), so it h
 """)
 
 code(r"""
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for name, (_, _, losses, _) in fits.items():
@@ -218,7 +218,7 @@ model, guide, _, _ = fits["ugvae-structured"]
 import tempfile
 out = Path(tempfile.mkdtemp(prefix="ugvae_tutorial_"))  # figures go to a temporary folder
 for k in range(2):
-    p = ex.image_grid_figure(ex.ugvae_sampling_grid(model, k), out / f"sampling_{k}.png",
+    p = common.image_grid_figure(ex.ugvae_sampling_grid(model, k), out / f"sampling_{k}.png",
                              f"cluster d={k}: rows β=t·1 (+1→−1), columns z=μ_k(β)+s·1",
                              "local: s from −3 to +3", "global: β along the diagonal")
     img = plt.imread(p); plt.figure(figsize=(5, 5)); plt.imshow(img); plt.axis("off"); plt.show()
@@ -234,19 +234,19 @@ embed with t-SNE, and classify batches with an SVM (`pyro_vaes.metrics.batch_cla
 
 code(r"""
 from pyro_vaes.data.batches import SERIES, random_batches, series_batches
-from pyro_vaes.metrics.batch_classification import batch_classification, global_features
+from pyro_vaes.metrics.batch_classification import batch_classification, batch_features
 g = torch.Generator().manual_seed(1)
 n = 24 if SMOKE else 100
 series = list(series_batches(data.test, n, g, batch_size=B))
 rand = list(random_batches(data.test, n // 2, B, g))
 for name in ("ugvae-structured", "ugvae-meanfield"):
     model, guide, _, _ = fits[name]
-    f = global_features(guide, [b.x for b in series] + [b.x for b in rand])
+    f = batch_features(model, guide, [b.x for b in series] + [b.x for b in rand])
     labels = np.array([b.group for b in series] + [len(SERIES)] * len(rand))
     res = batch_classification(f[: len(series)], labels[: len(series)])
     print(f"{name}: series-batch classification test accuracy linear {res['linear']['test']:.2f}, "
           f"rbf {res['rbf']['test']:.2f} (chance {res['chance']['test']:.2f})")
-    p = ex.tsne_figure(f, labels, list(SERIES) + ["random"], out / f"tsne_{name}.png",
+    p = common.tsne_figure(f, labels, list(SERIES) + ["random"], out / f"tsne_{name}.png",
                        f"μ_β, {name} guide", seed=0, perplexity=5 if SMOKE else 30)
     img = plt.imread(p); plt.figure(figsize=(5, 4.5)); plt.imshow(img); plt.axis("off"); plt.show()
 """)

@@ -81,7 +81,7 @@ def loss(name, **kw):
 
 pyro.set_rng_seed(1); l4 = loss("beta-vae-h", beta=4.0)
 pyro.set_rng_seed(1); l1 = loss("beta-vae-h", beta=1.0)
-q = guide.encode(x)
+q = guide.encode(x)["z"]
 kl = 0.5 * (q["scale"]**2 + q["loc"]**2 - 1 - 2 * q["scale"].log()).sum()
 print(f"loss(beta=4) - loss(beta=1) = {float(l4 - l1):.4f};  3 * KL = {float(3 * kl):.4f}")
 with torch.no_grad():

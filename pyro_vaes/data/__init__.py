@@ -1,6 +1,9 @@
-"""Datasets (registered by name in :data:`pyro_vaes.registry.DATASETS`) and batch builders."""
+"""Datasets (registered by name in :data:`pyro_vaes.registry.DATASETS`) and batch builders.
 
-from pyro_vaes.data import folder, procedural, real, synthetic  # noqa: F401  (registers the datasets)
+Each dataset registers itself where it is defined; the registry imports every module of this package on its
+first lookup, so a new dataset is one new file here.
+"""
+
 from pyro_vaes.data.base import ArraySplit, FactorSource, VAEData, binarize, data_root, iterate_batches
 
 __all__ = ["ArraySplit", "FactorSource", "VAEData", "binarize", "data_root", "iterate_batches", "load_dataset"]

@@ -157,6 +157,20 @@ class VAEData:
         x = self.train.x[:1000]
         return bool(((x == 0) | (x == 1)).all())
 
+    def label_kind(self) -> Tuple[Optional[str], int]:
+        """What the labels are: ("class", number of classes) for one integer class per example, ("binary",
+        number of columns) for 0/1 attributes, (None, 0) without labels (the model contract's ``labels``)."""
+        y = self.train.y
+        if y is None or y.is_floating_point():
+            return None, 0
+        if y.dim() == 1:
+            n = len(self.label_names) if self.label_names else int(torch.cat([y, self.test.y if self.test.y is not None
+                                                                               else y]).max()) + 1
+            return "class", n
+        if y.dim() == 2 and bool(((y == 0) | (y == 1)).all()):
+            return "binary", y.shape[1]
+        return None, 0
+
 
 def iterate_batches(
     n: int, batch_size: int, seed: int, start_step: int = 0, drop_last: bool = True

@@ -6,35 +6,10 @@ The main CLI adds it with :func:`add_data_parser` and dispatches to :func:`run_d
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
-
-
-def parse_data_args(items: Optional[Sequence[str]]) -> Dict[str, Any]:
-    """``["k=v", ...]`` -> dict; values parsed as int / float / bool (true/false) / none, else kept as text."""
-    out: Dict[str, Any] = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"--data-arg expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        k = k.strip().replace("-", "_")
-        if not k:
-            raise ValueError(f"--data-arg expects key=value, got {item!r}")
-        low = v.strip().lower()
-        if low in ("true", "false"):
-            out[k] = low == "true"
-        elif low in ("none", "null"):
-            out[k] = None
-        else:
-            try:
-                val = ast.literal_eval(v)
-                out[k] = val if isinstance(val, (int, float)) and not isinstance(val, bool) else v
-            except (ValueError, SyntaxError):
-                out[k] = v
-    return out
 
 
 def add_data_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
@@ -134,10 +109,7 @@ def show_dataset(
     seed: int = 0,
 ) -> str:
     """Write a grid of the first ``n`` examples of ``split`` (images) or a scatter plot (flat 2-D/3-D data)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from pyro_vaes.data import load_dataset
 
@@ -158,7 +130,8 @@ def show_dataset(
         caps = _captions(data, sp, n)
         ncol = min(8, n)
         nrow = -(-n // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(1.25 * ncol, 1.45 * nrow + 0.5), squeeze=False)
+        fig = Figure(figsize=(1.25 * ncol, 1.45 * nrow + 0.5))
+        axes = fig.subplots(nrow, ncol, squeeze=False)
         for i, ax in enumerate(axes.flat):
             ax.axis("off")
             if i >= n:
@@ -173,7 +146,7 @@ def show_dataset(
         x = sp.x[: max(n, min(len(sp), 2000))]
         y = None if sp.y is None else sp.y[: len(x)]
         c = None if y is None or y.dim() != 1 else y.numpy()
-        fig = plt.figure(figsize=(6, 5))
+        fig = Figure(figsize=(6, 5))
         if x.shape[1] >= 3:
             ax = fig.add_subplot(projection="3d")
             sc = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=c, s=3, cmap="coolwarm")
@@ -184,7 +157,6 @@ def show_dataset(
             fig.colorbar(sc, ax=ax, label=", ".join(data.label_names or ["y"]))
         ax.set_title(title.replace(f"{split}: ", f"{split}: {len(x)} of "), fontsize=8)
     fig.savefig(out, dpi=150, bbox_inches="tight")
-    plt.close(fig)
     return out
 
 
@@ -195,7 +167,9 @@ def run_data_command(args: argparse.Namespace) -> int:
             list_datasets(out=sys.stdout)
             return 0
         if args.data_command == "show":
-            data_args = parse_data_args(args.data_arg)
+            from pyro_vaes.config import parse_assignments
+
+            data_args = parse_assignments(args.data_arg, "--data-arg")
             path = show_dataset(args.name, args.out, args.n, args.data_root, data_args, args.split, args.seed)
             print(f"wrote {path}")
             return 0

@@ -3,9 +3,10 @@
 UG-VAE (Peis et al., arXiv 2012.08234, §5 and Table 1; ``experiments/celeba_attributes.py``) encodes each
 batch to the posterior mean of its global latent and classifies batches with
 ``make_pipeline(StandardScaler(), SVC(kernel='linear' | 'rbf', gamma='auto'))`` on an 80/20
-``train_test_split(random_state=42)``. This module does exactly that on any features, and collects the
-features from any guide whose ``encode`` returns ``global_loc`` (UG-VAE's μ_β, ML-VAE's μ_C, GMVAE's pooled
-per-sample means).
+``train_test_split(random_state=42)``. This module does that on any features (see :func:`batch_classification`
+for the one difference), and collects the features through the model/guide contract (:func:`batch_features`):
+the posterior means of the model's batch-level latents (UG-VAE's μ_β, ML-VAE's μ_C), or, for a model without
+one (GMVAE), the batch mean of the posterior means of its per-datum continuous latents.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Dict, Iterable, Sequence
 
 import numpy as np
 import torch
+
+from pyro_vaes.guides.base import posterior_means
+from pyro_vaes.isolation import eval_mode
 
 KERNELS = ("linear", "rbf")
 
@@ -55,12 +59,18 @@ def batch_classification(
 
 
 @torch.no_grad()
-def global_features(guide, batches: Iterable[torch.Tensor], key: str = "global_loc") -> np.ndarray:
-    """(n_batches, D): ``guide.encode(X)[key]`` for every batch X (the guide is put in eval mode)."""
-    was_training = guide.training
-    guide.eval()
-    try:
-        feats = [guide.encode(X)[key].reshape(-1).cpu().numpy() for X in batches]
-    finally:
-        guide.train(was_training)
+def batch_features(model, guide, batches: Iterable[torch.Tensor]) -> np.ndarray:
+    """(n_batches, D): one feature vector per batch X from ``guide.encode(X)`` (in eval mode): the posterior means
+    of the model's ``global_sites`` concatenated, or, without batch-level latents, the mean over the batch of the
+    posterior means of its per-datum continuous latents (in ``latent_sites`` order)."""
+    sites = list(model.global_sites)
+    feats = []
+    with eval_mode(guide):
+        for X in batches:
+            means = posterior_means(guide.encode(X.to(model.device)))
+            if sites:
+                f = torch.cat([means[s].reshape(-1) for s in sites])
+            else:
+                f = torch.cat([means[s].mean(0).reshape(-1) for s in model.latent_sites if s in means])
+            feats.append(f.cpu().numpy())
     return np.stack(feats)

@@ -8,7 +8,7 @@ argmax_k V[d, k]); the score is its accuracy on a separate set of evaluation vot
 
 Settings (``variant``):
 
-* ``"chyvae"`` (default, the CHyVAE code's ``utils.compute_metric``; papers.md §2.6): L = 200, 800 training
+* ``"chyvae"`` (default, the CHyVAE code's ``utils.compute_metric``): L = 200, 800 training
   and 800 evaluation votes, std of the posterior means over 5,000 training images, no pruning.
 * ``"disentanglement_lib"``: L = 64, 10,000 / 5,000 votes, variance over 10,000 samples and dimensions with
   std < 0.05 pruned (collapsed to the prior) before the argmin (``prune_dims.threshold = 0.05``).
@@ -28,6 +28,7 @@ from typing import Callable, Dict, Optional
 import torch
 
 from pyro_vaes.data.base import FactorSource
+from pyro_vaes.isolation import eval_mode
 
 VARIANTS = {
     "chyvae": dict(batch_size=200, num_train=800, num_eval=800, num_variance_estimate=5000, prune_threshold=None),
@@ -145,20 +146,24 @@ def factor_vae_metric(
 
 
 def run_representation(run, batch_size: int = 500) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The posterior mean E_q[z | x] of a fitted run's guide (``guide.encode(x)["loc"]``), in eval mode."""
-    guide = run.guide
-    device = run.parts.device
+    """The posterior mean of a fitted run's code, E_q[code | x] (``guide.encode(x)[model.code_site]["loc"]``),
+    computed in eval mode."""
+    return representation(run.model, run.guide, run.parts.device, batch_size)
+
+
+def representation(model, guide, device=None, batch_size: int = 500) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> E_q[code | x]`` for any model/guide pair (the model's ``code_site``), in eval mode."""
+    device = device if device is not None else model.device
+    site = model.code_site
 
     @torch.no_grad()
-    def representation(x: torch.Tensor) -> torch.Tensor:
-        was = guide.training
-        guide.eval()
-        out = torch.cat([guide.encode(x[i : i + batch_size].to(device))["loc"].cpu()
-                         for i in range(0, len(x), batch_size)])
-        guide.train(was)
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        with eval_mode(guide):
+            out = torch.cat([guide.encode(x[i : i + batch_size].to(device))[site]["loc"].cpu()
+                             for i in range(0, len(x), batch_size)])
         return out.reshape(len(x), -1)
 
-    return representation
+    return encode
 
 
 def factor_vae_metric_for_run(run, variant: str = "chyvae", seed: int = 0, **overrides) -> Dict[str, object]:

@@ -1,6 +1,6 @@
 r"""CHyVAE objectives (Ansari & Soh, 2019): the authors' closed-form bound and the collapsed Student-t bound.
 
-``chyvae-closed-form`` — the loss of the authors' code (papers.md §2.3; paper appendix A.7, eqs. 21–41), per
+``chyvae-closed-form`` — the loss of the authors' code (``clear-nus/CHyVAE`` ``models.py``; paper appendix A.7, eqs. 21–41), per
 datum, with μ, S from q(z | x), one draw z ~ q(z | x) for the reconstruction and a **second, independent**
 draw z̃ ~ q(z | x) for the regulariser, M = Ψ + z̃ z̃ᵀ and p = dim z:
 
@@ -22,24 +22,27 @@ no digamma appears), with the dropped constant
 so it does not change the gradients; ``constants=True`` adds it back, making the loss an unbiased estimate
 of the negative ELBO of that family (what ``tests/test_chyvae.py`` checks against Trace_ELBO).
 
+The loss is computed from traces of the model and guide it is given: q(z | x) from the guide's ``z`` site,
+IW(Ψ, ν) from the model's ``sigma`` site, the likelihood from its ``x`` site, each term multiplied by its site's
+scale, so wrappers such as a KL weight apply to it as to any ELBO.
+
 Because z̃ ⟂ z, this family is mean-field given z̃, so its bound is **below** the collapsed bound
 (``chyvae-collapsed``, or ``elbo`` with the default structured guide), where q(Σ | z) = p(Σ | z) exactly.
 
 ``chyvae-collapsed`` — Σ integrated out: z ~ t_{ν−p+1}(0, Ψ/(ν−p+1)) in the model, q(z | x) in the guide,
-fitted with ``Trace_ELBO`` (papers.md §2.3 (b)).
+fitted with ``Trace_ELBO``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import pyro.infer as infer
+import pyro.poutine as poutine
 import torch
 
-from pyro_vaes.objectives.base import Objective
-from pyro_vaes.objectives.elbo import _check_particles
-from pyro_vaes.params import register
+from pyro_vaes.objectives.base import Objective, check_particles
 from pyro_vaes.registry import OBJECTIVES
 
 
@@ -74,49 +77,50 @@ def closed_form_regulariser(
 
 @OBJECTIVES.register("chyvae-closed-form")
 class CHyVAEClosedForm(Objective):
-    """The authors' closed-form CHyVAE loss, −log p(x|z) − R(x) (papers.md §2.3, paper eq. 41).
+    """The authors' closed-form CHyVAE loss, −log p(x|z) − R(x) (paper eq. 41 with B = 1).
 
-    Needs the ``chyvae`` model and a guide with the authors' q(z | x) (``chyvae-structured``). The returned
-    loss is summed over the batch (the authors average; only the scale differs). ``constants=False`` (the
-    authors') drops K (see the module docstring); ``True`` adds it, giving the negative ELBO of the
-    independent-z̃ family.
+    Fits the ``chyvae`` model with the ``chyvae-structured`` guide (the authors' q(z | x)). The returned loss is
+    summed over the batch (the authors average; only the scale differs). ``constants=False`` (the authors')
+    drops K (see the module docstring); ``True`` adds it, giving the negative ELBO of the independent-z̃ family.
     """
+
+    models = ("chyvae",)
+    guides = ("chyvae-structured",)
 
     def __init__(self, constants: bool = False):
         super().__init__()
         self.constants = bool(constants)
 
-    def bind(self, model, guide) -> "CHyVAEClosedForm":
-        if not hasattr(model, "psi") or not hasattr(model, "nu"):
-            raise ValueError("chyvae-closed-form is the CHyVAE bound: use --model chyvae")
+    def bind(self, model, guide, num_data=None) -> "CHyVAEClosedForm":
+        if not hasattr(model, "psi") or not hasattr(model, "nu") or getattr(model, "collapsed", False):
+            raise ValueError("chyvae-closed-form is the CHyVAE bound with Σ sampled: use --model chyvae without "
+                             "collapsed=true (the collapsed model is fitted by chyvae-collapsed)")
         if not getattr(guide, "conjugate_sigma", False):
             raise ValueError(
                 "chyvae-closed-form assumes q(Σ | z̃) = IW(Ψ + z̃z̃ᵀ, ν + 1): use --guide chyvae-structured "
                 f"(got {type(guide).__name__})"
             )
-        return super().bind(model, guide)
+        return super().bind(model, guide, num_data)
 
-    def terms(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(log p(x_i | z_i), R(x_i)) per datum, each of shape (batch,)."""
-        model, guide = self.model, self.guide
-        model.check_input(x)
-        register(model)  # pyro.module, unless the engine's torch backend switched registration off
-        register(guide)
-        q = guide.encode(x)
-        loc, L = q["loc"], q["scale_tril"]
-        eps = torch.randn(2, *loc.shape, 1, device=loc.device, dtype=loc.dtype)
-        z, z_tilde = loc + (L @ eps).squeeze(-1)  # two independent reparameterised draws
-        recon = model.observation(z).log_prob(x)
-        reg = closed_form_regulariser(loc, q["covariance"], z_tilde, model.psi, model.nu)
-        return recon, reg
+    def terms(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(log p(x_i | z_i), R(x_i)) per datum, each of shape (batch,), read off traces of the model and guide
+        (each multiplied by its site's scale); z̃ is a second, independent draw from the guide's q(z | x)."""
+        model_fn, guide_fn = self.model_and_guide()
+        guide_trace = poutine.trace(guide_fn).get_trace(x, y)
+        model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(x, y)
+        z_site, obs = guide_trace.nodes["z"], model_trace.nodes["x"]
+        q, prior = z_site["fn"], model_trace.nodes["sigma"]["fn"]
+        recon = obs["fn"].log_prob(obs["value"]) * obs["scale"]
+        z_tilde = q.rsample()
+        reg = closed_form_regulariser(q.loc, q.covariance_matrix, z_tilde, prior.scale_matrix, prior.df)
+        if self.constants:
+            reg = reg + dropped_constant(self.model.nu, self.model.psi)
+        return recon, reg * z_site["scale"]
 
     def make_elbo(self) -> Callable:
         def loss(model_fn, guide_fn, x, y=None):
-            recon, reg = self.terms(x)
-            total = -(recon + reg).sum()
-            if self.constants:
-                total = total - x.shape[0] * dropped_constant(self.model.nu, self.model.psi)
-            return total
+            recon, reg = self.terms(x, y)
+            return -(recon + reg).sum()
 
         return loss
 
@@ -125,14 +129,11 @@ class CHyVAEClosedForm(Objective):
 class CHyVAECollapsed(Objective):
     """Trace_ELBO on the collapsed CHyVAE: z ~ t_{ν−p+1}(0, Ψ/(ν−p+1)), guide q(z | x) (Σ integrated out)."""
 
+    models = ("chyvae",)
+
     def __init__(self, num_particles: int = 1):
         super().__init__()
-        self.num_particles = _check_particles(num_particles)
-
-    def bind(self, model, guide) -> "CHyVAECollapsed":
-        if not hasattr(model, "collapsed_model") or not hasattr(guide, "guide_z"):
-            raise ValueError("chyvae-collapsed needs --model chyvae and a chyvae guide")
-        return super().bind(model, guide)
+        self.num_particles = check_particles(num_particles)
 
     def model_and_guide(self) -> Tuple[Callable, Callable]:
         return self.model.collapsed_model, self.guide.guide_z

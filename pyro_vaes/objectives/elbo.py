@@ -9,14 +9,8 @@ import pyro.infer as infer
 import torch
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 
-from pyro_vaes.objectives.base import Objective
+from pyro_vaes.objectives.base import Objective, check_particles
 from pyro_vaes.registry import OBJECTIVES
-
-
-def _check_particles(num_particles: int) -> int:
-    if int(num_particles) < 1:
-        raise ValueError(f"num_particles must be >= 1, got {num_particles}")
-    return int(num_particles)
 
 
 @OBJECTIVES.register("elbo")
@@ -29,7 +23,7 @@ class ELBO(Objective):
 
     def __init__(self, num_particles: int = 1):
         super().__init__()
-        self.num_particles = _check_particles(num_particles)
+        self.num_particles = check_particles(num_particles)
 
     def make_elbo(self) -> infer.ELBO:
         return self.elbo_class(
@@ -42,8 +36,9 @@ class ELBO(Objective):
 
 @OBJECTIVES.register("meanfield-elbo")
 class MeanFieldELBO(ELBO):
-    """TraceMeanField_ELBO: the ELBO with analytic KL(q ‖ p) per latent site."""
+    """TraceMeanField_ELBO: the ELBO with analytic KL(q ‖ p) per latent site (mean-field guides only)."""
 
+    requires = frozenset({"guide", "no-enumeration", "mean-field"})
     elbo_class = infer.TraceMeanField_ELBO
 
 
@@ -51,6 +46,7 @@ class MeanFieldELBO(ELBO):
 class EnumELBO(ELBO):
     """TraceEnum_ELBO: discrete sites marked ``infer={'enumerate': 'parallel'}`` are summed out exactly."""
 
+    requires = frozenset({"guide"})
     elbo_class = infer.TraceEnum_ELBO
     extra_elbo_args = {"strict_enumeration_warning": False}
 
@@ -93,7 +89,7 @@ class Renyi(Objective):
         if float(alpha) == 1.0:
             raise ValueError("alpha = 1 is the ELBO itself: use --objective elbo")
         self.alpha = float(alpha)
-        self.num_particles = _check_particles(num_particles)
+        self.num_particles = check_particles(num_particles)
 
     def make_elbo(self) -> infer.ELBO:
         return DifferentiableRenyiELBO(

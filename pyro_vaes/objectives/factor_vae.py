@@ -8,7 +8,7 @@ with the density-ratio trick (eq. 3): TC ≈ E_{q(z)}[log D(z) / (1 − D(z))]. 
 logits (class 0: a code z ~ q(z) of the batch; class 1: a code of the permuted batch, a draw from Π_j q(z_j)),
 so log D/(1−D) = logits[:, 0] − logits[:, 1].
 
-The discriminator is the objective's ``auxiliary`` module, trained by the engine's second optimizer on
+The discriminator is the objective's auxiliary network ``discriminator``, trained by its own optimizer on
 
     L_D = ½ [CE(D(z), 0) + CE(D(perm(z)), 1)]     (Kim & Mnih, Algorithm 2)
 
@@ -22,16 +22,15 @@ aux gradients before the aux step in any case).
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Dict, Optional
 
-import pyro.poutine as poutine
 import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from pyro_vaes.objectives.base import Objective
-from pyro_vaes.objectives.beta_vae import elbo_terms
+from pyro_vaes.objectives.base import AuxiliaryNetwork
+from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO, elbo_terms
 from pyro_vaes.registry import OBJECTIVES
 
 
@@ -78,88 +77,81 @@ def discriminator_loss(disc: nn.Module, z: torch.Tensor, z_perm: torch.Tensor) -
 
 
 @OBJECTIVES.register("factor-vae")
-class FactorVAE(Objective):
+class FactorVAE(RegularizedELBO):
     """FactorVAE (Kim & Mnih, 2018, eq. 2): ELBO − γ·TC, TC from a permutation discriminator (eq. 3).
 
     :param gamma: TC weight γ (Kim & Mnih use 10–100 on dSprites; 35 here).
-    :param latent_site: the guide's sample site holding the code (default ``z``).
-    :param latent_dim: size of the code; read from ``model.latent_dim`` when omitted.
+    :param latent_site: the guide's sample site holding the code (default: the model's ``code_site``).
     :param disc_hidden: discriminator width (paper: 1000). :param disc_layers: depth (paper: 6).
     :param analytic_kl: analytic KL where registered, else a one-sample estimate.
 
-    The discriminator's optimizer is the engine's auxiliary Adam (``aux_lr``, default 1e-4, betas (0.5, 0.9)
-    as in the paper). The loss of a batch is −Σ_i [log p(x_i|z_i) − KL_i − γ·TĈ(z_i)].
+    The discriminator's optimizer is Adam with the run's ``aux_lr`` (default 1e-4) and betas (0.5, 0.9) as in
+    the paper. The loss of a batch is −Σ_i [log p(x_i|z_i) − KL_i − γ·TĈ(z_i)].
     """
 
-    #: Kim & Mnih's Adam betas for the discriminator (read by the engine)
-    auxiliary_betas = (0.5, 0.9)
+    requires = frozenset({"guide", "no-enumeration", "code"})
+    example_args = {"disc_hidden": 16, "disc_layers": 2}
 
     def __init__(
         self,
         gamma: float = 35.0,
-        latent_site: str = "z",
-        latent_dim: Optional[int] = None,
+        latent_site: Optional[str] = None,
         disc_hidden: int = 1000,
         disc_layers: int = 6,
         analytic_kl: bool = True,
     ):
-        super().__init__()
+        super().__init__(analytic_kl)
         if not float(gamma) >= 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
         if int(disc_hidden) < 1 or int(disc_layers) < 1:
             raise ValueError("disc_hidden and disc_layers must be >= 1")
         self.gamma = float(gamma)
         self.latent_site = latent_site
-        self.latent_dim = None if latent_dim is None else int(latent_dim)
         self.disc_hidden = int(disc_hidden)
         self.disc_layers = int(disc_layers)
-        self.analytic_kl = bool(analytic_kl)
-        self.auxiliary: Optional[nn.Module] = None
-        self._cache = None  # (x, detached z) of the last main step, reused by the discriminator step
+        self.discriminator: Optional[nn.Module] = None
+        self._codes_of = None  # (x, detached codes) of the last main step, reused by the discriminator step
 
-    def bind(self, model, guide) -> "FactorVAE":
-        d = self.latent_dim if self.latent_dim is not None else getattr(model, "latent_dim", None)
-        if d is None:
-            raise ValueError("factor-vae needs the code size: the model has no latent_dim; pass latent_dim=...")
-        self.latent_dim = int(d)
-        self.auxiliary = Discriminator(self.latent_dim, self.disc_hidden, self.disc_layers)
-        try:
-            self.auxiliary.to(next(model.parameters()).device)
-        except StopIteration:
-            pass
-        return super().bind(model, guide)
+    def bind(self, model, guide, num_data=None) -> "FactorVAE":
+        self.latent_site = self.latent_site or model.code_site
+        self.latent_dim = int(model.latent_dim)
+        self.discriminator = Discriminator(self.latent_dim, self.disc_hidden, self.disc_layers).to(model.device)
+        return super().bind(model, guide, num_data)
 
-    def _codes(self, terms) -> torch.Tensor:
-        z = terms.value(self.latent_site)
+    def networks(self) -> Dict[str, AuxiliaryNetwork]:
+        """Kim & Mnih's discriminator with Adam betas (0.5, 0.9)."""
+        return {"discriminator": AuxiliaryNetwork(self.discriminator, betas=(0.5, 0.9))}
+
+    def _codes(self, terms: ELBOTerms) -> torch.Tensor:
+        z = terms.code(self.latent_site)
         if z.dim() != 2 or z.shape[-1] != self.latent_dim:
             raise ValueError(f"factor-vae expects site {self.latent_site!r} of shape (batch, {self.latent_dim}), "
                              f"got {tuple(z.shape)}")
         return z
 
-    def make_elbo(self) -> Callable:
-        def loss(model_fn, guide_fn, x, y=None):
-            t = elbo_terms(model_fn, guide_fn, x, y, self.analytic_kl)
-            z = self._codes(t)
-            self._cache = (x, z.detach())
-            params = {k: v.detach() for k, v in self.auxiliary.named_parameters()}
-            tc = tc_estimate(functional_call(self.auxiliary, params, (z,))).sum()
-            return -t.recon + t.kl + self.gamma * tc
-
-        return loss
+    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+        """γ Σ_i TĈ(z_i), D evaluated with detached parameters (the TC term never writes into D's gradients)."""
+        z = self._codes(terms)
+        self._codes_of = (x, z.detach())
+        params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
+        return self.gamma * tc_estimate(functional_call(self.discriminator, params, (z,))).sum()
 
     def tc(self, z: torch.Tensor) -> torch.Tensor:
         """The discriminator's TC estimate averaged over codes ``z`` (B, D), in nats."""
         with torch.no_grad():
-            return tc_estimate(self.auxiliary(z)).mean()
+            return tc_estimate(self.discriminator(z)).mean()
 
-    def auxiliary_loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Discriminator loss on detached codes of ``x`` and their dimension-wise permutation."""
-        if self._cache is not None and self._cache[0] is x:
-            z = self._cache[1]
+    def network_loss(self, name: str, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Discriminator loss on detached codes of ``x`` (those of the main step when it saw the same batch)
+        and their dimension-wise permutation."""
+        if name != "discriminator":
+            return super().network_loss(name, x, y)
+        if self._codes_of is not None and self._codes_of[0] is x:
+            z = self._codes_of[1]
         else:
             with torch.no_grad():
-                _, guide_fn = self.model_and_guide()
-                z = poutine.trace(guide_fn).get_trace(x, y).nodes[self.latent_site]["value"]
+                model_fn, guide_fn = self.model_and_guide()
+                z = self._codes(elbo_terms(model_fn, guide_fn, x, y, analytic_kl=False))
         z = z.detach()
-        self._cache = None
-        return discriminator_loss(self.auxiliary, z, permute_dims(z))
+        self._codes_of = None
+        return discriminator_loss(self.discriminator, z, permute_dims(z))

@@ -11,164 +11,98 @@
 * ``ugvae-celeba-attributes`` male/female and black/blond-hair batches: t-SNE and the batch-classification
                               table (paper §5.3, Table 1; ``experiments/celeba_attributes.py``).
 
-Scales: ``tiny`` (seconds, for tests), ``small`` (a laptop CPU, minutes), ``full`` (the authors' budgets);
-``steps=N`` (Python, or ``benchmarks/ugvae_reproduce.py --steps N``) overrides a scale's step budget.
+Scales: ``tiny`` (seconds, for tests), ``small`` (a laptop CPU, minutes), ``full`` (the authors' budgets); any
+setting can be overridden (``pyro-vaes reproduce ugvae-mnist-series --set steps=500``).
 Every model is trained by :func:`pyro_vaes.fit` (the project's one training loop) on random i.i.d. batches of
 an in-memory :class:`~pyro_vaes.data.VAEData`, as the paper trains on random batches; for the domains
 experiment that dataset is CelebA and Yale B balanced and pooled (``celeba-yaleb``), so a random batch mixes
-the two ~50/50. Each fit writes a run folder ``OUT/runs/<model>`` that ``pyro-vaes evaluate`` and
+the two ~50/50 (the registered ``celeba-yaleb`` dataset). Each fit writes a run folder ``OUT/runs/<model>`` that ``pyro-vaes evaluate`` and
 ``pyro-vaes plot`` open. Every number is written with its seed, data size and step budget.
 """
 
 from __future__ import annotations
 
-import json
-import textwrap
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 
-from pyro_vaes.data import ArraySplit, VAEData
-from pyro_vaes.plots import image_grid
-from pyro_vaes.registry import DATASETS, EXPERIMENTS
+from pyro_vaes.data import VAEData, load_dataset
+from pyro_vaes.data.composite import domain_parts
+from pyro_vaes.experiments.common import (
+    command,
+    fit,
+    image_grid_figure,
+    resolve_settings,
+    run_summary,
+    say,
+    tsne_figure,
+    write_results,
+)
+from pyro_vaes.metrics.batch_classification import batch_classification, batch_features
+from pyro_vaes.registry import EXPERIMENTS
 
 PAPER = "Peis, Olmos & Artés-Rodríguez, arXiv 2012.08234"
 
-#: per scale: training steps, batch size, evaluation batches, data sizes (None = all)
-SCALES: Dict[str, Dict[str, Any]] = {
-    "tiny": dict(steps=4, batch=32, eval_series=24, eval_random=12, mnist_train=512, mnist_test=512,
-                 celeba_train=200, celeba_test=240, attr_batches=10, attr_batch=16, yale_n=200, perplexity=5),
-    "small": dict(steps=2000, batch=128, eval_series=200, eval_random=200, mnist_train=None, mnist_test=None,
-                  celeba_steps=150, celeba_train=None, celeba_test=1200, attr_batches=100, attr_batch=128,
-                  hair_batch=64, yale_n=None, domain_steps=300, perplexity=30),
-    "full": dict(steps=23400, batch=128, eval_series=200, eval_random=400, mnist_train=None, mnist_test=None,
-                 celeba_steps=3000, celeba_train=None, celeba_test=1200, attr_batches=100, attr_batch=128,
-                 hair_batch=64, yale_n=None, domain_steps=3000, perplexity=30),
+#: settings shared by the four experiments, per scale: batch size, evaluation batches, data sizes (None = all)
+_BASE: Dict[str, Dict[str, Any]] = {
+    "tiny": dict(batch=32, eval_series=24, eval_random=12, mnist_train=512, mnist_test=512, celeba_train=200,
+                 celeba_test=240, attr_batches=10, attr_batch=16, hair_batch=16, yale_n=200, perplexity=5.0),
+    "small": dict(batch=128, eval_series=200, eval_random=200, mnist_train=None, mnist_test=None, celeba_train=None,
+                  celeba_test=1200, attr_batches=100, attr_batch=128, hair_batch=64, yale_n=None, perplexity=30.0),
+    "full": dict(batch=128, eval_series=200, eval_random=400, mnist_train=None, mnist_test=None, celeba_train=None,
+                 celeba_test=1200, attr_batches=100, attr_batch=128, hair_batch=64, yale_n=None, perplexity=30.0),
 }  # fmt: skip
 
-#: the authors' settings (papers.md §1.5): lr 5e-3, var_x 0.2; MNIST z/β/K = 10/20/10; CelebA attributes
+
+def _scales(tiny: int, small: int, full: int) -> Dict[str, Dict[str, Any]]:
+    """The shared settings with one experiment's step budget per scale."""
+    return {name: {**_BASE[name], "steps": steps} for name, steps in (("tiny", tiny), ("small", small), ("full", full))}
+
+
+MNIST_SCALES = _scales(4, 2000, 23400)
+CELEBA_SCALES = _scales(4, 150, 3000)
+DOMAIN_SCALES = _scales(4, 300, 3000)
+
+#: the authors' settings (their train.py): lr 5e-3, var_x 0.2; MNIST z/β/K = 10/20/10; CelebA attributes
 #: 20/50/20; domain alignment 40/40/40. ML-VAE and GMVAE get the same latent sizes as UG-VAE.
 LR = 5e-3
-MNIST_SIZES = dict(z_dim=10, beta_dim=20, K=10)
-CELEBA_SIZES = dict(z_dim=20, beta_dim=50, K=20)
-DOMAIN_SIZES = dict(z_dim=40, beta_dim=40, K=40)
+MNIST_SIZES = dict(latent_dim=10, beta_dim=20, K=10)
+CELEBA_SIZES = dict(latent_dim=20, beta_dim=50, K=20)
+DOMAIN_SIZES = dict(latent_dim=40, beta_dim=40, K=40)
 
 
-def _scale(scale: str, steps: Optional[int] = None, key: str = "steps") -> Dict[str, Any]:
-    """The settings of ``scale``; ``steps`` (optional) replaces its step budget ``key`` (a smaller run, said so
-    in the results, since every table records its ``steps``)."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
-    s = dict(SCALES[scale])
-    if steps is not None:
-        if int(steps) < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        s[key] = int(steps)
-    return s
-
-
-# -- training: every model goes through pyro_vaes.fit (the project's one training loop) -----------------------
 def model_args(name: str, sizes: Dict[str, int]) -> Dict[str, int]:
     """UG-VAE's latent ``sizes`` as the constructor arguments of ``ugvae``, ``gmvae`` or ``mlvae`` (the
     baselines get the same sizes: GMVAE's w and ML-VAE's group latent C take β's size, as in the authors' code)."""
     if name == "ugvae":
         return dict(sizes)
     if name == "gmvae":
-        return dict(z_dim=sizes["z_dim"], w_dim=sizes["beta_dim"], K=sizes["K"])
+        return dict(latent_dim=sizes["latent_dim"], w_dim=sizes["beta_dim"], K=sizes["K"])
     if name == "mlvae":
-        return dict(s_dim=sizes["z_dim"], c_dim=sizes["beta_dim"])
+        return dict(latent_dim=sizes["latent_dim"], c_dim=sizes["beta_dim"])
     raise ValueError(f"unknown model {name!r}; valid: ugvae, gmvae, mlvae")
 
 
-def fit_model(name: str, data, data_name: str, data_args: Dict[str, Any], out: Path, *, sizes: Dict[str, int],
+def fit_model(name: str, data: VAEData, data_name: str, data_args: Dict[str, Any], out: Path, *, sizes: Dict[str, int],
               steps: int, batch_size: int, seed: int, data_root: Optional[str] = None, guide: Optional[str] = None,
               objective: str = "enum-elbo", progress: bool = False):
-    """Fit ``name`` on ``data`` (random i.i.d. batches of its train split) with :func:`pyro_vaes.fit` into the
-    run folder ``out/runs/<name>``; returns the :class:`~pyro_vaes.api.Run` with model and guide in eval mode.
+    """Fit ``name`` on ``data`` (random i.i.d. batches of its train split) into the run folder ``out/runs/<name>``;
+    returns the :class:`~pyro_vaes.api.Run` with model and guide in eval mode.
 
     The held-out loss (the engine's, on its first ``eval_batches`` test batches) is written five times per fit
     (once when ``steps`` < 50). ``data_name``/``data_args``/``data_root`` are the registry dataset that ``data``
     was built from; they go into the run's ``config.json``, so ``pyro-vaes evaluate|plot OUT/runs/<name>``
     rebuilds the same data.
     """
-    import pyro_vaes
-
     root = None if data_root is None else str(Path(data_root).resolve())
-    _say(f"training {name} on random {data_name} batches of {batch_size} ({steps} steps) -> {Path(out) / 'runs' / name}")
-    run = pyro_vaes.fit(
-        model=name, guide=guide, objective=objective, data=data_name, data_args=data_args, data_root=root,
-        dataset=data, model_args=model_args(name, sizes), steps=steps, batch_size=batch_size, lr=LR,
-        eval_every=steps if steps < 50 else steps // 5, checkpoint_every=steps, seed=seed, out=Path(out) / "runs" / name,
-        overwrite=True, figures=False, progress=progress,
-    )  # fmt: skip
-    run.model.eval(), run.guide.eval()  # BatchNorm (beta_vae nets) uses its running statistics from here on
-    return run
-
-
-def _run_summary(run, out: Path, seconds: float) -> Dict[str, Any]:
-    """What a fit reports: its run folder (relative to ``out``), the engine's running (EMA) train loss and its
-    held-out loss per datum at the last step, and the wall time of the fit."""
-    last = run.history[-1]
-    return {"run_dir": str(Path(run.run_dir).relative_to(out)), "train_loss_per_datum": float(last["train_loss"]),
-            "test_loss_per_datum": float(last["test_loss"]), "train_seconds": round(seconds, 1)}  # fmt: skip
-
-
-# -- figures and tables -----------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def image_grid_figure(images: torch.Tensor, path: Path, title: str, xlabel: str, ylabel: str,
-                      col_labels: Optional[Sequence[str]] = None, row_labels: Optional[Sequence[str]] = None) -> Path:
-    """(rows, cols, C, H, W) images in [0, 1] as one titled, labelled PNG (:func:`pyro_vaes.plots.image_grid`)."""
-    return image_grid(images.flatten(0, 1), images.shape[1], title, path, row_labels=row_labels, xlabel=xlabel,
-                      col_labels=col_labels, ylabel=ylabel)
-
-
-def _fmt(values: torch.Tensor) -> List[str]:
-    return [f"{float(v):+.1f}" if abs(float(v)) > 1e-6 else "0" for v in values]
-
-
-def tsne_figure(features: np.ndarray, labels: Sequence[int], names: Sequence[str], path: Path, title: str,
-                seed: int, perplexity: float = 30.0) -> Path:
-    """sklearn t-SNE (2-D) of batch features coloured by batch label, as the authors' scripts."""
-    from sklearn.manifold import TSNE
-
-    plt = _plt()
-    perplexity = min(perplexity, (len(features) - 1) / 3)
-    emb = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-        (features - features.mean(0)) / (features.std(0) + 1e-8))
-    labels = np.asarray(labels)
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
-    for k, name in enumerate(names):
-        sel = labels == k
-        baseline = name == "random"  # the reference class: grey, drawn under the structured batches
-        colour = "0.65" if baseline else next(colours)
-        if sel.any():
-            ax.scatter(emb[sel, 0], emb[sel, 1], s=10, color=colour, alpha=0.5 if baseline else 0.85,
-                       zorder=1 if baseline else 2, label=f"{name} ({int(sel.sum())})", edgecolors="none")  # fmt: skip
-    ax.set_title(title if "\n" in title else textwrap.fill(title, 60), fontsize=9)
-    ax.set_xlabel("t-SNE 1"), ax.set_ylabel("t-SNE 2")
-    ax.legend(fontsize=8, markerscale=2, title="batches", title_fontsize=8, loc="upper left",
-              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)  # outside: never hides points
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_table(out: Path, name: str, table: Dict[str, Any], markdown: List[str]) -> None:
-    (out / f"{name}.json").write_text(json.dumps(table, indent=2) + "\n")
-    (out / f"{name}.md").write_text("\n".join(markdown) + "\n")
+    say(f"training {name} on random {data_name} batches of {batch_size} ({steps} steps) -> {Path(out) / 'runs' / name}")
+    return fit(out, name, progress=progress, model=name, guide=guide, objective=objective, data=data_name,
+               data_args=data_args, data_root=root, dataset=data, model_args=model_args(name, sizes), steps=steps,
+               batch_size=batch_size, lr=LR, eval_every=steps if steps < 50 else steps // 5, checkpoint_every=steps,
+               seed=seed)  # fmt: skip
 
 
 def classification_rows(results: Dict[str, Dict[str, Dict[str, float]]], paper: Optional[Dict[str, str]] = None) -> List[str]:
@@ -197,6 +131,10 @@ def run_rows(runs: Dict[str, Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def _fmt(values: torch.Tensor) -> List[str]:
+    return [f"{float(v):+.1f}" if abs(float(v)) > 1e-6 else "0" for v in values]
+
+
 # -- data -------------------------------------------------------------------------------------------------
 def _mnist_args(s: Dict[str, Any]) -> Dict[str, Any]:
     return dict(binarize="none", n_train=s["mnist_train"], n_test=s["mnist_test"])
@@ -206,83 +144,9 @@ def _celeba_args(s: Dict[str, Any], labels: str = "Male,Black_Hair,Blond_Hair") 
     return dict(labels=labels, n_train=s["celeba_train"], n_test=s["celeba_test"])
 
 
-def _mnist(data_root, seed, s):
-    from pyro_vaes.data import load_dataset
-
-    return load_dataset("mnist", root=data_root, seed=seed, **_mnist_args(s))
-
-
-def _celeba(data_root, seed, s, labels="Male,Black_Hair,Blond_Hair"):
-    from pyro_vaes.data import load_dataset
-
-    return load_dataset("celeba", root=data_root, seed=seed, **_celeba_args(s, labels))
-
-
-def _subset(split: ArraySplit, n: int, g: torch.Generator) -> ArraySplit:
-    idx = torch.randperm(len(split), generator=g)[:n].sort().values
-    return ArraySplit(split.x[idx], None if split.y is None else split.y[idx])
-
-
-def balanced_domains(a: VAEData, b: VAEData, seed: int = 0) -> Tuple[VAEData, VAEData, VAEData]:
-    """Balance two datasets of one shape (train and test each cut, by a seeded draw, to the smaller domain's
-    size) and pool them: returns the balanced ``a``, the balanced ``b`` and the pool, whose ``y`` is the domain
-    (0 = ``a``, 1 = ``b``). Random batches of the pool mix the domains ~50/50, as UG-VAE's CelebAFaces batches."""
-    if a.shape != b.shape:
-        raise ValueError(f"domains differ in shape: {a.name} {a.shape} vs {b.name} {b.shape}")
-    g = torch.Generator().manual_seed(seed)
-    n_tr, n_te = min(len(a.train), len(b.train)), min(len(a.test), len(b.test))
-    out = []
-    for d in (a, b):
-        out.append(VAEData(d.name, _subset(d.train, n_tr, g), _subset(d.test, n_te, g), info={"balanced_from": len(d.train)}))
-    ba, bb = out
-
-    def pool(sa: ArraySplit, sb: ArraySplit) -> ArraySplit:  # shuffled, so that any prefix mixes the domains
-        y = torch.cat([torch.zeros(len(sa), dtype=torch.long), torch.ones(len(sb), dtype=torch.long)])
-        order = torch.randperm(len(y), generator=g)
-        return ArraySplit(torch.cat([sa.x, sb.x])[order], y[order])
-
-    mixed = VAEData(f"{a.name}-{b.name}", pool(ba.train, bb.train), pool(ba.test, bb.test), label_names=[a.name, b.name],
-                    info={"domains": [a.name, b.name], "train_per_domain": len(ba.train), "test_per_domain": len(ba.test)})  # fmt: skip
-    return ba, bb, mixed
-
-
-def _domain_parts(root: Optional[str], seed: int, celeba_train: Optional[int], celeba_test: Optional[int],
-                  yale_train: Optional[int], yale_test: Optional[int]) -> Tuple[VAEData, VAEData, VAEData]:
-    from pyro_vaes.data import load_dataset
-
-    celeba = load_dataset("celeba", root=root, seed=seed, labels="Male", n_train=celeba_train, n_test=celeba_test)
-    yale = load_dataset("yaleb", root=root, seed=seed, channels=3, n_train=yale_train, n_test=yale_test)
-    return balanced_domains(celeba, yale, seed)
-
-
-@DATASETS.register("celeba-yaleb", kind="real", shape="3x64x64", factors="")
-def celeba_yaleb(root: Optional[str] = None, seed: int = 0, celeba_train: Optional[int] = None,
-                 celeba_test: Optional[int] = None, yale_train: Optional[int] = None,
-                 yale_test: Optional[int] = None) -> VAEData:
-    """CelebA and Extended Yale B (grey repeated to RGB), 64x64, balanced and pooled; y = domain (0 CelebA, 1 Yale B).
-
-    UG-VAE's domain-alignment data (paper §5.2, with Yale B standing in for 3D FACES): random batches of it mix
-    the two domains ~50/50. Each domain's train and test splits are cut by a seeded draw to the smaller one's
-    size; ``celeba_*``/``yale_*`` are the per-domain sizes before balancing (None: the loaders' defaults).
-    """
-    return _domain_parts(root, seed, celeba_train, celeba_test, yale_train, yale_test)[2]
-
-
 def _domain_args(s: Dict[str, Any]) -> Dict[str, Any]:
     yale_test = None if s["yale_n"] is None else max(s["yale_n"] // 4, s["attr_batch"])
     return dict(celeba_train=s["celeba_train"], celeba_test=s["celeba_test"], yale_train=s["yale_n"], yale_test=yale_test)
-
-
-def _command(name: str, scale: str, seed: int, steps: int, key: str = "steps") -> str:
-    """The command that reruns this table: ``pyro-vaes reproduce``, or the benchmark script when the step
-    budget was overridden."""
-    if steps == SCALES[scale].get(key, SCALES[scale]["steps"]):
-        return f"`pyro-vaes reproduce {name} --scale {scale} --seed {seed}`"
-    return f"`python benchmarks/ugvae_reproduce.py --only {name} --scale {scale} --seed {seed} --steps {steps}`"
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 # -- sampling grids ---------------------------------------------------------------------------------------------
@@ -296,8 +160,8 @@ def ugvae_sampling_grid(model, k: int, rows: int = 7, cols: int = 7, beta_span: 
     for t in ts:
         beta = torch.full((model.beta_dim,), float(t))
         loc, _ = model.prior_z(beta)
-        z = loc[k] + ss[:, None] * torch.ones(model.z_dim)
-        out.append(model.decode(z, beta))
+        z = loc[k] + ss[:, None] * torch.ones(model.latent_dim)
+        out.append(model.decode({"z": z, "beta": beta}))
     return torch.stack(out)
 
 
@@ -307,27 +171,27 @@ def mlvae_sampling_grid(model, rows: int = 7, cols: int = 7, c_span: float = 1.0
     out = []
     for t in torch.linspace(c_span, -c_span, rows):
         c = torch.full((model.c_dim,), float(t))
-        s = torch.linspace(-s_span, s_span, cols)[:, None] * torch.ones(model.s_dim)
-        out.append(model.decode(s, c))
+        s = torch.linspace(-s_span, s_span, cols)[:, None] * torch.ones(model.latent_dim)
+        out.append(model.decode({"s": s, "c": c}))
     return torch.stack(out)
 
 
 @EXPERIMENTS.register("ugvae-sampling", help="UG-VAE global/local sampling grids per cluster vs ML-VAE (MNIST)")
 def run_sampling(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
-                 steps: Optional[int] = None) -> Dict[str, Any]:
-    s = _scale(scale, steps)
+                 overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    s = resolve_settings(MNIST_SCALES, scale, overrides)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    data = _mnist(data_root, seed, s)
+    data = load_dataset("mnist", root=data_root, seed=seed, **_mnist_args(s))
     table: Dict[str, Any] = {"experiment": "ugvae-sampling", "paper": PAPER, "scale": scale, "seed": seed,
-                             "train_images": len(data.train), "steps": s["steps"], "batch_size": s["batch"], "lr": LR,
-                             "sizes": MNIST_SIZES, "runs": {}, "figures": []}  # fmt: skip
+                             "overrides": dict(overrides or {}), "train_images": len(data.train), "steps": s["steps"],
+                             "batch_size": s["batch"], "lr": LR, "sizes": MNIST_SIZES, "runs": {}, "figures": []}  # fmt: skip
     for name in ("ugvae", "mlvae"):
         t0 = time.perf_counter()
         run = fit_model(name, data, "mnist", _mnist_args(s), out, sizes=MNIST_SIZES, steps=s["steps"],
                         batch_size=s["batch"], seed=seed, data_root=data_root)  # fmt: skip
-        table["runs"][name] = _run_summary(run, out, time.perf_counter() - t0)
+        table["runs"][name] = run_summary(run, out, time.perf_counter() - t0)
         model = run.model
         rows, cols = _fmt(torch.linspace(1.0, -1.0, 7)), _fmt(torch.linspace(-3.0, 3.0, 7))
         if name == "ugvae":
@@ -344,10 +208,10 @@ def run_sampling(out: Path, scale: str = "small", seed: int = 0, data_root: Opti
                               "local s: u", "global C: t (along the diagonal)", cols, rows)  # fmt: skip
             table["figures"].append(str(p.relative_to(out)))
     md = [f"# ugvae-sampling ({scale}, seed {seed})", "",
-          f"{_command('ugvae-sampling', scale, seed, s['steps'])}: UG-VAE and ML-VAE (z/β/K = 10/20/10) trained on "
+          f"{command('ugvae-sampling', scale, seed, overrides)}: UG-VAE and ML-VAE (z/β/K = 10/20/10) trained on "
           f"{table['train_images']} MNIST images in random batches of {s['batch']} for {s['steps']} steps, lr {LR}.",
           "", *run_rows(table["runs"]), "", "Figures: " + ", ".join(table["figures"])]  # fmt: skip
-    write_table(out, "results", table, md)
+    write_results(out, table, md)
     return table
 
 
@@ -358,14 +222,13 @@ SERIES_PAPER_CLAIM = ("the global posterior separates structured (number-series)
 
 @EXPERIMENTS.register("ugvae-mnist-series", help="MNIST number-series batches: t-SNE of β and SVM batch classification")
 def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
-                     steps: Optional[int] = None) -> Dict[str, Any]:
+                     overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     from pyro_vaes.data.batches import SERIES, random_batches, series_batches
-    from pyro_vaes.metrics.batch_classification import batch_classification, global_features
 
-    s = _scale(scale, steps)
+    s = resolve_settings(MNIST_SCALES, scale, overrides)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    data = _mnist(data_root, seed, s)
+    data = load_dataset("mnist", root=data_root, seed=seed, **_mnist_args(s))
     B = s["batch"]
     g = torch.Generator().manual_seed(seed + 1)
     series = list(series_batches(data.test, s["eval_series"], g, batch_size=B))
@@ -375,7 +238,7 @@ def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: 
     names = list(SERIES) + ["random"]
     table: Dict[str, Any] = {
         "experiment": "ugvae-mnist-series", "paper": PAPER, "paper_claim": SERIES_PAPER_CLAIM, "scale": scale,
-        "seed": seed, "train_images": len(data.train), "test_images": len(data.test), "steps": s["steps"],
+        "seed": seed, "overrides": dict(overrides or {}), "train_images": len(data.train), "test_images": len(data.test), "steps": s["steps"],
         "batch_size": B, "lr": LR, "sizes": MNIST_SIZES, "series_batches": len(series), "random_batches": len(rand),
         "trained_on": "random batches only", "runs": {}, "classification": {}, "figures": [],
     }  # fmt: skip
@@ -383,20 +246,20 @@ def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: 
         t0 = time.perf_counter()
         run = fit_model(name, data, "mnist", _mnist_args(s), out, sizes=MNIST_SIZES, steps=s["steps"], batch_size=B,
                         seed=seed, data_root=data_root)  # fmt: skip
-        table["runs"][name] = _run_summary(run, out, time.perf_counter() - t0)
-        guide = run.guide
-        f_series = global_features(guide, series_x)
-        f_rand = global_features(guide, rand_x)
+        table["runs"][name] = run_summary(run, out, time.perf_counter() - t0)
+        f_series = batch_features(run.model, run.guide, series_x)
+        f_rand = batch_features(run.model, run.guide, rand_x)
         feats = np.concatenate([f_series, f_rand])
         labels = np.array(series_y + [len(SERIES)] * len(rand_x))
         table["classification"][f"{name}:series only"] = batch_classification(f_series, series_y)
         table["classification"][f"{name}:series + random"] = batch_classification(feats, labels)
         label = {"ugvae": "UG-VAE μ_β", "mlvae": "ML-VAE μ_C", "gmvae": "GMVAE pooled mean_i[μ_z, μ_w]"}[name]
         p = out / "figures" / f"tsne_{name}.png"
-        tsne_figure(feats, labels, names, p, f"{label} of MNIST batches (trained on random batches only)", seed, s["perplexity"])
+        tsne_figure(feats, labels, names, p, f"{label} of MNIST batches (trained on random batches only)", seed,
+                    s["perplexity"])
         table["figures"].append(str(p.relative_to(out)))
     md = [f"# ugvae-mnist-series ({scale}, seed {seed})", "",
-          f"{_command('ugvae-mnist-series', scale, seed, s['steps'])}: each model trained on "
+          f"{command('ugvae-mnist-series', scale, seed, overrides)}: each model trained on "
           f"{table['train_images']} MNIST training images in random batches of {B} for {s['steps']} steps (lr {LR}, "
           f"Gaussian likelihood var 0.2, z/β/K = 10/20/10); evaluated on {len(series)} number-series batches "
           f"(even/odd/Fibonacci/primes) and {len(rand)} random batches of {B} drawn from the {table['test_images']} "
@@ -404,7 +267,7 @@ def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: 
           *classification_rows(table["classification"]), "", *run_rows(table["runs"]), "",
           f"Paper: {SERIES_PAPER_CLAIM}. The paper reports no accuracy for this experiment.", "",
           "Figures: " + ", ".join(table["figures"])]  # fmt: skip
-    write_table(out, "results", table, md)
+    write_results(out, table, md)
     return table
 
 
@@ -420,16 +283,15 @@ CELEBA_PAPER = {
 
 @EXPERIMENTS.register("ugvae-celeba-attributes", help="CelebA male/female and black/blond batches: t-SNE and Table 1")
 def run_celeba_attributes(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
-                          steps: Optional[int] = None) -> Dict[str, Any]:
+                          overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     from pyro_vaes.data.batches import attribute_batches, random_batches
-    from pyro_vaes.metrics.batch_classification import batch_classification, global_features
 
-    s = _scale(scale, steps, "celeba_steps" if "celeba_steps" in SCALES.get(scale, {}) else "steps")
+    s = resolve_settings(CELEBA_SCALES, scale, overrides)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    data = _celeba(data_root, seed, s)
-    B, steps = s["batch"], s.get("celeba_steps", s["steps"])
-    nb, ab, hb = s["attr_batches"], s["attr_batch"], s.get("hair_batch", s["attr_batch"])
+    data = load_dataset("celeba", root=data_root, seed=seed, **_celeba_args(s))
+    B, steps = s["batch"], s["steps"]
+    nb, ab, hb = s["attr_batches"], s["attr_batch"], s["hair_batch"]
     g = torch.Generator().manual_seed(seed + 1)
     male = [b.x for b in attribute_batches(data, "Male", nb, ab, g, present=True)]
     female = [b.x for b in attribute_batches(data, "Male", nb, ab, g, present=False)]
@@ -443,6 +305,7 @@ def run_celeba_attributes(out: Path, scale: str = "small", seed: int = 0, data_r
     hair = {k: [data.test.x[p[torch.randperm(len(p), generator=g)[:hb]]] for _ in range(nb)] for k, p in pools.items()}
     table: Dict[str, Any] = {
         "experiment": "ugvae-celeba-attributes", "paper": PAPER, "scale": scale, "seed": seed,
+        "overrides": dict(overrides or {}),
         "train_images": len(data.train), "test_images": len(data.test), "steps": steps, "batch_size": B, "lr": LR,
         "sizes": CELEBA_SIZES, "eval_batches_per_class": nb, "attribute_batch_size": ab, "hair_batch_size": hb,
         "test_pool_sizes": {"male": int(y[:, col["Male"]].sum()), "female": int((1 - y[:, col["Male"]]).sum()),
@@ -453,10 +316,9 @@ def run_celeba_attributes(out: Path, scale: str = "small", seed: int = 0, data_r
         t0 = time.perf_counter()
         run = fit_model(name, data, "celeba", _celeba_args(s), out, sizes=CELEBA_SIZES, steps=steps, batch_size=B,
                         seed=seed, data_root=data_root)  # fmt: skip
-        table["runs"][name] = _run_summary(run, out, time.perf_counter() - t0)
-        guide = run.guide
-        fm, ff, fr = (global_features(guide, b) for b in (male, female, rand))
-        fb, fbl = global_features(guide, hair["black hair"]), global_features(guide, hair["blond hair"])
+        table["runs"][name] = run_summary(run, out, time.perf_counter() - t0)
+        fm, ff, fr = (batch_features(run.model, run.guide, b) for b in (male, female, rand))
+        fb, fbl = (batch_features(run.model, run.guide, hair[k]) for k in ("black hair", "blond hair"))
         two = np.concatenate([fm, ff]); two_y = np.array([0] * nb + [1] * nb)
         three = np.concatenate([fm, ff, fr]); three_y = np.array([0] * nb + [1] * nb + [2] * nb)
         hair_f = np.concatenate([fb, fbl])
@@ -470,15 +332,15 @@ def run_celeba_attributes(out: Path, scale: str = "small", seed: int = 0, data_r
                         "(trained on random batches)", seed, s["perplexity"])  # fmt: skip
             table["figures"].append(str(p.relative_to(out)))
     md = [f"# ugvae-celeba-attributes ({scale}, seed {seed})", "",
-          f"{_command('ugvae-celeba-attributes', scale, seed, steps, 'celeba_steps')}: trained on "
+          f"{command('ugvae-celeba-attributes', scale, seed, overrides)}: trained on "
           f"{table['train_images']} CelebA-subset images (64x64, random batches of {B}) for {steps} steps (lr {LR}, "
           f"z/β/K = 20/50/20, beta_vae conv nets); {nb} batches per class of {ab} (hair: {hb}) drawn from the "
           f"{table['test_images']} held-out images (pools: {table['test_pool_sizes']}), so batches of one class "
           "overlap heavily. SVM: StandardScaler + SVC, 80/20 stratified split, random_state 42.", "",
           *classification_rows(table["classification"], CELEBA_PAPER), "", *run_rows(table["runs"]), "",
-          "Paper numbers: the authors' run notes in `experiments/celeba_attributes.py` (their CelebA: 162k training "
+          "Paper numbers: the authors' run notes in their `experiments/celeba_attributes.py` (their CelebA: 162k training "
           "images, 20 epochs, dim_beta 50).", "", "Figures: " + ", ".join(table["figures"])]  # fmt: skip
-    write_table(out, "results", table, md)
+    write_results(out, table, md)
     return table
 
 
@@ -488,28 +350,27 @@ def interpolation_grid(model, guide, xa: torch.Tensor, xb: torch.Tensor, steps: 
     """Paper Fig. 5 / ``interpolation.py``: z from the first image of batch A and of batch B, μ_β of each batch;
     rows interpolate β (A → B), columns interpolate z (A → B). (steps, steps, C, H, W)."""
     ea, eb = guide.encode(xa), guide.encode(xb)
-    za, zb, ba, bb = ea["loc"][0], eb["loc"][0], ea["beta_loc"], eb["beta_loc"]
+    za, zb, ba, bb = ea["z"]["loc"][0], eb["z"]["loc"][0], ea["beta"]["loc"], eb["beta"]["loc"]
     ws = torch.linspace(0, 1, steps)
     rows = []
     for wb in ws:
         beta = (1 - wb) * ba + wb * bb
         z = (1 - ws[:, None]) * za + ws[:, None] * zb
-        rows.append(model.decode(z, beta))
+        rows.append(model.decode({"z": z, "beta": beta}))
     return torch.stack(rows)
 
 
 @EXPERIMENTS.register("ugvae-domains", help="UG-VAE on mixed CelebA + Yale B batches: β of single-domain batches")
 def run_domains(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
-                steps: Optional[int] = None) -> Dict[str, Any]:
+                overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     from pyro_vaes.data.batches import domain_batches
-    from pyro_vaes.metrics.batch_classification import batch_classification, global_features
 
-    s = _scale(scale, steps, "domain_steps" if "domain_steps" in SCALES.get(scale, {}) else "steps")
+    s = resolve_settings(DOMAIN_SCALES, scale, overrides)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     data_args = _domain_args(s)
-    celeba, yale, mixed = _domain_parts(data_root, seed, **data_args)  # balanced; ``mixed`` pools both
-    B, steps, nb, ab = s["batch"], s.get("domain_steps", s["steps"]), s["attr_batches"], s["attr_batch"]
+    celeba, yale, mixed = domain_parts(data_root, seed, **data_args)  # balanced; ``mixed`` pools both
+    B, steps, nb, ab = s["batch"], s["steps"], s["attr_batches"], s["attr_batch"]
     t0 = time.perf_counter()
     run = fit_model("ugvae", mixed, "celeba-yaleb", data_args, out, sizes=DOMAIN_SIZES, steps=steps, batch_size=B,
                     seed=seed, data_root=data_root)  # fmt: skip
@@ -517,14 +378,15 @@ def run_domains(out: Path, scale: str = "small", seed: int = 0, data_root: Optio
     model, guide = run.model, run.guide
     ge = torch.Generator().manual_seed(seed + 1)
     single = list(domain_batches(celeba, yale, 2 * nb, ab, ge, proportion=0.5, mode="single", split="test"))
-    feats = global_features(guide, [b.x for b in single])
+    feats = batch_features(model, guide, [b.x for b in single])
     labels = np.array([b.group for b in single])
     table: Dict[str, Any] = {
-        "experiment": "ugvae-domains", "paper": PAPER, "scale": scale, "seed": seed, "steps": steps, "batch_size": B,
+        "experiment": "ugvae-domains", "paper": PAPER, "scale": scale, "seed": seed, "overrides": dict(overrides or {}),
+        "steps": steps, "batch_size": B,
         "lr": LR, "sizes": DOMAIN_SIZES, "train_images": {"celeba": len(celeba.train), "yaleb": len(yale.train)},
         "balanced_from": {"celeba": celeba.info["balanced_from"], "yaleb": yale.info["balanced_from"]},
         "single_domain_batches": {"celeba": int((labels == 0).sum()), "yaleb": int((labels == 1).sum())},
-        "runs": {"ugvae": _run_summary(run, out, fit_seconds)}, "figures": [],
+        "runs": {"ugvae": run_summary(run, out, fit_seconds)}, "figures": [],
         "note": "3D FACES (the paper's second domain) is not available; Extended Yale B (grey, repeated to RGB) stands in",
     }  # fmt: skip
     if len(np.unique(labels)) == 2 and min(np.bincount(labels)) >= 2:
@@ -542,7 +404,7 @@ def run_domains(out: Path, scale: str = "small", seed: int = 0, data_root: Optio
     table["figures"].append(str(p.relative_to(out)))
     sep = table.get("separability", {}).get("linear", {})
     md = [f"# ugvae-domains ({scale}, seed {seed})", "",
-          f"{_command('ugvae-domains', scale, seed, steps, 'domain_steps')}: UG-VAE (z/β/K = 40/40/40) trained "
+          f"{command('ugvae-domains', scale, seed, overrides)}: UG-VAE (z/β/K = 40/40/40) trained "
           f"{steps} steps (lr {LR}) on random batches of {B} from CelebA and Yale B balanced to {len(celeba.train)} "
           f"training images each (from {celeba.info['balanced_from']} and {yale.info['balanced_from']}), so batches "
           f"mix the domains ~50/50; then μ_β of {len(single)} single-domain batches of {ab} from the "
@@ -550,5 +412,5 @@ def run_domains(out: Path, scale: str = "small", seed: int = 0, data_root: Optio
           "", "| linear SVM domain separability | train | test |", "|---|---|---|",
           f"| UG-VAE μ_β | {sep.get('train', float('nan')):.3f} | {sep.get('test', float('nan')):.3f} |", "",
           table["note"] + ".", "", "Figures: " + ", ".join(table["figures"])]  # fmt: skip
-    write_table(out, "results", table, md)
+    write_results(out, table, md)
     return table

@@ -6,7 +6,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 import torch
@@ -52,3 +52,21 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def auxiliary_states(state: Dict[str, Any], names: List[str]) -> Dict[str, Dict[str, Any]]:
+    """``{name: {"network": ..., "optimizer": ...}}`` for the auxiliary networks ``names`` from a checkpoint.
+
+    Reads ``auxiliaries`` / ``aux_optimizers`` (name -> state) and, from checkpoints written by 0.1.0, the single
+    ``auxiliary`` / ``aux_optimizer`` of an objective with one auxiliary network.
+    """
+    if "auxiliaries" in state:
+        missing = [n for n in names if n not in state["auxiliaries"]]
+        if missing:
+            raise ValueError(f"the checkpoint has no state for the auxiliary network(s) {', '.join(missing)}")
+        return {n: {"network": state["auxiliaries"][n], "optimizer": state["aux_optimizers"][n]} for n in names}
+    if "auxiliary" in state and len(names) == 1:
+        return {names[0]: {"network": state["auxiliary"], "optimizer": state["aux_optimizer"]}}
+    if names:
+        raise ValueError(f"the checkpoint has no state for the auxiliary network(s) {', '.join(names)}")
+    return {}

@@ -8,7 +8,7 @@
 * FactorVAE (``vae`` + ``diagonal`` + ``factor-vae``) over γ,
 
 all with the paper's conv64 encoder/decoder (hidden 128, p = 10), batch 50, Adam, several seeds each; then
-score every run with the FactorVAE metric (CHyVAE code settings, papers.md §2.6) and MIG, and measure the
+score every run with the FactorVAE metric (CHyVAE code settings) and MIG, and measure the
 reconstruction error (−log p(x | decoder(E_q[z])) summed over pixels, per test image: the paper's
 "reconstruction error" is this binary cross-entropy). It writes
 
@@ -25,13 +25,17 @@ instead of the paper's 1e-4 because its step budget is ~50x smaller.
 from __future__ import annotations
 
 import json
-
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
+from matplotlib.figure import Figure
 
+from pyro_vaes.experiments.common import command, fit, resolve_settings
+from pyro_vaes.isolation import isolated_rng
+from pyro_vaes.metrics.reconstruction import reconstruction_error
+from pyro_vaes.plots import image_grid, save_figure
 from pyro_vaes.registry import EXPERIMENTS
 
 PAPER = {
@@ -77,21 +81,6 @@ def family_config(family: str, value: float, disc: Dict[str, Any]) -> Dict[str, 
     raise ValueError(f"unknown family {family!r}")
 
 
-@torch.no_grad()
-def reconstruction_error(run, n: int = 1000, batch: int = 250) -> float:
-    """Mean over test images of −log p(x | decoder(E_q[z | x])) (BCE summed over pixels)."""
-    split = run.data.test
-    n = min(n, len(split))
-    total = 0.0
-    run.model.eval(), run.guide.eval()
-    for s in range(0, n, batch):
-        x, _ = split.batch(torch.arange(s, min(n, s + batch)))
-        logits = run.model.decoder(run.guide.encode(x)["loc"])
-        total += float(torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum"))
-    run.model.train(), run.guide.train()
-    return total / n
-
-
 def load_data(name: str, seed: int, n_train: int, n_test: int, data_root=None):
     from pyro_vaes.data import load_dataset
     from pyro_vaes.data.base import ArraySplit
@@ -106,14 +95,11 @@ def load_data(name: str, seed: int, n_train: int, n_test: int, data_root=None):
 
 def run_grid(dataset: str, out: Path, scale: str, seed: int = 0, data_root: Optional[str] = None,
              overrides: Optional[Dict[str, Any]] = None, progress: bool = False) -> Dict[str, Any]:
-    """Fit the grid of ``scale`` (optionally overridden: steps, seeds, n_train, grid, metric) and write results."""
-    import pyro_vaes
+    """Fit the grid of ``scale`` (any setting overridden: steps, seeds, n_train, grid, metric, ...) and write results."""
     from pyro_vaes.metrics.factor_vae_metric import factor_vae_metric_for_run
     from pyro_vaes.metrics.mig import mig_for_run
 
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
-    cfg = {**SCALES[scale], **(overrides or {})}
+    cfg = resolve_settings(SCALES, scale, overrides)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_data(dataset, seed, cfg["n_train"], cfg["n_test"], data_root)
@@ -125,17 +111,15 @@ def run_grid(dataset: str, out: Path, scale: str, seed: int = 0, data_root: Opti
             for s in range(seed, seed + cfg["seeds"]):
                 t0 = time.perf_counter()
                 tag = f"{family}-{FAMILY_PARAM[family]}{value:g}-seed{s}"
-                run = pyro_vaes.fit(
-                    **family_config(family, value, cfg["disc"]), data=dataset, dataset=data, seed=s,
-                    steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"], aux_lr=1e-4,
-                    eval_every=max(cfg["steps"], 1), checkpoint_every=max(cfg["steps"], 1), eval_batches=1,
-                    out=out / "runs" / tag, overwrite=True, progress=progress, figures=False,
-                )
+                run = fit(out, tag, progress=progress, **family_config(family, value, cfg["disc"]), data=dataset,
+                          dataset=data, seed=s, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                          aux_lr=1e-4, eval_every=cfg["steps"], checkpoint_every=cfg["steps"], eval_batches=1)
                 metric = factor_vae_metric_for_run(run, seed=s, **cfg["metric"])
                 mig = mig_for_run(run, n=cfg["mig_n"], split="test" if cfg["mig_n"] <= len(data.test) else "train")
                 row = {"family": family, "param": FAMILY_PARAM[family], "value": value, "seed": s,
                        "factor_vae_metric": metric["score"], "mig": mig["score"],
-                       "recon_error": reconstruction_error(run), "seconds": time.perf_counter() - t0}
+                       "recon_error": reconstruction_error(run.model, run.guide, run.data.test, 1000)["nll"],
+                       "seconds": time.perf_counter() - t0}
                 rows.append(row)
                 runs[tag] = (run, row)
                 print(json.dumps(row), flush=True)
@@ -151,6 +135,8 @@ def run_grid(dataset: str, out: Path, scale: str, seed: int = 0, data_root: Opti
         "experiment": f"chyvae-{dataset}",
         "dataset": dataset,
         "scale": scale,
+        "overrides": dict(overrides or {}),
+        "command": command(f"chyvae-{dataset}", scale, seed, overrides),
         "settings": {**settings, "grid": cfg["grid"], "latent_dim": LATENT_DIM, "hidden": HIDDEN,
                      "first_seed": seed, "data_info": {k: str(v) for k, v in data.info.items()}},
         "paper": PAPER[dataset],
@@ -189,6 +175,7 @@ def markdown_table(table: Dict[str, Any]) -> str:
     lines = [
         f"### {table['experiment']} (scale {table['scale']})",
         "",
+        f"{table['command']}:",
         f"{s['n_train']} training / {s['n_test']} test images, {s['steps']} steps of batch {s['batch_size']}, "
         f"lr {s['lr']}, {s['seeds']} seed(s) from {s['first_seed']}, p = {s['latent_dim']}; FactorVAE metric with "
         f"L = {s['metric']['batch_size']}, {s['metric']['num_train']}/{s['metric']['num_eval']} votes, std over "
@@ -213,15 +200,9 @@ COLORS = {"chyvae": "tab:red", "beta-vae": "tab:blue", "factor-vae": "tab:green"
 
 
 def write_figures(out: Path, dataset: str, rows, best) -> List[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pyro_vaes.plots import image_grid
-
     paths = []
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     for family in COLORS:
         fr = [r for r in rows if r["family"] == family]
         if not fr:
@@ -235,10 +216,7 @@ def write_figures(out: Path, dataset: str, rows, best) -> List[Path]:
     ax.set_ylabel("FactorVAE disentanglement metric (higher is better)")
     ax.set_title(f"{dataset}: disentanglement vs reconstruction (top-left is best)")
     ax.legend()
-    p = out / "scatter.png"
-    fig.savefig(p, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    paths.append(p)
+    paths.append(save_figure(fig, out / "scatter.png"))
     for family, (run, row) in best.items():
         q = run.plot("traversals", out=out / "figures" / family)[0]
         target = out / f"traversals-{family}.png"
@@ -246,23 +224,20 @@ def write_figures(out: Path, dataset: str, rows, best) -> List[Path]:
         paths.append(target)
     if "chyvae" in best:
         run = best["chyvae"][0]
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(0)
-            prior = run.model.sample_prior(64)  # Σ ~ IW(Ψ, ν) by Bartlett, then z | Σ ~ N(0, Σ)
-            x = run.model.decode(prior["z"]).cpu()
+        with isolated_rng(0), torch.no_grad():
+            x = run.model.sample(64).cpu()  # Σ ~ IW(Ψ, ν) by Bartlett, then z | Σ ~ N(0, Σ), decoded
         paths.append(image_grid(x, 8, f"CHyVAE ν={best['chyvae'][1]['value']:g}: prior samples (Σ ~ IW(Ψ, ν), z ~ N(0, Σ))",
                                 out / "prior-samples-chyvae.png"))
     return paths
 
 
 @EXPERIMENTS.register("chyvae-shapes2d", help="CHyVAE vs β-VAE vs FactorVAE on 2D shapes: metric vs reconstruction")
-def chyvae_shapes2d(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None) -> dict:
-    return run_grid("shapes2d", out, scale, seed, data_root)
+def chyvae_shapes2d(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
+                    overrides: Optional[Dict[str, Any]] = None) -> dict:
+    return run_grid("shapes2d", out, scale, seed, data_root, overrides)
 
 
 @EXPERIMENTS.register("chyvae-ellipses", help="CHyVAE vs β-VAE vs FactorVAE on CorrelatedEllipses: metric vs reconstruction")
-def chyvae_ellipses(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None) -> dict:
-    return run_grid("ellipses", out, scale, seed, data_root)
-
-
-
+def chyvae_ellipses(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
+                    overrides: Optional[Dict[str, Any]] = None) -> dict:
+    return run_grid("ellipses", out, scale, seed, data_root, overrides)

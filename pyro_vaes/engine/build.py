@@ -1,0 +1,160 @@
+"""From a :class:`~pyro_vaes.config.FitConfig` to built components, with every check that needs no data first.
+
+:func:`resolve_config` checks names, fills in the model's default guide and objective, refuses a guide or an
+objective that does not fit the model (naming what does), and checks every component argument against the
+component's signature — all before any data is read. :func:`build` then loads the data, checks what the model
+needs of it (labels, binary values), builds model, guide and objective, and binds them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import pyro
+import torch
+
+from pyro_vaes import likelihoods
+from pyro_vaes.config import CONFIG_VERSION, FitConfig
+from pyro_vaes.data import VAEData, load_dataset
+from pyro_vaes.registry import DATASETS, GUIDES, MODELS, OBJECTIVES, Registry, check_guide_fits, default_guide
+
+#: constructor parameters filled in by the engine, never by the user
+ENGINE_ARGS = {"self", "input_shape", "model", "root", "seed", "num_classes", "num_labels"}
+
+
+def signature_params(obj: Any) -> List[str]:
+    """The keyword arguments a registered component takes (those the engine fills in left out)."""
+    return [n for n, p in inspect.signature(obj).parameters.items()
+            if n not in ENGINE_ARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+
+
+def check_arguments(registry: Registry, name: str, args: Dict[str, Any], option: str) -> None:
+    """Refuse an argument the component does not take, naming the option, what it takes and any rename."""
+    obj = registry.get(name)
+    params = signature_params(obj)
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
+    renamed = getattr(obj, "renamed_args", {})
+    for key in args:
+        if key in params or takes_kwargs:
+            continue
+        hint = f" (renamed {renamed[key]!r})" if key in renamed else ""
+        raise ValueError(f"{option} {key}: {registry.kind} {name!r} takes no argument {key!r}{hint}; "
+                         f"it takes: {', '.join(params) or 'nothing'}")
+
+
+def build_component(registry: Registry, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Construct a registered component, turning bad keyword arguments into a clear error."""
+    cls = registry.get(name)
+    try:
+        return cls(*args, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad arguments for {registry.kind} {name!r}: {err}. It takes: "
+                         f"{', '.join(signature_params(cls)) or 'nothing'}") from None
+
+
+def objective_incompatibility(objective: str, model: str, guide: Optional[str]) -> Optional[str]:
+    """Why ``objective`` cannot fit ``model`` with ``guide``, or None."""
+    guide_cls = GUIDES.get(guide) if guide is not None else None
+    return OBJECTIVES.get(objective).incompatibility(model, MODELS.get(model), guide, guide_cls)
+
+
+def objectives_for(model: str, guide: Optional[str]) -> List[str]:
+    """Every registered objective that fits ``model`` with ``guide``."""
+    return [o for o in OBJECTIVES.names() if objective_incompatibility(o, model, guide) is None]
+
+
+def migrate(config: FitConfig) -> FitConfig:
+    """Bring a config.json written by an older version up to date (argument renames declared by the model)."""
+    if config.version < CONFIG_VERSION:
+        renamed = getattr(MODELS.get(config.model), "renamed_args", {})
+        config.model_args = {renamed.get(k, k): v for k, v in config.model_args.items()}
+        config.version = CONFIG_VERSION
+    return config
+
+
+def resolve_config(config: FitConfig) -> FitConfig:
+    """Fill in the default guide and objective and check every name, setting and argument (no data loaded)."""
+    config.validate()
+    model_cls = MODELS.get(config.model)
+    DATASETS.entry(config.data)
+    migrate(config)
+    if config.guide is None and model_cls.has_guide:
+        config.guide = default_guide(config.model)
+        if config.guide is None:
+            raise ValueError(f"model {config.model!r} has no default guide; pass --guide")
+    if config.guide is not None:
+        if not model_cls.has_guide:
+            raise ValueError(f"model {config.model!r} is trained without a guide; drop --guide")
+        check_guide_fits(config.model, config.guide)
+    if config.objective is None:
+        guide_default = GUIDES.get(config.guide).default_objective if config.guide is not None else None
+        config.objective = guide_default or model_cls.default_objective
+    OBJECTIVES.entry(config.objective)
+    why = objective_incompatibility(config.objective, config.model, config.guide)
+    if why is not None:
+        pair = f"model {config.model!r}" + (f" with guide {config.guide!r}" if config.guide else "")
+        raise ValueError(f"objective {config.objective!r} does not fit {pair}: {why}. Objectives that fit: "
+                         f"{', '.join(objectives_for(config.model, config.guide)) or 'none'}")
+    check_arguments(MODELS, config.model, config.model_args, "--model-arg")
+    if config.guide is not None:
+        check_arguments(GUIDES, config.guide, config.guide_args, "--guide-arg")
+    check_arguments(OBJECTIVES, config.objective, config.objective_args, "--objective-arg")
+    check_arguments(DATASETS, config.data, config.data_args, "--data-arg")
+    return config
+
+
+def select_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} was asked for but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+@dataclass
+class Components:
+    """Everything a fit or a loaded run holds."""
+
+    config: FitConfig
+    data: VAEData
+    model: Any
+    guide: Any
+    objective: Any
+    device: torch.device
+
+
+def label_args(model_cls: type, data: VAEData, model_args: Dict[str, Any]) -> Dict[str, Any]:
+    """The label sizes a label-conditioned model is built with, read from the data unless given."""
+    if model_cls.labels is None:
+        return {}
+    kind, size = data.label_kind()
+    if kind != model_cls.labels:
+        need = {"class": "one integer class per example", "binary": "0/1 labels, one column per attribute"}
+        raise ValueError(f"model {model_cls.__name__} needs {need[model_cls.labels]} (labels={model_cls.labels!r}), "
+                         f"but dataset {data.name!r} has " + ("no labels" if kind is None else f"{kind} labels"))
+    key = "num_classes" if kind == "class" else "num_labels"
+    return {} if key in model_args else {key: size}
+
+
+def build(config: FitConfig, data: Optional[VAEData] = None) -> Components:
+    """Load the data and build model, guide and objective for ``config`` (seeded, not trained)."""
+    config = resolve_config(config)
+    device = select_device(config.device)
+    pyro.set_rng_seed(config.seed)
+    pyro.clear_param_store()
+    objective = build_component(OBJECTIVES, config.objective, **config.objective_args)  # cheap checks first
+    if data is None:
+        data = load_dataset(config.data, root=config.data_root, seed=config.seed, **config.data_args)
+    model_cls = MODELS.get(config.model)
+    model_args = {**config.model_args, **label_args(model_cls, data, config.model_args)}
+    model = build_component(MODELS, config.model, data.shape, **model_args)
+    if hasattr(model, "likelihood"):
+        likelihoods.check_data(model.likelihood, data.train.x[:1000])
+    guide = build_component(GUIDES, config.guide, model, **config.guide_args) if config.guide is not None else None
+    model.to(device)
+    if guide is not None:
+        guide.to(device)
+    objective.bind(model, guide, num_data=len(data.train))
+    for net in objective.networks().values():
+        net.module.to(device)
+    return Components(config, data, model, guide, objective, device)

@@ -1,0 +1,114 @@
+"""The shared term computation behind every regularised ELBO, and the objective base class with its hook.
+
+:func:`elbo_terms` traces the guide once, replays the model on its draws, and splits the ELBO
+(Kingma & Welling, 2014, eq. 7) into its parts for one batch:
+
+* ``recon`` = Σ_i log p(x_i | latents_i) over the observed sites,
+* ``kl[site]`` = Σ_i KL(q(site | x_i) ‖ p(site | parents)) per latent site — analytic where torch or Pyro
+  register one and the guide is mean-field (a site whose model parents are drawn after it in the guide has no
+  per-site analytic KL), otherwise the one-draw estimate log q − log p,
+* ``codes[site]`` = the sampled latent values (reparameterised, so gradients flow through them),
+
+each multiplied by the site's scale (so a KL weight such as :class:`~pyro_vaes.objectives.base.ScaleLatents`
+applies to them). :class:`RegularizedELBO` builds a loss from them,
+
+    loss = −recon + kl_term(terms) + regularizer(terms, x, y),
+
+and a regularised objective (β-VAE-B's capacity, FactorVAE's TC penalty, ...) overrides one of the two hooks.
+It needs a reparameterised guide with no enumerated sites (``requires``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+import pyro.poutine as poutine
+import torch
+from pyro.distributions.util import scale_and_mask
+from pyro.poutine.util import site_is_subsample
+from torch.distributions import kl_divergence
+
+from pyro_vaes.objectives.base import Objective
+
+
+@dataclass
+class ELBOTerms:
+    """The ELBO's parts for one batch, every number summed over the batch (see the module docstring)."""
+
+    recon: torch.Tensor
+    kl: Dict[str, torch.Tensor]
+    codes: Dict[str, torch.Tensor]
+    guide_trace: Any
+    model_trace: Any
+
+    @property
+    def kl_total(self) -> torch.Tensor:
+        return sum(self.kl.values()) if self.kl else self.recon.new_zeros(())
+
+    def code(self, site: str) -> torch.Tensor:
+        if site not in self.codes:
+            raise KeyError(f"the guide has no sample site {site!r}; its sites: {sorted(self.codes)}")
+        return self.codes[site]
+
+
+def elbo_terms(model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: Optional[torch.Tensor] = None,
+               analytic_kl: bool = True) -> ELBOTerms:
+    """Trace the guide, replay the model on its draws and split the ELBO: ELBO = recon − Σ_s kl[s]."""
+    guide_trace = poutine.trace(guide_fn).get_trace(x, y)
+    model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(x, y)
+    guide_trace.compute_log_prob()
+    model_trace.compute_log_prob()
+    recon = x.new_zeros(())
+    kl: Dict[str, torch.Tensor] = {}
+    codes: Dict[str, torch.Tensor] = {}
+    for name, site in model_trace.nodes.items():
+        if site["type"] != "sample" or site_is_subsample(site):
+            continue
+        if site["is_observed"]:
+            recon = recon + site["log_prob_sum"]
+            continue
+        q_site = guide_trace.nodes.get(name)
+        if q_site is None:
+            raise ValueError(f"latent site {name!r} of the model is not sampled by the guide")
+        if not getattr(q_site["fn"], "has_rsample", False):
+            raise ValueError(f"guide site {name!r} is not reparameterised; this objective needs rsample")
+        value = None
+        if analytic_kl:
+            try:
+                value = scale_and_mask(kl_divergence(q_site["fn"], site["fn"]), q_site["scale"], q_site["mask"]).sum()
+            except NotImplementedError:
+                value = None
+        kl[name] = q_site["log_prob_sum"] - site["log_prob_sum"] if value is None else value
+        codes[name] = q_site["value"]
+    return ELBOTerms(recon, kl, codes, guide_trace, model_trace)
+
+
+class RegularizedELBO(Objective):
+    """loss = −recon + kl_term(terms) + regularizer(terms, x, y), from one :func:`elbo_terms` pass.
+
+    Subclasses override :meth:`kl_term` (β-VAE-B's capacity) or :meth:`regularizer` (FactorVAE's TC penalty);
+    with neither it is the ELBO with analytic KLs. ``last_terms`` keeps the terms of the last main loss (for an
+    auxiliary network's step on the same codes).
+    """
+
+    def __init__(self, analytic_kl: bool = True):
+        super().__init__()
+        self.analytic_kl = bool(analytic_kl)
+        self.last_terms: Optional[ELBOTerms] = None
+
+    def make_elbo(self) -> Callable:
+        return self._loss
+
+    def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: Optional[torch.Tensor] = None):
+        terms = elbo_terms(model_fn, guide_fn, x, y, self.analytic_kl and self.guide.mean_field)
+        self.last_terms = terms
+        return -terms.recon + self.kl_term(terms, x) + self.regularizer(terms, x, y)
+
+    def kl_term(self, terms: ELBOTerms, x: torch.Tensor) -> torch.Tensor:
+        """The KL part of the loss (default: Σ_s KL_s)."""
+        return terms.kl_total
+
+    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+        """An extra penalty added to the loss (default: none)."""
+        return x.new_zeros(())

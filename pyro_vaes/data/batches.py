@@ -1,4 +1,4 @@
-"""Batch builders for the non-i.i.d. experiments (UG-VAE, papers.md §1.6).
+"""Batch builders for the non-i.i.d. experiments (UG-VAE's datasets.py).
 
 Each builder yields :class:`GroupBatch` ``(x, labels, group)`` tuples and is a pure function of its
 arguments and the ``torch.Generator`` it is given:

@@ -272,7 +272,7 @@ def run_mnist_series(out: Path, scale: str = "small", seed: int = 0, data_root: 
 
 
 # -- CelebA attributes --------------------------------------------------------------------------------------
-#: the authors' run notes in experiments/celeba_attributes.py (accuracy %, papers.md §1.7)
+#: the authors' run notes in their experiments/celeba_attributes.py (accuracy %)
 CELEBA_PAPER = {
     "ugvae:male vs female:linear": "85.0 (train 100)",
     "ugvae:male vs female:rbf": "85.0 (train 100)",

@@ -34,7 +34,7 @@ class PreEncoder(nn.Module):
     """The authors' shared pre-encoder h(x): x (..., *shape) -> (..., hidden).
 
     ``k_vae``: Linear(D, hidden)-ReLU. ``beta_vae``: Conv(c,32,4,2,1)-BN-ReLU, Conv(32,32,4,2,1)-BN-ReLU,
-    Conv(32,64,4,2,1)-BN-ReLU, Conv(64,64,4,2,1)-BN-ReLU, Conv(64,hidden,4,1)-BN-ReLU (papers.md §1.4).
+    Conv(32,64,4,2,1)-BN-ReLU, Conv(64,64,4,2,1)-BN-ReLU, Conv(64,hidden,4,1)-BN-ReLU (the authors' ``beta_vae`` architecture).
     Inputs are flattened to 2-D / 4-D around the net, so BatchNorm always sees a plain batch.
     """
 

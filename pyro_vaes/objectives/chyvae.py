@@ -62,7 +62,7 @@ def dropped_constant(nu: float, psi: torch.Tensor) -> torch.Tensor:
 def closed_form_regulariser(
     loc: torch.Tensor, cov: torch.Tensor, z_tilde: torch.Tensor, psi: torch.Tensor, nu: float
 ) -> torch.Tensor:
-    """R(x) per datum (papers.md §2.3; paper eq. 41 with B = 1), shape (batch,).
+    """R(x) per datum (paper eq. 41 with B = 1, as the authors' code computes it), shape (batch,).
 
     R = −(ν+1)/2 log|Ψ + z̃z̃ᵀ| + ½ log|S| − (ν+1)/2 tr[(S + μμᵀ + Ψ)(Ψ + z̃z̃ᵀ)⁻¹].
     """

@@ -102,13 +102,17 @@ def cmd_fit(args) -> int:
 
 
 def _format_results(res: Dict[str, Any]) -> str:
-    rows = [
-        ("test log-likelihood (IS, nats)", f"{res['log_likelihood']:.3f}  ({res['num_particles']} particles)"),
-        ("test ELBO (nats)", f"{res['elbo']:.3f}"),
-        ("reconstruction E_q[log p(x|z)]", f"{res['reconstruction']:.3f}"),
-        ("reconstruction squared error", f"{res['recon_mse']:.4f}"),
-    ]
-    for site, kl in res["kl"].items():
+    rows = []
+    if "log_likelihood" in res:
+        rows += [
+            ("test log-likelihood (IS, nats)", f"{res['log_likelihood']:.3f}  ({res['num_particles']} particles)"),
+            ("test ELBO (nats)", f"{res['elbo']:.3f}"),
+            ("reconstruction E_q[log p(x|z)]", f"{res['reconstruction']:.3f}"),
+            ("reconstruction squared error", f"{res['recon_mse']:.4f}"),
+        ]
+    if "note" in res:
+        rows.append(("note", res["note"]))
+    for site, kl in res.get("kl", {}).items():
         rows.append((f"KL({site})", f"{kl:.3f}"))
     for site, per_dim in res.get("kl_per_dim", {}).items():
         rows.append((f"KL({site}) per dim", " ".join(f"{v:.2f}" for v in per_dim)))

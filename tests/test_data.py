@@ -179,9 +179,11 @@ def test_moons_and_swissroll():
     d = load_dataset("moons", n_train=500, n_test=100)
     assert d.shape == (2,) and set(d.train.y.tolist()) == {0, 1}
     s = load_dataset("swissroll", n_train=1000, n_test=100)
-    assert s.shape == (3,) and torch.equal(s.train.y, (s.train.x[:, 0] >= 10).long())
+    assert d.label_kind() == ("class", 2)
+    assert s.shape == (3,) and torch.equal(s.train.y[:, 0], (s.train.x[:, 0] >= 10).long())
+    assert s.label_kind() == ("binary", 1) and s.label_names == ["x0>=10"]
     s2 = load_dataset("swissroll", n_train=1000, n_test=100, label="x1<10")
-    assert torch.equal(s2.train.y, (s2.train.x[:, 1] < 10).long())
+    assert torch.equal(s2.train.y[:, 0], (s2.train.x[:, 1] < 10).long())
 
 
 # --- bad arguments give clear errors ----------------------------------------------------------------------

@@ -28,7 +28,7 @@ from helpers import example_data
 
 # -- a label-conditioned model: p(z) p(x | z, y), q(z | x, y) ----------------------------------------------------
 class ToyCVAE(ModelBase):
-    """z ~ N(0, I); x ~ Bernoulli(decoder([z, onehot(y)])); y drawn uniformly when generating."""
+    """z ~ N(0, I); x ~ N(decoder([z, onehot(y)]), 0.5²); y drawn uniformly when generating."""
 
     latent_sites = ("z",)
     labels = "class"
@@ -40,7 +40,7 @@ class ToyCVAE(ModelBase):
         n = int(torch.tensor(self.input_shape).prod())
         self.decoder = nn.Sequential(nn.Linear(latent_dim + num_classes, hidden), nn.ReLU(), nn.Linear(hidden, n))
 
-    def logits(self, z, y):  # z may carry particle dims on the left: broadcast the label before concatenating
+    def mean(self, z, y):  # z may carry particle dims on the left: broadcast the label before concatenating
         h = self.decoder(broadcast_cat([z, F.one_hot(y, self.num_classes).to(z.dtype)]))
         return h.reshape(*h.shape[:-1], *self.input_shape)
 
@@ -48,10 +48,10 @@ class ToyCVAE(ModelBase):
         register(self)
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", dist.Normal(x.new_zeros(x.shape[0], self.latent_dim), 1.0).to_event(1))
-            pyro.sample("x", dist.Bernoulli(logits=self.logits(z, y)).to_event(len(self.input_shape)), obs=x)
+            pyro.sample("x", dist.Normal(self.mean(z, y), 0.5).to_event(len(self.input_shape)), obs=x)
 
     def decode(self, latents, y=None):
-        return torch.sigmoid(self.logits(latents["z"], y))
+        return self.mean(latents["z"], y)
 
     def sample_prior(self, n, y=None):
         y = torch.randint(self.num_classes, (n,), device=self.device) if y is None else y
@@ -199,3 +199,9 @@ def test_toys_join_the_command_line(tmp_path, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "toy-cvae" in out and "toy-generator" in out and "toy-gan" in out
+    for model in ("toy-generator", "toy-cvae"):  # the toys train on a registered dataset from the CLI too
+        args = ["fit", model, "--data", "moons", "--data-arg", "n_train=64", "--data-arg", "n_test=16",
+                "--steps", "2", "--batch-size", "8", "--quiet", "--out", str(tmp_path / model)]
+        assert main(args) == 0, capsys.readouterr().err
+        assert main(["evaluate", str(tmp_path / model), "--particles", "3"]) == 0
+        assert main(["sample", str(tmp_path / model), "-n", "4", "--out", str(tmp_path / f"{model}.png")]) == 0

@@ -140,6 +140,7 @@ class VAEData:
     name: str
     train: ArraySplit
     test: ArraySplit
+    #: one name per class for 1-D integer labels, one name per column for (N, k) 0/1 attributes
     label_names: Optional[List[str]] = None
     factors: Optional[FactorSource] = None
     info: Dict[str, object] = field(default_factory=dict)

@@ -295,14 +295,14 @@ def ellipses(root: Optional[str] = None, seed: int = 0, n_train: int = 20000, n_
 
 @DATASETS.register("moons", kind="procedural", shape="2", factors="")
 def moons(root: Optional[str] = None, seed: int = 0, n_train: int = 10000, n_test: int = 1000, noise: float = 0.1) -> VAEData:
-    """Two interleaved half circles (``sklearn.datasets.make_moons``), flat 2-D, y = which moon (0/1)."""
+    """Two interleaved half circles (``sklearn.datasets.make_moons``), flat 2-D, y = which moon (class 0 or 1)."""
     from sklearn.datasets import make_moons
 
     _check_sizes(n_train, n_test)
     x, y = make_moons(n_train + n_test, noise=noise, random_state=seed)
     x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
     return VAEData("moons", ArraySplit(x[:n_train], y[:n_train]), ArraySplit(x[n_train:], y[n_train:]),
-                   label_names=["moon"], info={"noise": noise})
+                   label_names=["moon 0", "moon 1"], info={"noise": noise})
 
 
 _SWISS_RULES = {
@@ -320,7 +320,7 @@ def swissroll(
     noise: float = 0.0,
     label: str = "x0>=10",
 ) -> VAEData:
-    """CSVAE's toy data: the 3-D Swiss roll (``sklearn.datasets.make_swiss_roll``), y a binary label.
+    """CSVAE's toy data: the 3-D Swiss roll (``sklearn.datasets.make_swiss_roll``), y (N, 1) one binary attribute.
 
     The paper does not state the label rule; the two public re-implementations differ: ``label="x0>=10"``
     (alexlyzhov/latent-subspaces, default) or ``label="x1<10"`` (qq456cvb/CSVAE). Both sample 10,000
@@ -332,7 +332,7 @@ def swissroll(
         raise ValueError(f"unknown swissroll label rule {label!r}; valid: {', '.join(_SWISS_RULES)}")
     _check_sizes(n_train, n_test)
     x, t = make_swiss_roll(n_train + n_test, noise=noise, random_state=seed)
-    y = _SWISS_RULES[label](x).astype(np.int64)
+    y = _SWISS_RULES[label](x).astype(np.int64)[:, None]
     x, y, t = torch.tensor(x, dtype=torch.float32), torch.from_numpy(y), torch.tensor(t, dtype=torch.float32)
     return VAEData(
         "swissroll",

@@ -47,7 +47,7 @@ def hand_loss(model, guide, x):
 
 def make(arch, hidden, latent, seed=0):
     torch.manual_seed(seed)
-    model = build_component(MODELS, "vae", (1, 28, 28), latent_dim=latent, arch=arch, hidden=hidden)
+    model = build_component(MODELS, "vae", (1, 28, 28), latent_dim=latent, arch=arch, hidden=hidden, likelihood="bernoulli")
     guide = build_component(GUIDES, "diagonal", model, hidden=hidden)
     return model, guide
 

@@ -55,7 +55,8 @@ class CHyVAE(ModelBase):
     :param input_shape: shape of one observation, e.g. ``(1, 64, 64)``.
     :param latent_dim: p, the code size (paper: 10).
     :param nu: ν, the inverse-Wishart degrees of freedom; ν > p − 1 (code default 33).
-    :param likelihood: ``bernoulli`` (paper), ``continuous-bernoulli`` or ``gaussian``.
+    :param likelihood: ``bernoulli`` (the paper's, on binary data), ``continuous-bernoulli``, ``gaussian`` or
+        ``auto`` (the engine picks Bernoulli for binary data, continuous Bernoulli for grey levels).
     :param obs_scale: standard deviation of the Gaussian likelihood.
     :param arch: ``auto`` (conv64 for 64x64 images, mlp for flat data), or any of :mod:`pyro_vaes.nets`.
     :param hidden: hidden width (paper: 128 for 2DShapes and CorrelatedEllipses).
@@ -66,14 +67,14 @@ class CHyVAE(ModelBase):
     pyro_name = "chyvae"
     default_objective = "chyvae-closed-form"
     example_shape = (1, 28, 28)
-    example_args = {"latent_dim": 3, "nu": 6.0, "hidden": 16}
+    example_args = {"latent_dim": 3, "nu": 6.0, "hidden": 16, "likelihood": "bernoulli"}
 
     def __init__(
         self,
         input_shape: Sequence[int],
         latent_dim: int = 10,
         nu: float = 33.0,
-        likelihood: str = "bernoulli",
+        likelihood: str = "auto",
         obs_scale: float = 1.0,
         arch: str = "auto",
         hidden: int = 128,

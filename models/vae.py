@@ -30,7 +30,8 @@ class VAE(ModelBase):
 
     :param input_shape: shape of one observation, e.g. ``(1, 28, 28)`` or ``(D,)``.
     :param latent_dim: dimension d of z.
-    :param likelihood: ``bernoulli``, ``continuous-bernoulli`` or ``gaussian``.
+    :param likelihood: ``bernoulli``, ``continuous-bernoulli``, ``gaussian`` or ``auto`` (the engine picks the one
+        that fits the data: Bernoulli for binary, continuous Bernoulli for grey levels, Gaussian otherwise).
     :param obs_scale: standard deviation of the Gaussian likelihood.
     :param arch: decoder architecture (see :mod:`pyro_vaes.nets`); ``linear`` gives a linear-Gaussian model.
     :param hidden: hidden width of the decoder.
@@ -38,13 +39,13 @@ class VAE(ModelBase):
 
     latent_sites = ("z",)
     example_shape = (1, 28, 28)
-    example_args = {"latent_dim": 3, "hidden": 16}
+    example_args = {"latent_dim": 3, "hidden": 16, "likelihood": "bernoulli"}
 
     def __init__(
         self,
         input_shape: Sequence[int],
         latent_dim: int = 10,
-        likelihood: str = "bernoulli",
+        likelihood: str = "auto",
         obs_scale: float = 1.0,
         arch: str = "auto",
         hidden: int = 400,

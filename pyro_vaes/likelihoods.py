@@ -3,6 +3,10 @@
 * ``bernoulli``            logits; needs binary data (binarize grey images, or use one of the others).
 * ``continuous-bernoulli`` logits; data in [0, 1] (Loaiza-Ganem & Cunningham, 2019), normalised properly.
 * ``gaussian``             mean = decoder output, fixed standard deviation ``obs_scale`` (UG-VAE uses variance 0.2).
+
+A model whose ``likelihood`` argument defaults to ``"auto"`` gets the one that fits the data (:func:`for_data`):
+Bernoulli for binary data, continuous Bernoulli for grey levels in [0, 1], Gaussian otherwise. The engine resolves
+it when the data is loaded, prints the choice and records it in ``config.json``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,19 @@ import torch
 LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
 
 
+def for_data(x: torch.Tensor) -> Tuple[str, str]:
+    """The likelihood that fits observations ``x`` and why: (name, reason)."""
+    if bool(((x == 0) | (x == 1)).all()):
+        return "bernoulli", "binary data"
+    if bool(((x >= 0) & (x <= 1)).all()):
+        return "continuous-bernoulli", "grey levels in [0, 1]"
+    return "gaussian", "real-valued data outside [0, 1]"
+
+
 def check_likelihood(name: str, obs_scale: float) -> None:
+    if name == "auto":
+        raise ValueError("likelihood 'auto' is resolved from the data by the engine; a model built by hand needs one "
+                         f"of {', '.join(LIKELIHOODS)}")
     if name not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {name!r}; valid: {', '.join(LIKELIHOODS)}")
     if name == "gaussian" and not obs_scale > 0:

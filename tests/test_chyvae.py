@@ -18,7 +18,7 @@ from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES, default_guide, guides
 
 
 def _model(nu=8.0, p=3, n_in=20, **kw):
-    return MODELS.get("chyvae")((n_in,), latent_dim=p, nu=nu, arch="mlp", hidden=16, **kw)
+    return MODELS.get("chyvae")((n_in,), latent_dim=p, nu=nu, arch="mlp", hidden=16, likelihood="bernoulli", **kw)
 
 
 def _x(n=4, n_in=20, seed=0):
@@ -66,7 +66,7 @@ def test_traces_match_and_shapes():
 
 
 def test_conv64_images():
-    m = MODELS.get("chyvae")((1, 64, 64), latent_dim=4, nu=10.0)
+    m = MODELS.get("chyvae")((1, 64, 64), latent_dim=4, nu=10.0, likelihood="bernoulli")
     assert m.arch == "conv64"
     g = GUIDES.get("chyvae-structured")(m)
     x = torch.bernoulli(torch.full((2, 1, 64, 64), 0.2))
@@ -170,7 +170,7 @@ def test_closed_form_refuses_other_guides():
     m = _model()
     with pytest.raises(ValueError, match="chyvae-structured"):
         OBJECTIVES.get("chyvae-closed-form")().bind(m, GUIDES.get("chyvae-meanfield")(m, hidden=16))
-    vae = MODELS.get("vae")((20,), latent_dim=3, arch="mlp", hidden=16)
+    vae = MODELS.get("vae")((20,), latent_dim=3, arch="mlp", hidden=16, likelihood="bernoulli")
     with pytest.raises(ValueError, match="model chyvae"):
         OBJECTIVES.get("chyvae-closed-form")().bind(vae, GUIDES.get("diagonal")(vae, hidden=16))
 

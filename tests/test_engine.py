@@ -109,11 +109,19 @@ def test_atomic_save_leaves_no_temporary_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
-def test_bernoulli_refuses_grey_data(tmp_path):
+def test_bernoulli_refuses_grey_data_and_the_default_likelihood_fits_it(tmp_path, capsys):
     data = binary_images()
     data.train.x = data.train.x * 0.5
     with pytest.raises(ValueError, match="needs binary data"):
-        pyro_vaes.fit(out=tmp_path / "r", model="vae", data="linear-gaussian", dataset=data, **TINY)
+        pyro_vaes.fit(out=tmp_path / "r", model="vae", data="linear-gaussian", dataset=data,
+                      model_args={"likelihood": "bernoulli"}, **TINY)
+    assert not (tmp_path / "r").exists()
+    run = pyro_vaes.fit(out=tmp_path / "auto", model="vae", data="linear-gaussian", dataset=data, **TINY)
+    assert run.model.likelihood == "continuous-bernoulli"
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["model_args"]["likelihood"] == "continuous-bernoulli"
+    assert "likelihood 'continuous-bernoulli' chosen" in capsys.readouterr().err
+    binary = pyro_vaes.fit(out=tmp_path / "bin", model="vae", data="linear-gaussian", dataset=binary_images(), **TINY)
+    assert binary.model.likelihood == "bernoulli"
 
 
 def test_image_pipeline_with_figures(tmp_path):

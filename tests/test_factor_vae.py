@@ -15,7 +15,7 @@ from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
 
 
 def _vae(d=3, n_in=12):
-    model = MODELS.get("vae")((n_in,), latent_dim=d, arch="mlp", hidden=16)
+    model = MODELS.get("vae")((n_in,), latent_dim=d, arch="mlp", hidden=16, likelihood="bernoulli")
     guide = GUIDES.get("diagonal")(model, hidden=16)
     return model, guide
 

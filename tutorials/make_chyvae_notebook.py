@@ -143,7 +143,7 @@ $$
 """)
 
 code(r"""
-model = MODELS.get("chyvae")((20,), latent_dim=3, nu=8.0, arch="mlp", hidden=16)
+model = MODELS.get("chyvae")((20,), latent_dim=3, nu=8.0, arch="mlp", hidden=16, likelihood="bernoulli")
 guide = GUIDES.get("chyvae-structured")(model, hidden=16)
 x = torch.bernoulli(torch.full((4, 20), 0.3))
 with torch.no_grad(), pyro.plate("particles", 5, dim=-2):

@@ -9,6 +9,7 @@ needs of it (labels, binary values), builds model, guide and objective, and bind
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -136,6 +137,17 @@ def label_args(model_cls: type, data: VAEData, model_args: Dict[str, Any]) -> Di
     return {} if key in model_args else {key: size}
 
 
+def resolve_likelihood(model_cls: type, data: VAEData, model_args: Dict[str, Any]) -> Optional[str]:
+    """Fill ``model_args["likelihood"]`` for a model whose likelihood defaults to ``"auto"`` (from the data);
+    returns a line saying what was chosen and why, or None when nothing was chosen."""
+    param = inspect.signature(model_cls).parameters.get("likelihood")
+    if param is None or param.default != "auto" or model_args.get("likelihood", "auto") != "auto":
+        return None
+    name, why = likelihoods.for_data(data.train.x[:1000])
+    model_args["likelihood"] = name
+    return f"likelihood {name!r} chosen for {data.name!r} ({why}); pass --likelihood to choose another"
+
+
 def build(config: FitConfig, data: Optional[VAEData] = None) -> Components:
     """Load the data and build model, guide and objective for ``config`` (seeded, not trained)."""
     config = resolve_config(config)
@@ -146,8 +158,11 @@ def build(config: FitConfig, data: Optional[VAEData] = None) -> Components:
     if data is None:
         data = load_dataset(config.data, root=config.data_root, seed=config.seed, **config.data_args)
     model_cls = MODELS.get(config.model)
+    note = resolve_likelihood(model_cls, data, config.model_args)  # recorded in config.json
     model_args = {**config.model_args, **label_args(model_cls, data, config.model_args)}
     model = build_component(MODELS, config.model, data.shape, **model_args)
+    if note is not None:
+        print(f"pyro-vaes: {note}", file=sys.stderr)
     if hasattr(model, "likelihood"):
         likelihoods.check_data(model.likelihood, data.train.x[:1000])
     guide = build_component(GUIDES, config.guide, model, **config.guide_args) if config.guide is not None else None

@@ -199,6 +199,39 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def _add_switch(sub) -> None:
+    p = sub.add_parser("switch", help="switch a binary attribute of test items (CSVAE's attribute switching) -> PNG",
+                       description="Switch ATTRIBUTE of test items to --to (0 or 1) the way the model defines it: "
+                       "latent arithmetic (no labels: VAE), label swap (CondVAE), a point in the label's subspace "
+                       "(CSVAE). Writes a grid: one row per item, input, reconstruction, then each candidate.")
+    p.add_argument("run", help="run folder (trained on data with 0/1 attribute labels)")
+    p.add_argument("--attribute", required=True, help="attribute name (one of the data's labels) or column index")
+    p.add_argument("--to", type=int, choices=(0, 1), required=True, help="the value to switch to")
+    p.add_argument("-n", type=int, default=8, help="test items whose attribute is not already --to (default 8)")
+    p.add_argument("--grid", type=int, default=5, help="subspace models: points per grid axis (default 5)")
+    p.add_argument("--method", default="auto", choices=("auto", "grid", "pca"),
+                   help="subspace models: grid (up to 2-D) or principal components (default: auto)")
+    p.add_argument("--others", default="keep", choices=("keep", "zero"),
+                   help="subspace models: the other labels' subspaces keep their posterior means or are set to 0")
+    p.add_argument("--intensity", type=float, action="append",
+                   help="latent arithmetic / label swap: the factor α (repeatable; default 1)")
+    p.add_argument("--out", help="PNG path (default RUN/figures/switch-ATTRIBUTE-toV.png; .pt for flat data)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--device", default="cpu")
+
+
+def cmd_switch(args) -> int:
+    from pyro_vaes.api import load
+    from pyro_vaes.switch import write_switch
+
+    run = load(args.run, device=args.device)
+    path = write_switch(run, args.attribute, args.to, out=args.out, overwrite=args.overwrite, n=args.n,
+                        grid=args.grid, method=args.method, others=args.others,
+                        intensities=tuple(args.intensity or (1.0,)))
+    print(f"written: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyro-vaes",
@@ -239,11 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_data_parser = None
     if add_data_parser is not None:
         add_data_parser(sub)
+    _add_switch(sub)
     return parser
 
 
 COMMANDS = {"fit": cmd_fit, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot, "list": cmd_list,
-            "reproduce": cmd_reproduce}  # fmt: skip
+            "reproduce": cmd_reproduce, "switch": cmd_switch}  # fmt: skip
 
 
 def main(argv: Optional[List[str]] = None) -> int:

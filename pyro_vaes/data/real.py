@@ -129,6 +129,16 @@ def fashion_mnist(
 # CelebA
 # ---------------------------------------------------------------------------------------------------
 
+#: labels built from the official attributes, asked for by name like any other (``labels="Eyeglasses,Facial_Hair"``):
+#: CSVAE's facial hair (Klys et al., 2018, §5.2: beard, mustache or goatee) = Goatee or Mustache or not No_Beard
+CELEBA_DERIVED = {"Facial_Hair": (("Goatee", 1), ("Mustache", 1), ("No_Beard", 0))}
+
+
+def derived_celeba_label(name: str, names: List[str], attrs: torch.Tensor) -> torch.Tensor:
+    """(N,) 0/1: 1 where any attribute of ``CELEBA_DERIVED[name]`` takes its listed value."""
+    return torch.stack([attrs[:, names.index(a)] == v for a, v in CELEBA_DERIVED[name]], 1).any(1).long()
+
+
 #: the crop most VAE papers apply to the 178x218 aligned CelebA images before resizing to 64x64
 #: (a centred 148x148 square, as in DCGAN-style CelebA pipelines, e.g. PyTorch-VAE's CenterCrop(148)).
 CELEBA_CROP = 148
@@ -200,8 +210,9 @@ def celeba(
     DCT scale when that still leaves >= ``size`` pixels, then resized bilinearly with antialiasing.
 
     ``labels``: comma-separated attribute names (default: all 40) -> y (N, k) 0/1 long, ``label_names``
-    the names. Split: a seeded random permutation, ``n_test`` default 10%, ``n_train`` the rest (the
-    official partition file is not used). Images are decoded in threads; nothing is written anywhere.
+    the names; ``Facial_Hair`` (Goatee or Mustache or not No_Beard, CSVAE's label) is derived on request.
+    Split: a seeded random permutation, ``n_test`` default 10%, ``n_train`` the rest (the official partition
+    file is not used). Images are decoded in threads; nothing is written anywhere.
     """
     img_dir, attr_file = _find_celeba(root)
     files, names, attrs = read_celeba_attributes(attr_file)
@@ -209,9 +220,11 @@ def celeba(
         cols = list(range(len(names)))
     else:
         wanted = [a.strip() for a in str(labels).split(",") if a.strip()]
+        for a in dict.fromkeys(a for a in wanted if a in CELEBA_DERIVED and a not in names):
+            names, attrs = names + [a], torch.cat([attrs, derived_celeba_label(a, names, attrs)[:, None]], 1)
         unknown = [a for a in wanted if a not in names]
         if unknown or not wanted:
-            raise ValueError(f"unknown CelebA attribute(s) {unknown}; valid: {', '.join(names)}")
+            raise ValueError(f"unknown CelebA attribute(s) {unknown}; valid: {', '.join(names + [d for d in CELEBA_DERIVED if d not in names])}")
         cols = [names.index(a) for a in wanted]
     from pyro_vaes.data.folder import load_images, seeded_split
 

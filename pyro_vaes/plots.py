@@ -142,10 +142,16 @@ def samples(run, path: Path, n: int = 64) -> Path:
 
 
 @torch.no_grad()
-def traversals(run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int = 20) -> Path:
+def traversals(run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int = 20,
+               space: str = "representation") -> Path:
     """One row per dimension of the model's code: that dimension swept over [-span, span] around the posterior
     mean of a test item, every other latent (a batch-level one at its posterior mean for the first test batch)
-    fixed; around a prior draw for a model without a guide."""
+    fixed; around a prior draw for a model without a guide.
+
+    ``space="generation"`` sweeps the dimensions of z₀ = g(z) instead, where p(z₀) = N(0, I), and decodes
+    g⁻¹(z₀) (dpVAE's generation space under a flow prior; the same as representation space otherwise)."""
+    if space not in ("representation", "generation"):
+        raise ValueError(f"space must be representation or generation, got {space!r}")
     model, site = run.model, run.model.code_site
     x, y = _test_batch(run, 64)  # a batch, for batch-level latents
     if run.guide is not None:
@@ -154,25 +160,52 @@ def traversals(run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int
         latents = model.sample_prior(len(x), y)
     y0 = None if y is None else y[:1]
     center = latents[site][0]
+    g_inv = None
+    if space == "generation":
+        from pyro_vaes.distributions.flows import generation_space
+        from pyro_vaes.metrics.generative import code_prior
+
+        _, g, g_inv = generation_space(code_prior(model, 1, y[:1] if y is not None else None))
+        center = g(center.unsqueeze(0))[0]
     d = min(center.shape[-1], max_dims)
     values = torch.linspace(-span, span, steps, device=center.device)
     z = center.repeat(d, steps, 1)
     for i in range(d):
         z[i, :, i] = values
+    label = site
+    if g_inv is not None:
+        z = g_inv(z.reshape(d * steps, -1)).reshape(d, steps, -1)
+        label = f"{site}0"  # the generation-space coordinate swept
     swept = {k: v for k, v in latents.items() if k not in model.global_sites}
     fixed = {k: v for k, v in latents.items() if k in model.global_sites}
     item = {k: v[:1].expand(d * steps, *v.shape[1:]) for k, v in swept.items()}
     item[site] = z.reshape(d * steps, -1)
     labels = None if y0 is None else y0.expand(d * steps, *y0.shape[1:])
     out = model.decode({**item, **fixed}, labels).cpu()
-    title = f"{run.config.model}: latent traversals (row = dimension of {site}, value from {-span:g} to {span:g})"
+    where = f"{label} = g({site}), generation space" if g_inv is not None else label
+    title = f"{run.config.model}: latent traversals (row = dimension of {where}, value from {-span:g} to {span:g})"
     if run.data.is_image:
-        return image_grid(out, steps, title, path, row_labels=[f"{site}{i}" for i in range(d)],
-                          xlabel=f"value of {site}_d", col_labels=[f"{v:.2g}" for v in values.tolist()])  # fmt: skip
+        rows = [f"{site}{i}" for i in range(d)] if g_inv is None else [f"{label}_{i}" for i in range(d)]
+        return image_grid(out, steps, title, path, row_labels=rows,
+                          xlabel=f"value of {label}_d", col_labels=[f"{v:.2g}" for v in values.tolist()])  # fmt: skip
     return _flat_plot(out.reshape(d * steps, -1), title, path)
 
 
-PLOTTERS = {"reconstructions": reconstructions, "samples": samples, "traversals": traversals}
+def generation_traversals(run, path: Path) -> Optional[Path]:
+    """Traversals in generation space (:func:`traversals` with ``space="generation"``) for a model whose only latent
+    is a code with a flow prior; None for any other model."""
+    from pyro_vaes.metrics.generative import code_prior
+
+    model = run.model
+    if tuple(model.latent_sites) != (model.code_site,) or model.labels is not None or not model.has_guide:
+        return None
+    if not isinstance(code_prior(model, 1), torch.distributions.TransformedDistribution):
+        return None
+    return traversals(run, path, space="generation")
+
+
+PLOTTERS = {"reconstructions": reconstructions, "samples": samples, "traversals": traversals,
+            "generation-traversals": generation_traversals}
 
 
 def plot_run(run, kind: str = "all", out: Optional[Path] = None) -> List[Path]:

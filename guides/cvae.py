@@ -1,0 +1,71 @@
+"""The CVAE's variational family (Sohn et al., 2015): q(z | x, y) = N(μ_φ([e(x), y]), diag σ_φ([e(x), y])²).
+
+``e`` is the project's encoder for the data's shape (``pyro_vaes.nets``, ``hidden`` units); the one-hot label is
+concatenated to its features before the two linear heads.
+
+``encode(x)`` without labels (the label-free metrics call it so) returns the moments of the uniform mixture over
+classes, (1/K) Σ_k q(z | x, k): its mean and the per-dimension standard deviation matched to it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.models.base import positive_int
+from pyro_vaes.models.cvae import CVAE
+from pyro_vaes.nets import Encoder
+from pyro_vaes.nets.heads import positive_scale
+from pyro_vaes.params import register
+from pyro_vaes.registry import GUIDES
+
+
+@GUIDES.register("cvae", models=("cvae",), default_for=("cvae",))
+class CVAEGuide(GuideBase):
+    """q(z | x, y) = N(μ([e(x), onehot(y)]), diag σ²), σ = softplus(·) + 1e-4.
+
+    :param hidden: encoder width.
+    """
+
+    mean_field = True
+    example_args = {"hidden": 16}
+
+    def __init__(self, model: CVAE, hidden: int = 400):
+        super().__init__(model)
+        hidden = positive_int("hidden", hidden)
+        self.num_classes = model.num_classes
+        self.encoder = Encoder(model.arch, model.input_shape, hidden)
+        self.loc = nn.Linear(hidden + model.num_classes, model.latent_dim)
+        self.raw_scale = nn.Linear(hidden + model.num_classes, model.latent_dim)
+
+    def _given(self, h: torch.Tensor, y: torch.Tensor):
+        hy = torch.cat([h, F.one_hot(y.long(), self.num_classes).to(h.dtype)], -1)
+        return self.loc(hy), positive_scale(self.raw_scale(hy))
+
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+        """``z``: loc, scale (B, latent_dim) of q(z | x, y); without y, the moments of (1/K) Σ_k q(z | x, k)."""
+        h = self.encoder(x)
+        if y is not None:
+            loc, scale = self._given(h, y)
+            return {"z": {"loc": loc, "scale": scale}}
+        B, K = h.shape[0], self.num_classes
+        classes = torch.arange(K, device=h.device).repeat(B)
+        loc, scale = self._given(h.repeat_interleave(K, 0), classes)
+        loc, scale = loc.reshape(B, K, -1), scale.reshape(B, K, -1)
+        mean = loc.mean(1)
+        var = (scale**2 + loc**2).mean(1) - mean**2
+        return {"z": {"loc": mean, "scale": var.clamp_min(1e-8).sqrt()}}
+
+    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+        if y is None:
+            raise ValueError("the CVAE's guide q(z | x, y) needs the labels y")
+        register(self)
+        loc, scale = self._given(self.encoder(x), y)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))

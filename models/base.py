@@ -89,6 +89,12 @@ class ModelBase(nn.Module):
         latents = self.sample_prior(n, y)
         return self.decode(latents, latents.get("y", y))
 
+    def marginal_prior(self, site: str) -> Optional[Tuple[torch.distributions.Distribution, str]]:
+        """The marginal prior of latent ``site`` per dimension — a distribution with batch shape (d,) over scalars
+        (other latents its prior depends on integrated out) — and a line saying what it is; None where the model
+        gives none. Evaluation's KL per dimension is taken against it."""
+        return None
+
     @property
     def device(self) -> torch.device:
         for t in self.parameters():

@@ -97,7 +97,7 @@ class CHyVAE(ModelBase):
         """IW(Ψ, ν) (eq. 10)."""
         return InverseWishart(torch.tensor(self.nu, dtype=self.psi.dtype, device=self.psi.device), self.psi)
 
-    def marginal_prior(self) -> dist.MultivariateStudentT:
+    def collapsed_prior(self) -> dist.MultivariateStudentT:
         """p(z) = ∫ N(z; 0, Σ) IW(Σ; Ψ, ν) dΣ = t_{ν−p+1}(0, Ψ/(ν−p+1))."""
         df = self.nu - self.latent_dim + 1.0
         scale_tril = torch.linalg.cholesky(self.psi / df)
@@ -126,13 +126,22 @@ class CHyVAE(ModelBase):
         self.check_input(x)
         register(self)
         with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", self.marginal_prior())
+            z = pyro.sample("z", self.collapsed_prior())
             pyro.sample("x", self.observation(z), obs=x)
 
     # -- what users and metrics need -------------------------------------------------------------------------------
     def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """E[x | z] (x depends on Σ only through z)."""
         return likelihoods.mean(self.likelihood, self.decoder(latents["z"]))
+
+    def marginal_prior(self, site: str):
+        """z: each dimension of the Student-t marginal t_{ν−p+1}(0, Ψ/(ν−p+1)) (Σ integrated out)."""
+        if site != "z":
+            return None
+        df = self.nu - self.latent_dim + 1.0
+        scale = (self.psi.diagonal() / df).sqrt()
+        return dist.StudentT(torch.full_like(scale, df), torch.zeros_like(scale), scale), \
+            f"Student-t with ν−p+1 = {df:g} degrees of freedom (Σ integrated out)"
 
     def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """``n`` draws Σ ~ IW(Ψ, ν) (Bartlett, appendix A.4) and z | Σ ~ N(0, Σ)."""

@@ -76,6 +76,11 @@ class GMVAE(UGVAEBase):
         """E[x | z] (the decoder sees z only)."""
         return self.mean_image(self.decoder(latents["z"]))
 
+    def marginal_prior(self, site: str):
+        if site == "w":
+            return self.standard_normal_marginal(self.w_dim)
+        return self.mixture_marginal(self.w_dim, "w") if site == "z" else None
+
     def sample_prior(self, n: int, y: Optional[torch.Tensor] = None, d: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         dev = self.device
         w = torch.randn(n, self.w_dim, device=dev)

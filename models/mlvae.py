@@ -77,6 +77,11 @@ class MLVAE(UGVAEBase):
             c = s.new_zeros(self.c_dim)
         return self.mean_image(self.decoder(broadcast_cat([s, c])))
 
+    def marginal_prior(self, site: str):
+        if site == "s":
+            return self.standard_normal_marginal(self.latent_dim)
+        return self.standard_normal_marginal(self.c_dim) if site == "c" else None
+
     def sample_prior(self, n: int, y: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         dev = self.device
         c = torch.randn(self.c_dim, device=dev) if c is None else c

@@ -55,6 +55,23 @@ class UGVAEBase(ModelBase):
     def mean_image(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(raw)
 
+    #: the number of prior draws of the parent latent (β or w) behind the marginal prior of z
+    MARGINAL_DRAWS = 64
+
+    def mixture_marginal(self, parent_dim: int, parent: str) -> Tuple[dist.Distribution, str]:
+        """z's per-dimension marginal prior: the mixture over the K components and ``MARGINAL_DRAWS`` fixed prior
+        draws of the parent latent, (1/(MK)) Σ_m Σ_k N(z_d; μ_kd(u_m), σ_kd(u_m))."""
+        g = torch.Generator().manual_seed(0)
+        u = torch.randn(self.MARGINAL_DRAWS, parent_dim, generator=g).to(self.device)
+        loc, scale = self.components(u)  # (M, K, d)
+        loc, scale = loc.reshape(-1, loc.shape[-1]).T, scale.reshape(-1, scale.shape[-1]).T  # (d, M·K)
+        mix = dist.Categorical(logits=torch.zeros_like(loc))
+        return (dist.MixtureSameFamily(mix, dist.Normal(loc, scale)),
+                f"mixture over d and {self.MARGINAL_DRAWS} prior draws of {parent}")
+
+    def standard_normal_marginal(self, dim: int) -> Tuple[dist.Distribution, str]:
+        return dist.Normal(torch.zeros(dim, device=self.device), 1.0), "N(0, 1)"
+
 
 @MODELS.register("ugvae")
 class UGVAE(UGVAEBase):
@@ -129,6 +146,11 @@ class UGVAE(UGVAEBase):
         if beta is None:
             beta = z.new_zeros(self.beta_dim)
         return self.mean_image(self.decoder(broadcast_cat([z, beta])))
+
+    def marginal_prior(self, site: str):
+        if site == "beta":
+            return self.standard_normal_marginal(self.beta_dim)
+        return self.mixture_marginal(self.beta_dim, "β") if site == "z" else None
 
     def sample_prior(
         self, n: int, y: Optional[torch.Tensor] = None, beta: Optional[torch.Tensor] = None,

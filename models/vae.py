@@ -113,3 +113,9 @@ class VAE(ModelBase):
         if self.prior_kind == "flow":
             return {"z": self.prior_flow.distribution(n).rsample()}
         return {"z": torch.randn(n, self.latent_dim, device=self.device)}
+
+    def marginal_prior(self, site: str):
+        if site != "z" or self.prior_kind == "flow":  # the flow prior's marginals have no closed form
+            return None
+        zeros = torch.zeros(self.latent_dim, device=self.device)
+        return dist.Normal(zeros, 1.0), "N(0, 1)"

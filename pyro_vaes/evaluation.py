@@ -1,28 +1,38 @@
 """Evaluation that works for any model/guide pair through their Pyro traces.
 
-One vectorized pass draws S particles from the guide for a whole batch (a ``particles`` plate left of the
-model's plates), replays the model on them, and reads every site's log-density. From the log-weights
-log w_s = log p(x, z_s) − log q(z_s | x) it gets
+One vectorized pass draws S particles from the guide for a batch (a ``particles`` plate left of the model's
+plates), replays the model on them, and reads every site's log-density. Discrete sites the **model** sums out by
+enumeration and the guide does not sample (UG-VAE's d with the ``ugvae-marginal`` guide) are summed out exactly
+inside the weight, as ``TraceEnum_ELBO`` does in training: the model is replayed under ``poutine.enum``, and every
+per-datum configuration of its enumerated sites is summed in log space (log Σ_k p(d=k) p(z | k, β)). Discrete sites
+the guide samples are importance-sampled with the rest. From the log-weights
+log w_s = log p(x, latents_s) − log q(latents_s | x) it gets
 
-* the importance-sampled log-likelihood log p(x) ≈ logsumexp_s log w_s − log S (Burda et al., 2016, eq. 8),
-* the ELBO E_q[log w],
-* the reconstruction term E_q[log p(x | z)],
-* KL(q ‖ p) per latent site, as E_q[log q − log p] (exact in expectation for any pair),
+* the importance-sampled log-likelihood log p(x) ≈ logsumexp_s log w_s − log S (Burda et al., 2016, eq. 8), with
+  its Monte-Carlo standard error by the delta method, se ≈ sqrt(S Σ w² / (Σ w)² − 1) / sqrt(S);
+* the ELBO E_q[log w] (the bound the model was trained on), the reconstruction term E_q[log p(x | latents)],
+* KL(q ‖ p) per latent site, E_q[log q − log p] (a site whose prior depends on an enumerated site gets the prior
+  with that site summed out, e.g. UG-VAE's mixture p(z | β) = (1/K) Σ_k N(z; μ_k(β), σ_k(β))),
+* KL per latent dimension against the model's **marginal** prior of that site (``model.marginal_prior``: N(0, 1),
+  CHyVAE's Student-t, UG-VAE's mixture over d and prior draws of β; named in ``kl_per_dim_prior``), analytic where
+  registered, otherwise averaged over the same particles, and the number of active units (Burda et al., 2016, §5.2).
 
-Discrete latents are *sampled* here, never enumerated: from the guide where it has them (importance
-sampling over (z, d)), otherwise by the replayed model from their prior (a valid proposal whose density
-cancels from the weight), so models that sum d out by enumeration in training are evaluated too.
+**Batch-level latents.** For a model with latents shared by a batch (UG-VAE's β, ML-VAE's C) the weight is joint
+over the batch, so a batch of B gives log p(X)/B — a different quantity from the per-datum log p(x) of an i.i.d.
+model, which depends on B and on how the batch was built, and whose importance-sampling bias grows with B. Such
+models therefore report ``log_likelihood``, ``elbo``, ``reconstruction`` and the KLs per datum from batches of
+one (each item with its own batch-level latent: comparable with i.i.d. models), and the batch quantities under
+their own names: ``log_likelihood_batch`` = log p(X)/B and ``elbo_batch`` = ELBO(X)/B with ``batch_size`` = B.
 
-and, from the guide's :meth:`encode`, the analytic KL per latent dimension between the marginals of q and p
-and the number of active units (Burda et al., 2016, §5.2). Latent sites outside the ``data`` plate (one per
-batch) enter the batch's joint weight, and per-datum numbers are then the batch's divided by its size.
+Every number is a mean per datum, in nats; every pass runs with the modules in eval mode.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pyro
 import pyro.poutine as poutine
@@ -34,103 +44,159 @@ from pyro_vaes.isolation import eval_mode
 from pyro_vaes.metrics.reconstruction import reconstruct
 
 
-@dataclass
-class SiteLogProbs:
-    """Per-particle, per-datum log-densities of one pass: tensors of shape (S, B)."""
-
-    log_w: torch.Tensor
-    obs: torch.Tensor
-    latent_q: Dict[str, torch.Tensor]
-    latent_p: Dict[str, torch.Tensor]
-
-
 def _in_data_plate(site: dict) -> bool:
     return any(f.name == "data" for f in site["cond_indep_stack"])
 
 
-def _per_datum(lp: torch.Tensor, site: dict, S: int, B: int) -> torch.Tensor:
-    """Reduce a site's log_prob to (S, B); a site outside the data plate is spread evenly over the batch."""
-    if _in_data_plate(site):
-        return lp.reshape(S, B)
-    return (lp.reshape(S, -1).sum(-1, keepdim=True) / B).expand(S, B)
+@dataclass
+class SiteLogProbs:
+    """Per-particle, per-datum quantities of one pass: tensors of shape (S, B).
+
+    ``log_w`` is the importance log-weight log p(x, latents) − log q(latents) with every enumerated site summed out;
+    ``elbo`` the bound's integrand (with a guide-enumerated site, its exact expectation under q), equal to
+    ``obs`` − Σ ``kl``, where ``obs`` is log p(x | latents) and ``kl[site]`` is log q − log p of that site. A site
+    outside the data plate is spread evenly over the batch (divided by B on every datum), so summing over the batch
+    gives the joint quantities. ``values`` holds each sampled guide site's particle values.
+    """
+
+    log_w: torch.Tensor
+    elbo: torch.Tensor
+    obs: torch.Tensor
+    kl: Dict[str, torch.Tensor]
+    values: Dict[str, torch.Tensor]
+
+
+def _has_enum_dims(lp: torch.Tensor) -> bool:
+    return lp.dim() > 2 and any(s > 1 for s in lp.shape[:-2])
 
 
 def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num_particles: int) -> SiteLogProbs:
-    """Trace ``num_particles`` draws of the guide and the replayed model for a batch ``x``."""
+    """Trace ``num_particles`` draws of the guide and the replayed model for a batch ``x``, every discrete site that
+    can be enumerated summed out exactly (see the module docstring):
+
+    * a discrete site the guide marks for enumeration and on which no other guide site depends (a leaf of the guide,
+      as UG-VAE's and GMVAE's d) is enumerated in the guide: the ELBO takes its exact expectation under q(d | ·) and
+      the importance weight sums it out of p, log w = log Σ_d p(x, d, ·) − log q(·) (Rao-Blackwellised);
+    * a discrete site the model enumerates and the guide does not sample is enumerated in the model and summed out
+      of both (UG-VAE's mixture prior with ``ugvae-marginal``);
+    * any other discrete guide site is sampled with the rest.
+    """
     S, B = num_particles, x.shape[0]
     dim = -(model.max_plate_nesting + 1)
+
+    def aligned(site: dict) -> torch.Tensor:
+        """The site's unscaled log-density as (..., S, B), enumeration dims on the left; a batch-level site's
+        spread evenly over the batch."""
+        lp = site["fn"].log_prob(site["value"])
+        lp = lp.reshape((1,) * max(0, 2 - lp.dim()) + tuple(lp.shape))
+        lp = lp.expand(*lp.shape[:-2], S, lp.shape[-1])
+        return lp.expand(*lp.shape[:-1], B) if _in_data_plate(site) else lp.expand(*lp.shape[:-1], B) / B
+
+    def latent_sites(trace):
+        return [(n, s) for n, s in trace.nodes.items()
+                if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)]  # fmt: skip
+
     with pyro.plate("particles", S, dim=dim):
-        guide_trace = poutine.trace(guide.guide).get_trace(x, y)
-        model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(x, y)
-    guide_trace.compute_log_prob()
-    model_trace.compute_log_prob()
-    latent_q, latent_p = {}, {}
-    obs = x.new_zeros(S, B)
-    for name, site in model_trace.nodes.items():
-        if site["type"] != "sample" or site_is_subsample(site):
-            continue
-        lp = _per_datum(site["unscaled_log_prob"], site, S, B)
-        if site["is_observed"]:
-            obs = obs + lp
-        else:
-            latent_p[name] = lp
-    for name, site in guide_trace.nodes.items():
-        if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site):
-            latent_q[name] = _per_datum(site["unscaled_log_prob"], site, S, B)
-    # a latent the guide does not sample (one the model sums out by enumeration) is drawn by the replayed
-    # model from its prior: the prior is its proposal, so its log p cancels out of the weight
-    from_prior = [name for name in latent_p if name not in latent_q]
-    log_w = obs + sum(v for k, v in latent_p.items() if k not in from_prior) - sum(latent_q.values())
-    return SiteLogProbs(log_w, obs, latent_q, latent_p)
+        guide_trace = poutine.trace(poutine.enum(guide.guide, first_available_dim=dim - 1)).get_trace(x, y)
+        q_lp = {n: aligned(site) for n, site in latent_sites(guide_trace)}
+        enumerated = {n for n, site in latent_sites(guide_trace) if site["infer"].get("_enumerate_dim") is not None}
+        if any(_has_enum_dims(lp) for n, lp in q_lp.items() if n not in enumerated):  # not a leaf: sample it
+            guide_trace = poutine.trace(guide.guide).get_trace(x, y)
+            q_lp = {n: aligned(site) for n, site in latent_sites(guide_trace)}
+            enumerated = set()
+        replayed = poutine.replay(model.model, trace=guide_trace)
+        model_trace = poutine.trace(poutine.enum(replayed, first_available_dim=dim - 1)).get_trace(x, y)
+    values = {n: site["value"] for n, site in latent_sites(guide_trace) if n not in enumerated}
+    p_lp = {n: aligned(site) for n, site in model_trace.nodes.items()
+            if site["type"] == "sample" and not site_is_subsample(site)}  # fmt: skip
+    observed = [n for n in p_lp if model_trace.nodes[n]["is_observed"]]
+    for n in [n for n, lp in p_lp.items() if n not in q_lp and n not in observed and not _has_enum_dims(lp)]:
+        del p_lp[n]  # drawn from its prior by the replayed model: the prior is its proposal and cancels
+    if enumerated and any(n not in q_lp and n not in observed for n in p_lp):
+        raise NotImplementedError("evaluation cannot mix guide-enumerated sites with sites only the model enumerates")
+    zero = x.new_zeros(S, B)
+
+    def flat(t: torch.Tensor) -> torch.Tensor:  # (E..., S, B) -> (E, S, B), E the enumerated configurations
+        return t.expand(*t.shape[:-2], S, B).reshape(-1, S, B)
+
+    log_q_rest = sum((lp.reshape(S, B) for n, lp in q_lp.items() if n not in enumerated), zero)
+    total_p = sum(p_lp.values(), zero)
+    dims = torch.broadcast_shapes(*(lp.shape for lp in [*p_lp.values(), *q_lp.values()]))
+    log_w = torch.logsumexp(flat(total_p.expand(dims)), 0) - log_q_rest
+    if enumerated:  # weights q(d | ·) of the guide-enumerated configurations, for the exact expectation of the bound
+        log_qd = sum(q_lp[n] for n in enumerated).expand(dims)
+        weight = flat(log_qd).exp()
+        expect = lambda t: (weight * flat(t.expand(dims))).sum(0)  # noqa: E731
+        obs = sum((expect(p_lp[n]) for n in observed), zero)
+        kl = {n: expect(q_lp[n] - p_lp[n]) if n in enumerated else q_lp[n].reshape(S, B) - expect(p_lp[n])
+              for n in q_lp}  # fmt: skip
+    else:  # model-only enumerated sites: summed out of p; their mixture is charged to the guide's site they feed
+        group = {n for n, lp in p_lp.items() if _has_enum_dims(lp)}
+        summed = torch.logsumexp(flat(sum((p_lp[n] for n in group), zero).expand(dims)), 0) if group else zero
+        owner = next((n for n in q_lp if n in group), None)
+        obs = sum((p_lp[n].reshape(S, B) for n in observed if n not in group), zero)
+        if group and owner is None:
+            obs = obs + summed
+        kl = {n: q_lp[n].reshape(S, B) - (summed if n == owner else p_lp[n].reshape(S, B)) for n in q_lp}
+    elbo = obs - sum(kl.values(), zero)
+    return SiteLogProbs(log_w, elbo, obs, kl, values)
 
 
-def _has_global_sites(model) -> bool:
-    return len(getattr(model, "global_sites", ())) > 0
+def log_mean_exp_se(log_w: torch.Tensor, dim: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """log (1/S) Σ_s w_s along ``dim`` and its delta-method standard error sqrt((S Σw²/(Σw)² − 1) / S)."""
+    S = log_w.shape[dim]
+    lse = torch.logsumexp(log_w, dim)
+    ratio = torch.exp(torch.logsumexp(2 * log_w, dim) - 2 * lse)  # Σw² / (Σw)²
+    return lse - math.log(S), ((S * ratio - 1).clamp_min(0) / S).sqrt()
 
 
 @dataclass
 class ParticleEstimates:
-    """Per-datum estimates from one importance-sampling pass, each of shape (B,)."""
+    """Estimates from one importance-sampling pass over a batch, each of shape (B,) unless noted."""
 
-    log_likelihood: torch.Tensor  # logsumexp_s log w_s − log S
+    log_likelihood: torch.Tensor  # per datum for i.i.d. models; the batch's log p(X)/B (repeated) with global latents
+    log_likelihood_se: torch.Tensor
     elbo: torch.Tensor  # mean_s log w_s
-    reconstruction: torch.Tensor  # mean_s log p(x | z_s)
+    reconstruction: torch.Tensor  # mean_s log p(x | latents_s)
     kl: Dict[str, torch.Tensor]  # mean_s [log q − log p] per latent site
+    values: Dict[str, List[torch.Tensor]]  # particle values per guide site, chunk by chunk
+    num_particles: int
 
 
 @torch.no_grad()
 def particle_estimates(
-    model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100
+    model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100,
+    keep_values: bool = False,
 ) -> ParticleEstimates:
-    """``num_particles`` draws from the guide for a batch, ``chunk`` at a time (memory is bounded), reduced to
-    the importance-sampled log-likelihood, the ELBO, the reconstruction term and the KL per site.
-
-    For a model with batch-level latents the likelihood is the estimate of log p(X) for the batch divided by
-    its size.
-    """
+    """``num_particles`` draws from the guide for a batch, ``chunk`` at a time (memory is bounded), reduced to the
+    importance-sampled log-likelihood (with its standard error), the ELBO, the reconstruction term and the KL per
+    site. Pyro's validation checks run on the first chunk only. For a model with batch-level latents the weight is
+    joint and the likelihood is the batch's log p(X)/B."""
     B = x.shape[0]
-    joint = _has_global_sites(model)
+    joint = len(model.global_sites) > 0
     weights: List[torch.Tensor] = []
     elbo, obs = x.new_zeros(B), x.new_zeros(B)
     kl: Dict[str, torch.Tensor] = {}
+    values: Dict[str, List[torch.Tensor]] = {}
     done = 0
     while done < num_particles:
         s = min(chunk, num_particles - done)
-        lp = site_log_probs(model, guide, x, y, s)  # (s, B) each
+        with pyro.validation_enabled(done == 0 and pyro.infer.util.is_validation_enabled()):
+            lp = site_log_probs(model, guide, x, y, s)  # (s, B) each
         weights.append(lp.log_w.sum(-1, keepdim=True) if joint else lp.log_w)
-        elbo += lp.log_w.sum(0)
+        elbo += lp.elbo.sum(0)
         obs += lp.obs.sum(0)
-        for name in lp.latent_q:
-            kl[name] = kl.get(name, 0.0) + (lp.latent_q[name] - lp.latent_p[name]).sum(0)
+        for name, v in lp.kl.items():
+            kl[name] = kl.get(name, 0.0) + v.sum(0)
+        if keep_values:
+            for name, v in lp.values.items():
+                values.setdefault(name, []).append(v)
         done += s
-    lw = torch.cat(weights, 0)
-    ll = torch.logsumexp(lw, 0) - math.log(num_particles)
-    return ParticleEstimates(
-        ll.expand(B) / B if joint else ll,
-        elbo / num_particles,
-        obs / num_particles,
-        {k: v / num_particles for k, v in kl.items()},
-    )
+    ll, se = log_mean_exp_se(torch.cat(weights, 0), 0)
+    if joint:
+        ll, se = ll.expand(B) / B, se.expand(B) / B
+    return ParticleEstimates(ll, se, elbo / num_particles, obs / num_particles,
+                             {k: v / num_particles for k, v in kl.items()}, values, num_particles)  # fmt: skip
 
 
 def log_likelihood_is(
@@ -153,24 +219,42 @@ def _marginal_normal(d) -> Optional[Normal]:
 
 
 @torch.no_grad()
-def kl_per_dimension(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-    """KL(q(z_d | x) ‖ p(z_d)) per latent dimension d, averaged over the batch, for Gaussian sites.
-
-    Uses the marginals of q and p along each dimension (exact for factorized pairs; for a full-covariance
-    q it is the KL of the marginals). Sites whose distributions are not Gaussian are left out.
-    """
-    guide_trace = poutine.trace(guide.guide).get_trace(x, y)
-    model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(x, y)
-    out = {}
+def kl_per_dimension(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 100,
+                     ) -> Dict[str, Dict[str, object]]:
+    """KL(q(z_d | x) ‖ p(z_d)) per dimension d of every latent site with a per-dimension marginal prior
+    (``model.marginal_prior(site)``), averaged over the batch: analytic where registered, else the mean over
+    ``num_particles`` draws of log q(z_d | x) − log p(z_d), with its standard error. A batch-level site's KL is
+    divided by the batch size (per-datum units, as ``kl``). Returns ``{site: {"kl", "se", "prior"}}``."""
+    B = x.shape[0]
+    guide_trace = poutine.trace(pyro.plate("particles", num_particles, dim=-(model.max_plate_nesting + 1))(guide.guide)
+                                ).get_trace(x, y)  # fmt: skip
+    out: Dict[str, Dict[str, object]] = {}
     for name, site in guide_trace.nodes.items():
-        if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site) or name not in model_trace.nodes:
+        if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
             continue
-        q, p = _marginal_normal(site["fn"]), _marginal_normal(model_trace.nodes[name]["fn"])
-        if q is None or p is None:
+        marginal = model.marginal_prior(name)
+        q = _marginal_normal(site["fn"])
+        if marginal is None or q is None:
             continue
-        kl = kl_divergence(q, Normal(p.loc.expand_as(q.loc), p.scale.expand_as(q.scale)))
-        out[name] = kl.reshape(-1, kl.shape[-1]).mean(0)
+        p, description = marginal
+        per_batch = 1.0 if _in_data_plate(site) else float(B)
+        v = site["value"]  # (S, B, d) or (S, 1, d)
+        try:
+            kl = kl_divergence(q, p).reshape(-1, v.shape[-1])
+            out[name] = {"kl": (kl.mean(0) / per_batch).tolist(), "se": [0.0] * v.shape[-1], "prior": description}
+        except NotImplementedError:
+            diff = (q.log_prob(v) - p.log_prob(v)).reshape(num_particles, -1, v.shape[-1])  # (S, B', d)
+            per_item = diff.mean(0)  # (B', d): the KL of each item, estimated
+            mean = per_item.mean(0) / per_batch
+            se = diff.reshape(-1, v.shape[-1]).std(0) / math.sqrt(diff.shape[0] * diff.shape[1]) / per_batch
+            out[name] = {"kl": mean.tolist(), "se": se.tolist(), "prior": description}
     return out
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="example", disable=not enabled, file=sys.stderr, mininterval=1.0)
 
 
 @torch.no_grad()
@@ -178,47 +262,89 @@ def evaluate(
     model,
     guide,
     split,
-    num_particles: int = 1000,
+    num_particles: int = 100,
     batch_size: int = 100,
-    max_examples: Optional[int] = None,
+    max_examples: Optional[int] = 1000,
     chunk: int = 100,
+    progress: bool = False,
 ) -> Dict[str, object]:
-    """All evaluation numbers for a held-out split (mean per datum, in nats), with the modules in eval mode.
+    """All evaluation numbers for the first ``max_examples`` examples of a held-out split (mean per datum, in nats),
+    with the modules in eval mode (see the module docstring for what each key means).
 
-    Returns ``log_likelihood`` (importance-sampled), ``elbo``, ``reconstruction`` (E_q[log p(x | z)]) and ``kl``
-    per latent site, all from the same ``num_particles`` draws; ``recon_mse`` (squared error of the decoded
-    posterior mean, summed over an observation), ``kl_per_dim`` per Gaussian site, ``active_units`` (dimensions
-    whose posterior mean varies with Cov_x(E_q[z_d]) > 0.01), and ``n``.
+    Returns ``log_likelihood`` and ``log_likelihood_se`` (the standard error of the mean over examples: the
+    importance sampler's Monte-Carlo error), ``elbo``, ``reconstruction`` (E_q[log p(x | latents)]), ``kl`` per
+    latent site and ``kl_total``, ``kl_per_dim`` (with ``kl_per_dim_se`` and ``kl_per_dim_prior``), ``recon_mse``
+    (squared error of the reconstruction from the posterior means, summed over an observation), ``active_units``
+    (code dimensions whose posterior mean varies across examples with variance > 0.01), ``n`` and
+    ``num_particles``; with batch-level latents also ``log_likelihood_batch``, ``log_likelihood_batch_se``,
+    ``elbo_batch`` and ``batch_size``. ``progress`` shows a bar with the time left.
     """
-    device = next(model.parameters()).device
+    device = model.device
     n = len(split) if max_examples is None else min(len(split), max_examples)
+    if n < 1:
+        raise ValueError(f"nothing to evaluate: the split has {len(split)} examples and max_examples is {max_examples}")
+    if num_particles < 1:
+        raise ValueError(f"num_particles must be >= 1, got {num_particles}")
     if guide is None:
         return {"n": n, "num_particles": 0, "note": "the model has no guide: no likelihood, ELBO or reconstruction"}
+    joint = len(model.global_sites) > 0
     tot = {"log_likelihood": 0.0, "elbo": 0.0, "reconstruction": 0.0, "recon_mse": 0.0}
+    var = {"log_likelihood": 0.0}
+    batch_tot = {"log_likelihood_batch": 0.0, "log_likelihood_batch_var": 0.0, "elbo_batch": 0.0}
     kl_site: Dict[str, float] = {}
-    kl_dim: Dict[str, torch.Tensor] = {}
+    kl_dim: Dict[str, Dict[str, object]] = {}
     means: List[torch.Tensor] = []
+    bar = _progress(n * (2 if joint else 1), f"evaluate ({num_particles} particles)", progress)
+
+    def accumulate(est: ParticleEstimates, xb, yb, per_datum: bool) -> None:
+        tot["log_likelihood"] += float(est.log_likelihood.sum()) if per_datum else 0.0
+        var["log_likelihood"] += float((est.log_likelihood_se ** 2).sum()) if per_datum else 0.0
+        tot["elbo"] += float(est.elbo.sum())
+        tot["reconstruction"] += float(est.reconstruction.sum())
+        for name, kl in est.kl.items():
+            kl_site[name] = kl_site.get(name, 0.0) + float(kl.sum())
+        for name, rec in kl_per_dimension(model, guide, xb, yb, min(num_particles, 100)).items():
+            acc = kl_dim.setdefault(name, {"kl": 0.0, "var": 0.0, "prior": rec["prior"]})
+            acc["kl"] = acc["kl"] + torch.tensor(rec["kl"]) * len(xb)
+            acc["var"] = acc["var"] + (torch.tensor(rec["se"]) * len(xb)) ** 2
+
     with eval_mode(model, guide):
         for start in range(0, n, batch_size):
-            idx = torch.arange(start, min(n, start + batch_size))
-            x, y = split.batch(idx)
+            x, y = split.batch(torch.arange(start, min(n, start + batch_size)))
             x = x.to(device)
             y = None if y is None else y.to(device)
             b = x.shape[0]
             est = particle_estimates(model, guide, x, y, num_particles, chunk)
-            tot["log_likelihood"] += float(est.log_likelihood.sum())
-            tot["elbo"] += float(est.elbo.sum())
-            tot["reconstruction"] += float(est.reconstruction.sum())
-            for name, kl in est.kl.items():
-                kl_site[name] = kl_site.get(name, 0.0) + float(kl.sum())
-            for name, v in kl_per_dimension(model, guide, x, y).items():
-                kl_dim[name] = kl_dim.get(name, 0.0) + v * b
+            if joint:  # the batch quantities under their own names; per-datum ones from batches of one below
+                batch_tot["log_likelihood_batch"] += float(est.log_likelihood.sum())
+                batch_tot["log_likelihood_batch_var"] += float((est.log_likelihood_se ** 2).sum())
+                batch_tot["elbo_batch"] += float(est.elbo.sum())
+            else:
+                accumulate(est, x, y, per_datum=True)
             means.append(guide.encode(x, y)[model.code_site]["loc"].reshape(b, -1).cpu())
             tot["recon_mse"] += float(((reconstruct(model, guide, x, y) - x) ** 2).reshape(b, -1).sum())
+            bar.update(b)
+        if joint:
+            for i in range(n):  # batches of one: each item with its own batch-level latent
+                x, y = split.batch(torch.arange(i, i + 1))
+                x, y = x.to(device), None if y is None else y.to(device)
+                est = particle_estimates(model, guide, x, y, num_particles, chunk)
+                accumulate(est, x, y, per_datum=True)
+                bar.update(1)
+    bar.close()
     result: Dict[str, object] = {k: v / n for k, v in tot.items()}
+    result["log_likelihood_se"] = math.sqrt(var["log_likelihood"]) / n
     result["kl"] = {k: v / n for k, v in kl_site.items()}
     result["kl_total"] = sum(result["kl"].values())  # type: ignore[arg-type]
-    result["kl_per_dim"] = {k: (v / n).tolist() for k, v in kl_dim.items()}
+    result["kl_per_dim"] = {k: (v["kl"] / n).tolist() for k, v in kl_dim.items()}
+    result["kl_per_dim_se"] = {k: (v["var"].sqrt() / n).tolist() for k, v in kl_dim.items()}
+    result["kl_per_dim_prior"] = {k: v["prior"] for k, v in kl_dim.items()}
+    if joint:
+        result["log_likelihood_batch"] = batch_tot["log_likelihood_batch"] / n
+        result["log_likelihood_batch_se"] = math.sqrt(batch_tot["log_likelihood_batch_var"]) / n
+        result["elbo_batch"] = batch_tot["elbo_batch"] / n
+        result["batch_size"] = batch_size
+        result["per_datum_from"] = "batches of one (each item with its own batch-level latent)"
     if means:
         m = torch.cat(means)
         result["active_units"] = int((m.var(0) > 0.01).sum())

@@ -90,7 +90,7 @@ def test_conjugacy_identity_per_draw():
             gt.compute_log_prob()
             mt.compute_log_prob()
             lhs = mt.nodes["z"]["log_prob"] + mt.nodes["sigma"]["log_prob"] - gt.nodes["sigma"]["log_prob"]
-            rhs = m.marginal_prior().log_prob(gt.nodes["z"]["value"])
+            rhs = m.collapsed_prior().log_prob(gt.nodes["z"]["value"])
         assert lhs.shape == rhs.shape == (50, 4)
         assert torch.allclose(lhs, rhs, atol=1e-3, rtol=1e-5)
         # and the identity is not trivially satisfied: a wrong ν in q(Σ | z) breaks it
@@ -115,7 +115,7 @@ def test_closed_form_bound_matches_monte_carlo_elbo(nu):
     S = 3000
     with torch.no_grad():
         lp = site_log_probs(m, g, x, None, S)
-        mc = lp.latent_p["sigma"] + lp.latent_p["z"] - lp.latent_q["sigma"] - lp.latent_q["z"]  # (S, B)
+        mc = -(lp.kl["sigma"] + lp.kl["z"])  # (S, B): log p(z, Σ) − log q(z, Σ)
         q = g.encode(x)["z"]
         zt = torch.distributions.MultivariateNormal(q["loc"], scale_tril=q["scale_tril"]).sample((S,))
         K = dropped_constant(m.nu, m.psi)

@@ -50,6 +50,13 @@ def test_identity_codes_score_one_with_extra_noise_dims_and_scaling():
     assert factor_vae_metric(rep, SRC, seed=1, **FAST)["score"] == 1.0
 
 
+def test_a_dead_dimension_never_wins_a_vote():
+    """Identity codes plus one dimension that is exactly constant: its 0/0 normalised variance must count as
+    infinite (the CHyVAE variant does not prune), so the score stays 1.0 (it was 0.28 when 0/0 became 0)."""
+    out = factor_vae_metric(lambda x: torch.cat([x.clone(), torch.zeros(len(x), 1)], 1), SRC, seed=0, **FAST)
+    assert out["score"] == 1.0 and out["votes"][4] == [0, 0, 0, 0]
+
+
 def test_independent_codes_score_at_chance():
     """Chance = 1/K = 0.25 with K = 4 factors chosen uniformly; 800 evaluation votes give a binomial SE of
     sqrt(0.25·0.75/800) ≈ 0.015, so the interval is ±5 SE."""

@@ -151,7 +151,7 @@ with torch.no_grad(), pyro.plate("particles", 5, dim=-2):
     mt = poutine.trace(poutine.replay(model.model, trace=gt)).get_trace(x)
 gt.compute_log_prob(); mt.compute_log_prob()
 lhs = mt.nodes["z"]["log_prob"] + mt.nodes["sigma"]["log_prob"] - gt.nodes["sigma"]["log_prob"]
-rhs = model.marginal_prior().log_prob(gt.nodes["z"]["value"])
+rhs = model.collapsed_prior().log_prob(gt.nodes["z"]["value"])
 print("max |log p(z|Σ) + log p(Σ) − log q(Σ|z) − log t(z)| =", float((lhs - rhs).abs().max()))
 """)
 
@@ -209,7 +209,7 @@ S = 500 if SMOKE else 4000
 g_ind = GUIDES.get("chyvae-structured")(model, hidden=16, sigma_from="independent")
 with torch.no_grad():
     lp = site_log_probs(model, g_ind, x, None, S)
-    mc = lp.latent_p["sigma"] + lp.latent_p["z"] - lp.latent_q["sigma"] - lp.latent_q["z"]
+    mc = -(lp.kl["sigma"] + lp.kl["z"])  # log p(z, Σ) − log q(z, Σ) per draw
     q = g_ind.encode(x)["z"]
     zt = torch.distributions.MultivariateNormal(q["loc"], scale_tril=q["scale_tril"]).sample((S,))
     cf = chy.closed_form_regulariser(q["loc"], q["covariance"], zt, model.psi, model.nu) + chy.dropped_constant(model.nu, model.psi)

@@ -41,10 +41,12 @@ VARIANTS = {
 def vote(codes: torch.Tensor, global_std: torch.Tensor, active: Optional[torch.Tensor] = None) -> torch.Tensor:
     """argmin_d of the normalised variance Var(code_d / std_d) (ddof = 1) for each batch; codes (V, L, D) -> (V,).
 
-    With ``active`` (a (D,) bool mask) the argmin runs over active dimensions only and returns their index in
-    the full code.
+    A dimension with zero global spread carries no information: its normalised variance is infinite (it never
+    wins a vote; 0/0 would otherwise make it win every one). With ``active`` (a (D,) bool mask) the argmin runs
+    over active dimensions only and returns their index in the full code.
     """
-    var = (codes / global_std).var(dim=-2, unbiased=True)
+    safe_std = torch.where(global_std > 0, global_std, torch.ones_like(global_std))
+    var = (codes / safe_std).var(dim=-2, unbiased=True).masked_fill(global_std <= 0, float("inf"))
     if active is not None:
         var = var.masked_fill(~active, float("inf"))
     return var.argmin(-1)
@@ -74,9 +76,8 @@ def factor_vae_metric_from_codes(
         if not bool(active.any()):
             return {"score": 0.0, "train_accuracy": 0.0, "votes": [[0] * num_factors for _ in range(D)],
                     "classifier": [0] * D, "num_active_dims": 0}
-    safe_std = torch.where(global_std > 0, global_std, torch.ones_like(global_std))
-    d_train = vote(train_codes, safe_std, active)
-    d_eval = vote(eval_codes, safe_std, active)
+    d_train = vote(train_codes, global_std, active)
+    d_eval = vote(eval_codes, global_std, active)
     votes = torch.zeros(D, num_factors, dtype=torch.long)
     votes.index_put_((d_train, train_factors.long()), torch.ones_like(d_train), accumulate=True)
     classifier = votes.argmax(1)

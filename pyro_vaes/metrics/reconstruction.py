@@ -40,7 +40,7 @@ def reconstruction_error(model, guide, split, n: Optional[int] = None, batch_siz
     """Mean over the first ``n`` examples of ``split`` of −log p(x | E_q latents) (``nll``) and of the squared
     error of the reconstruction summed over an observation (``squared_error``); modules in eval mode."""
     n = len(split) if n is None else min(n, len(split))
-    device = next(model.parameters()).device
+    device = model.device
     nll = sq = 0.0
     with eval_mode(model, guide):
         for start in range(0, n, batch_size):

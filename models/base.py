@@ -53,6 +53,9 @@ class ModelBase(nn.Module):
     pyro_name: str = "model"
     #: constructor arguments renamed since 0.1.0 (old name -> new name), applied to old run folders only
     renamed_args: Dict[str, str] = {}
+    #: arguments whose default changed since 0.1.0 (name -> the old default), applied to old run folders that did
+    #: not set them, so an old run keeps meaning what it meant
+    legacy_args: Dict[str, Any] = {}
     #: a tiny instance for the contract tests: observation shape and constructor arguments
     example_shape: Tuple[int, ...] = (1, 28, 28)
     example_args: Dict[str, Any] = {}
@@ -64,6 +67,15 @@ class ModelBase(nn.Module):
         self.input_shape: Tuple[int, ...] = tuple(int(s) for s in input_shape)
 
     # -- checks ---------------------------------------------------------------------------------------------------
+    @classmethod
+    def accepts(cls, shape: Sequence[int], label_kind: Optional[str]) -> Optional[str]:
+        """Why this model cannot be fitted to data of observation ``shape`` with labels of ``label_kind`` (the
+        data's :meth:`~pyro_vaes.data.VAEData.label_kind`), or None when it can. The default takes any shape and
+        needs labels of the declared kind, if any."""
+        if cls.labels is not None and label_kind != cls.labels:
+            return f"it needs {cls.labels} labels and the data has " + (f"{label_kind} labels" if label_kind else "none")
+        return None
+
     def check_input(self, x: torch.Tensor) -> None:
         """Refuse observations of the wrong shape with a message naming the expected one."""
         if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:

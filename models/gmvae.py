@@ -19,7 +19,7 @@ import torch
 from pyro.ops.indexing import Vindex
 
 from pyro_vaes.models.base import positive_int
-from pyro_vaes.models.ugvae import UGVAEBase
+from pyro_vaes.models.ugvae import BASELINE_OBS_SCALE, DEFAULT_OBS_SCALE, UGVAEBase
 from pyro_vaes.nets.ugvae import ComponentNets, ImageDecoder, resolve_ugvae_arch
 from pyro_vaes.params import register
 from pyro_vaes.registry import MODELS
@@ -29,13 +29,17 @@ from pyro_vaes.registry import MODELS
 class GMVAE(UGVAEBase):
     """GMVAE: per-sample w, d, z; p(z | d, w) from K networks of w; x from a decoder of z.
 
-    Arguments as :class:`~pyro_vaes.models.ugvae.UGVAE` with ``w_dim`` in place of ``beta_dim``.
+    Arguments as :class:`~pyro_vaes.models.ugvae.UGVAE` with ``w_dim`` in place of ``beta_dim``, except the
+    Gaussian's default standard deviation: sqrt(0.5), since the authors' GMVAE loss sums squared errors
+    (−log N(x; μ, 0.5) = Σ (x − μ)² + const); their UG-VAE uses variance 0.2.
     """
 
     latent_sites = ("w", "d", "z")
     global_sites = ()
     enumerated_sites = ("d",)
     default_objective = "enum-elbo"
+    default_obs_scale = BASELINE_OBS_SCALE
+    legacy_args = {"obs_scale": DEFAULT_OBS_SCALE}  # 0.1.0 used UG-VAE's variance 0.2
     example_shape = (1, 28, 28)
     example_args = {"latent_dim": 2, "w_dim": 3, "K": 3, "hidden": 16}
 

@@ -19,7 +19,7 @@ import pyro.distributions as dist
 import torch
 
 from pyro_vaes.models.base import global_to_plate, positive_int
-from pyro_vaes.models.ugvae import UGVAEBase
+from pyro_vaes.models.ugvae import BASELINE_OBS_SCALE, DEFAULT_OBS_SCALE, UGVAEBase
 from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.nets.ugvae import ImageDecoder, resolve_ugvae_arch
 from pyro_vaes.params import register
@@ -31,13 +31,16 @@ class MLVAE(UGVAEBase):
     """ML-VAE: a group latent C shared by the batch and a per-sample s; x from a decoder of [s_i, C].
 
     :param latent_dim: dimension of the per-sample latent s; :param c_dim: dimension of the group latent C;
-        other arguments as :class:`~pyro_vaes.models.ugvae.UGVAE`.
+        other arguments as :class:`~pyro_vaes.models.ugvae.UGVAE`, except the Gaussian's default standard
+        deviation: sqrt(0.5), since the authors' MLVAE loss sums squared errors (variance 0.5 up to a constant).
     """
 
     latent_sites = ("c", "s")
     global_sites = ("c",)
     code_site = "s"
     renamed_args = {"s_dim": "latent_dim"}
+    default_obs_scale = BASELINE_OBS_SCALE
+    legacy_args = {"obs_scale": DEFAULT_OBS_SCALE}  # 0.1.0 used UG-VAE's variance 0.2
     example_shape = (1, 28, 28)
     example_args = {"latent_dim": 2, "c_dim": 3, "hidden": 16}
 

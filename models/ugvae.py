@@ -29,19 +29,23 @@ from pyro_vaes.nets.ugvae import ComponentNets, ImageDecoder, resolve_ugvae_arch
 from pyro_vaes.params import register
 from pyro_vaes.registry import MODELS
 
-#: the authors' train.py default observation variance var_x = 0.2
+#: the authors' train.py default observation variance var_x = 0.2 (UG-VAE)
 DEFAULT_OBS_SCALE = math.sqrt(0.2)
+#: the authors' GMVAE and MLVAE losses sum squared errors (no var_x): a Gaussian of variance 0.5 up to a constant
+BASELINE_OBS_SCALE = math.sqrt(0.5)
 
 
 class UGVAEBase(ModelBase):
     """Shared constructor checks and the likelihood for the UG-VAE family."""
 
     renamed_args = {"z_dim": "latent_dim"}
+    #: the Gaussian likelihood's standard deviation when ``obs_scale`` is not given
+    default_obs_scale: float = DEFAULT_OBS_SCALE
 
     def _setup_likelihood(self, likelihood: str, obs_scale: Optional[float]) -> None:
         if likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(f"likelihood must be 'gaussian' (the authors') or 'bernoulli', got {likelihood!r}")
-        obs_scale = DEFAULT_OBS_SCALE if obs_scale is None else float(obs_scale)
+        obs_scale = self.default_obs_scale if obs_scale is None else float(obs_scale)
         likelihoods.check_likelihood(likelihood, obs_scale)
         self.likelihood, self.obs_scale = likelihood, obs_scale
 

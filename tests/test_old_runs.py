@@ -53,3 +53,21 @@ def test_old_run_loads_evaluates_and_resumes(name, tmp_path):
     pyro_vaes.fit(resume=again, steps=6, progress=False, figures=False)
     for k, v in ckpt.load(again / "checkpoint.pt")["model"].items():
         assert torch.equal(after["model"][k], v)
+
+
+def test_changed_defaults_keep_old_runs_meaning_what_they_meant():
+    """GMVAE and ML-VAE now default to the authors' baseline variance 0.5 (their losses sum squared errors);
+    a config written by 0.1.0 that did not set obs_scale keeps 0.1.0's variance 0.2, and z_dim/s_dim become
+    latent_dim. A new config gets the new default."""
+    import math
+
+    from pyro_vaes.config import FitConfig
+    from pyro_vaes.engine.build import migrate
+    from pyro_vaes.registry import MODELS
+
+    old = json.loads((FIXTURES / "ugvae" / "config.json").read_text())
+    for model, size in (("mlvae", "s_dim"), ("gmvae", "z_dim")):
+        cfg = migrate(FitConfig.from_dict({**old, "model": model, "model_args": {size: 2}}))
+        assert cfg.version == 2 and cfg.model_args == {"latent_dim": 2, "obs_scale": math.sqrt(0.2)}
+        assert MODELS.get(model)((4,)).obs_scale == pytest.approx(math.sqrt(0.5))
+    assert MODELS.get("ugvae")((4,)).obs_scale == pytest.approx(math.sqrt(0.2))

@@ -184,14 +184,19 @@ class CorrelatedEllipsesFactors(FactorSource):
     Drawing: a filled white ellipse on a 256x256 canvas, centre (round(156 x + 50), round(156 y + 50))
     (x -> column, y -> row), semi-axes (round(50 s), round(25 s)), rotated by the binned angle in
     degrees (OpenCV's convention), then area-resized to 64x64 (exact 4x4 block means), rounded to uint8
-    and divided by 255.
+    and divided by 255. ``binarize="threshold"`` renders x > 0.5 instead (binary images for a Bernoulli
+    likelihood), so every image drawn from the source — training data and the metrics' vote batches alike — gets
+    the same preprocessing.
     """
 
     factor_names = ("x", "y", "scale", "orientation")
     factor_sizes = (32, 32, 6, 40)
     cov = np.array([[1, 0.5, 0, 0], [0.5, 1, 0, 0], [0, 0, 1, 0.5], [0, 0, 0.5, 1]], dtype=np.float64)
 
-    def __init__(self) -> None:
+    def __init__(self, binarize: str = "none") -> None:
+        if binarize not in ("none", "threshold"):
+            raise ValueError(f"binarize must be 'none' or 'threshold', got {binarize!r}")
+        self.binarize = binarize
         self.grids = {
             "x": np.linspace(0, 1, 32),
             "y": np.linspace(0, 1, 32),
@@ -261,21 +266,25 @@ class CorrelatedEllipsesFactors(FactorSource):
             patch = self._patch(int(f[i, 2]), int(f[i, 3]), cx - ox, cy - oy)
             bx, by = ox // 4 + 1, oy // 4 + 1
             out[i, by : by + 27, bx : bx + 27] = np.maximum(out[i, by : by + 27, bx : bx + 27], patch)
-        return torch.from_numpy(out[:, 1:65, 1:65].copy()).unsqueeze(1)
+        images = torch.from_numpy(out[:, 1:65, 1:65].copy()).unsqueeze(1)
+        return (images > 0.5).float() if self.binarize == "threshold" else images
 
 
 @DATASETS.register("ellipses", kind="procedural", shape="1x64x64", factors="x,y,scale,orientation")
-def ellipses(root: Optional[str] = None, seed: int = 0, n_train: int = 20000, n_test: int = 2000) -> VAEData:
+def ellipses(root: Optional[str] = None, seed: int = 0, n_train: int = 20000, n_test: int = 2000,
+             binarize: str = "none") -> VAEData:
     """CHyVAE's CorrelatedEllipses: corr(x, y) = corr(scale, rot) = 0.5 before clipping, 64x64 grey.
 
     Re-implemented with numpy (no OpenCV): the ellipse is filled by the exact implicit inequality at
     each canvas pixel instead of OpenCV's polygon fill, so boundary pixels may differ by one on the
     256x256 canvas (a grey level of at most 1/16 per boundary block after resizing). The archive
     ``correlated_ellipses.npz`` (200,000 samples) is regenerated, not read. Factor classes are in
-    ``split.factors``; ``y`` is None. CHyVAE trains with a Bernoulli likelihood on these grey images.
+    ``split.factors``; ``y`` is None. CHyVAE's authors apply a Bernoulli cross-entropy to these grey images (not a
+    normalised likelihood); ``binarize="threshold"`` gives binary images (x > 0.5) from the data and from the
+    factor source alike, for a proper Bernoulli likelihood.
     """
     _check_sizes(n_train, n_test)
-    src = CorrelatedEllipsesFactors()
+    src = CorrelatedEllipsesFactors(binarize)
     g = torch.Generator().manual_seed(seed)
     f = src.sample_factors(n_train + n_test, g)
     x = src.render(f)
@@ -284,7 +293,7 @@ def ellipses(root: Optional[str] = None, seed: int = 0, n_train: int = 20000, n_
         ArraySplit(x[:n_train], None, f[:n_train]),
         ArraySplit(x[n_train:], None, f[n_train:]),
         factors=src,
-        info={"factor_names": list(src.factor_names), "correlation": 0.5},
+        info={"factor_names": list(src.factor_names), "correlation": 0.5, "binarize": binarize},
     )
 
 

@@ -69,8 +69,10 @@ def objectives_for(model: str, guide: Optional[str]) -> List[str]:
 def migrate(config: FitConfig) -> FitConfig:
     """Bring a config.json written by an older version up to date (argument renames declared by the model)."""
     if config.version < CONFIG_VERSION:
-        renamed = getattr(MODELS.get(config.model), "renamed_args", {})
-        config.model_args = {renamed.get(k, k): v for k, v in config.model_args.items()}
+        model_cls = MODELS.get(config.model)
+        renamed = getattr(model_cls, "renamed_args", {})
+        config.model_args = {**getattr(model_cls, "legacy_args", {}),
+                             **{renamed.get(k, k): v for k, v in config.model_args.items()}}  # fmt: skip
         config.version = CONFIG_VERSION
     return config
 

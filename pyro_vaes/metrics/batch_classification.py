@@ -3,8 +3,8 @@
 UG-VAE (Peis et al., arXiv 2012.08234, §5 and Table 1; ``experiments/celeba_attributes.py``) encodes each
 batch to the posterior mean of its global latent and classifies batches with
 ``make_pipeline(StandardScaler(), SVC(kernel='linear' | 'rbf', gamma='auto'))`` on an 80/20
-``train_test_split(random_state=42)``. This module does that on any features (see :func:`batch_classification`
-for the one difference), and collects the features through the model/guide contract (:func:`batch_features`):
+``train_test_split(test_size=0.2, random_state=42)`` (not stratified). This module does exactly that on any
+features, and collects the features through the model/guide contract (:func:`batch_features`):
 the posterior means of the model's batch-level latents (UG-VAE's μ_β, ML-VAE's μ_C), or, for a model without
 one (GMVAE), the batch mean of the posterior means of its per-datum continuous latents.
 """
@@ -32,7 +32,9 @@ def batch_classification(
     """Train/test accuracy of an SVM per kernel on (n_batches, D) ``features`` with batch ``labels``.
 
     Returns ``{kernel: {"train": acc, "test": acc}}`` plus ``{"chance": {"test": majority-class rate of
-    the test split}}``. Stratified split, so every class is in both halves.
+    the test split}}``. The split is the authors' (``train_test_split(test_size=0.2, random_state=42)``, not
+    stratified), so with few batches a class may be missing from one half; the test half's class counts are in
+    ``"chance"``.
     """
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
@@ -45,7 +47,9 @@ def batch_classification(
         raise ValueError(f"features must be (n, D) with one label per row; got {X.shape} and {y.shape}")
     if len(np.unique(y)) < 2:
         raise ValueError("batch classification needs at least two classes")
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed)
+    if len(np.unique(ytr)) < 2:
+        raise ValueError(f"the training part of the split holds one class only ({len(ytr)} batches): use more batches")
     out: Dict[str, Dict[str, float]] = {}
     for kernel in kernels:
         if kernel not in KERNELS:
@@ -53,8 +57,8 @@ def batch_classification(
         clf = make_pipeline(StandardScaler(), SVC(kernel=kernel, gamma="auto"))
         clf.fit(Xtr, ytr)
         out[kernel] = {"train": float(clf.score(Xtr, ytr)), "test": float(clf.score(Xte, yte))}
-    _, counts = np.unique(yte, return_counts=True)
-    out["chance"] = {"test": float(counts.max() / counts.sum())}
+    classes, counts = np.unique(yte, return_counts=True)
+    out["chance"] = {"test": float(counts.max() / counts.sum()), "test_counts": dict(zip(map(int, classes), map(int, counts)))}
     return out
 
 

@@ -48,15 +48,15 @@ W_PRIORS = ("fixed", "learned")
 def check_binary_labels(owner: nn.Module, y: Optional[torch.Tensor], n: int) -> torch.Tensor:
     """``y`` as a float (n, k) tensor of labels (k = ``owner.num_labels``, a model's or a guide's), or a ValueError
     saying what ``owner`` needs."""
-    model, name = owner, type(owner).__name__
+    k, name = owner.num_labels, type(owner).__name__
     if y is None:
-        raise ValueError(f"{name} conditions on {model.num_labels} binary label(s): pass y of shape (batch, "
-                         f"{model.num_labels}) (a dataset with 0/1 attribute labels, e.g. celeba or swissroll)")
-    if y.dim() == 1 and model.num_labels == 1:
+        raise ValueError(f"{name} conditions on {k} binary label(s): pass y of shape (batch, {k}) (a dataset with 0/1 "
+                         "attribute labels, e.g. celeba or swissroll)")
+    if y.dim() == 1 and k == 1:
         y = y[:, None]
-    if y.dim() != 2 or y.shape[-1] != model.num_labels or y.shape[0] != n:
-        raise ValueError(f"{name} expects labels y of shape ({n}, {model.num_labels}), got {tuple(y.shape)}")
-    return y.to(torch.get_default_dtype() if not y.is_floating_point() else y.dtype)
+    if y.dim() != 2 or y.shape[-1] != k or y.shape[0] != n:
+        raise ValueError(f"{name} expects labels y of shape ({n}, {k}), got {tuple(y.shape)}")
+    return y if y.is_floating_point() else y.to(torch.get_default_dtype())
 
 
 def draw_labels(model: ModelBase, n: int) -> torch.Tensor:

@@ -362,3 +362,29 @@ def test_celeba_facial_hair_label_and_the_paper_subsets(shared_data):
     assert d.label_names == ["Eyeglasses", "Facial_Hair"] and d.label_kind() == ("binary", 2)
     with pytest.raises(ValueError, match="unknown CelebA subset"):
         load_dataset("celeba-csvae", root=str(shared_data), subset="hats")
+
+
+# -- the experiments at their tiny scale ---------------------------------------------------------------------------
+def test_swissroll_experiment_writes_its_table_and_figure(tmp_path):
+    from pyro_vaes.registry import EXPERIMENTS
+
+    table = EXPERIMENTS.get("csvae-swissroll")(out=tmp_path, scale="tiny", overrides={"steps": 4})
+    row = table["rows"][0]
+    for key in ("z_accuracy", "w_accuracy", "z_balanced_accuracy", "switch_to_1_grid_mean", "switch_to_0_centre"):
+        assert 0.0 <= row[key] <= 1.0
+    assert (tmp_path / "projections.png").exists() and (tmp_path / "results.md").exists()
+    assert "--set steps=4" in table["command"] and (tmp_path / "runs" / "csvae-seed0" / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_celeba_experiment_runs_at_tiny_scale(tmp_path, shared_data, monkeypatch):
+    from pyro_vaes.registry import EXPERIMENTS
+
+    monkeypatch.setenv("PYRO_VAES_CACHE", str(tmp_path / "cache"))
+    table = EXPERIMENTS.get("csvae-celeba")(out=tmp_path, scale="tiny", data_root=str(shared_data))
+    entry = table["subsets"]["glasses-facial-hair"]
+    assert set(entry["models"]) == {"vae", "condvae", "condvae-info", "csvae"}
+    assert (tmp_path / "switch-glasses-facial-hair-both.png").exists()
+    assert main(["switch", str(tmp_path / "runs" / "glasses-facial-hair-csvae"), "--attribute", "Eyeglasses", "--to",
+                 "1", "-n", "2", "--grid", "2", "--out", str(tmp_path / "g.png")]) == 0

@@ -50,12 +50,15 @@ class Run:
     def data(self) -> VAEData:
         return self.parts.data
 
-    def evaluate(self, num_particles: int = 1000, max_examples: Optional[int] = None, write: bool = True) -> Dict:
-        """Held-out evaluation (see :func:`pyro_vaes.evaluation.evaluate`), written to ``results.json``."""
+    def evaluate(self, num_particles: int = 100, max_examples: Optional[int] = 500, write: bool = True,
+                 progress: bool = False) -> Dict:
+        """Held-out evaluation on the first ``max_examples`` test examples (None: all) with ``num_particles``
+        importance samples each (see :func:`pyro_vaes.evaluation.evaluate`), written to ``results.json``."""
         from pyro_vaes.evaluation import evaluate
 
         with isolated_rng(self.config.seed + 104729):
-            res = evaluate(self.model, self.guide, self.data.test, num_particles, max_examples=max_examples)
+            res = evaluate(self.model, self.guide, self.data.test, num_particles, max_examples=max_examples,
+                           progress=progress)
         res = {"model": self.config.model, "guide": self.config.guide, "objective": self.config.objective,
                "data": self.config.data, "split": "test", **res}  # fmt: skip
         if write:

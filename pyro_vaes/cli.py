@@ -104,9 +104,18 @@ def cmd_fit(args) -> int:
 def _format_results(res: Dict[str, Any]) -> str:
     rows = []
     if "log_likelihood" in res:
+        per_datum = " per datum" + (f" ({res['per_datum_from']})" if "per_datum_from" in res else "")
         rows += [
-            ("test log-likelihood (IS, nats)", f"{res['log_likelihood']:.3f}  ({res['num_particles']} particles)"),
+            ("test log-likelihood (IS, nats)", f"{res['log_likelihood']:.3f} ± {res['log_likelihood_se']:.3f} (Monte-Carlo "
+                                               f"standard error; {res['num_particles']} particles){per_datum}"),
             ("test ELBO (nats)", f"{res['elbo']:.3f}"),
+        ]
+        if "log_likelihood_batch" in res:
+            rows += [(f"log p(X)/B of batches of {res['batch_size']}",
+                      f"{res['log_likelihood_batch']:.3f} ± {res['log_likelihood_batch_se']:.3f}  (ELBO(X)/B "
+                      f"{res['elbo_batch']:.3f}: the bound the model was trained on, not comparable with per-datum "
+                      "log p(x))")]
+        rows += [
             ("reconstruction E_q[log p(x|z)]", f"{res['reconstruction']:.3f}"),
             ("reconstruction squared error", f"{res['recon_mse']:.4f}"),
         ]
@@ -115,7 +124,8 @@ def _format_results(res: Dict[str, Any]) -> str:
     for site, kl in res.get("kl", {}).items():
         rows.append((f"KL({site})", f"{kl:.3f}"))
     for site, per_dim in res.get("kl_per_dim", {}).items():
-        rows.append((f"KL({site}) per dim", " ".join(f"{v:.2f}" for v in per_dim)))
+        prior = res.get("kl_per_dim_prior", {}).get(site)
+        rows.append((f"KL({site}) per dim", " ".join(f"{v:.2f}" for v in per_dim) + (f"  (against {prior})" if prior else "")))
     if "active_units" in res:
         rows.append(("active units", str(res["active_units"])))
     rows.append(("test examples", str(res["n"])))
@@ -126,9 +136,14 @@ def _format_results(res: Dict[str, Any]) -> str:
 def cmd_evaluate(args) -> int:
     from pyro_vaes.api import load
 
+    if args.particles < 1:
+        raise ValueError(f"--particles must be >= 1, got {args.particles}")
+    if not args.all and args.max_examples < 1:
+        raise ValueError(f"--max-examples must be >= 1, got {args.max_examples} (use --all for every test example)")
     run = load(args.run, device=args.device)
-    res = run.evaluate(num_particles=args.particles, max_examples=args.max_examples)
-    print(f"{run.config.model} / {run.config.guide} / {run.config.objective} on {run.config.data}")
+    res = run.evaluate(num_particles=args.particles, max_examples=None if args.all else args.max_examples, progress=True)
+    print(f"{run.config.model} / {run.config.guide} / {run.config.objective} on {run.config.data}: {res['n']} test "
+          f"examples, {res['num_particles']} particles each")
     print(_format_results(res))
     print(f"written: {Path(args.run) / 'results.json'}")
     return 0
@@ -242,8 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit(sub)
     p = sub.add_parser("evaluate", help="held-out log-likelihood, ELBO, reconstruction and KLs -> results.json")
     p.add_argument("run", help="run folder")
-    p.add_argument("--particles", type=int, default=1000, help="importance samples per datum (default 1000)")
-    p.add_argument("--max-examples", type=int, help="evaluate on the first N test examples only")
+    p.add_argument("--particles", type=int, default=100,
+                   help="importance samples per datum (default 100; the standard error printed says when to ask for more)")
+    p.add_argument("--max-examples", type=int, default=500,
+                   help="evaluate on the first N test examples (default 500; --all for every one)")
+    p.add_argument("--all", action="store_true", help="evaluate on every test example")
     p.add_argument("--device", default="cpu")
     p = sub.add_parser("sample", help="decode prior samples into a PNG grid")
     p.add_argument("run", help="run folder")

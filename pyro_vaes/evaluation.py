@@ -163,16 +163,21 @@ class ParticleEstimates:
     num_particles: int
 
 
+#: at most this many decoded observations per pass (particles × batch), so a conv decoder's activations stay small
+MAX_ROWS = 1000
+
+
 @torch.no_grad()
 def particle_estimates(
     model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100,
     keep_values: bool = False,
 ) -> ParticleEstimates:
-    """``num_particles`` draws from the guide for a batch, ``chunk`` at a time (memory is bounded), reduced to the
-    importance-sampled log-likelihood (with its standard error), the ELBO, the reconstruction term and the KL per
-    site. Pyro's validation checks run on the first chunk only. For a model with batch-level latents the weight is
-    joint and the likelihood is the batch's log p(X)/B."""
+    """``num_particles`` draws from the guide for a batch, ``chunk`` at a time (and at most ``MAX_ROWS`` decoded
+    observations per pass: memory is bounded), reduced to the importance-sampled log-likelihood (with its standard
+    error), the ELBO, the reconstruction term and the KL per site. Pyro's validation checks run on the first chunk
+    only. For a model with batch-level latents the weight is joint and the likelihood is the batch's log p(X)/B."""
     B = x.shape[0]
+    chunk = max(1, min(chunk, MAX_ROWS // B))
     joint = len(model.global_sites) > 0
     weights: List[torch.Tensor] = []
     elbo, obs = x.new_zeros(B), x.new_zeros(B)
@@ -264,7 +269,7 @@ def evaluate(
     split,
     num_particles: int = 100,
     batch_size: int = 100,
-    max_examples: Optional[int] = 1000,
+    max_examples: Optional[int] = 500,
     chunk: int = 100,
     progress: bool = False,
 ) -> Dict[str, object]:

@@ -19,15 +19,16 @@
 
 Scales: ``tiny`` (seconds, for tests), ``small`` (minutes on a laptop CPU; the numbers in the README), ``full``
 (larger budgets; never run here). Any setting can be overridden with ``--set``. Choices where the paper is silent
-(each is a setting): block sizes ``class_dim`` 2 and ``shared_dim`` 8, MLP networks of 400 units (``arch``,
-``hidden``), the
-Yale B image size 32×32 (``size`` in the dataset arguments), the classification weight λ = 1 (the value in the
-paper is not legible in our copy), grey MNIST (``binarize=none``, continuous-Bernoulli likelihood for the VAEs,
-sigmoid outputs for the GANs: the classifier sees generated and real images in the same [0, 1] format), the
-classifier's flat-data network on the flattened pixels at the small scale (``classifier_input``: the convolutional
-variant costs ~0.3 s a step on this 2-core machine), MLPs of 256 units at the small scale of the augmentation
-experiment, CVAE's code size ``class_dim + shared_dim`` (the N-VAE
-dimensions that reach the decoder for one class) and the GANs' noise size the same.
+(each is a setting): block sizes ``class_dim`` 2 and ``shared_dim`` 8; MLP networks (``arch``) of 400 units
+(``hidden``; 256 at the small scale of the augmentation experiment); the Yale B image size 32×32 (``size`` in the
+dataset arguments); the classification weight λ = 1 (the value in the paper is not legible in our copy); MNIST
+binarized once with a seeded Bernoulli draw for the VAEs (the project's default, Bernoulli likelihood;
+``vae_data_args`` in the augmentation experiment) — on grey levels the continuous Bernoulli's large log-densities
+leave the KL almost no weight, the class stays in z and prior draws ignore y — while the GANs and the classifier see
+the grey images (the VAEs generate Bernoulli means, grey images in [0, 1] like the real ones); the classifier's
+flat-data network on the flattened pixels at the small scale (``classifier_input``: the convolutional variant costs
+~0.3 s a step on this 2-core machine); CVAE's code size ``class_dim + shared_dim`` (the N-VAE dimensions that reach
+the decoder for one class), and the GANs' noise size the same.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from pyro_vaes.data import VAEData, load_dataset
+from pyro_vaes.data import load_dataset
+from pyro_vaes.data.base import data_root as resolve_root
 from pyro_vaes.experiments.common import command, fit, image_grid_figure, resolve_settings, run_summary, say, write_results
 from pyro_vaes.guides.base import posterior_means
 from pyro_vaes.isolation import eval_mode, isolated_rng
@@ -54,15 +56,16 @@ PAPER = "Antorán & Miguel, Disentangling and Learning Robust Representations wi
 #: the dataset arguments of each scale (``--set dataset_args=...`` replaces them; ``--set data=NAME --set
 #: data_args=...`` runs one other dataset). Yale B's image size (32) is ours: the paper's is not legible in our copy.
 KL_SCALES: Dict[str, Dict[str, Any]] = {
-    "tiny": dict(datasets=["mnist"], dataset_args={"mnist": {"binarize": "none", "n_train": 200, "n_test": 100}},
+    "tiny": dict(datasets=["mnist"], dataset_args={"mnist": {"binarize": "stochastic", "n_train": 200, "n_test": 100}},
                  data="", data_args={}, steps=4, batch_size=50, lr=1e-3, seeds=1, class_dim=2, shared_dim=2, hidden=32,
                  arch="mlp", class_weight=1.0, dirichlet="nll-bound", traverse_classes=3, traverse_shared=2),
     "small": dict(datasets=["mnist", "yaleb"],
-                  dataset_args={"mnist": {"binarize": "none", "n_train": 10000, "n_test": 1000}, "yaleb": {"size": 32}},
+                  dataset_args={"mnist": {"binarize": "stochastic", "n_train": 10000, "n_test": 1000},
+                                "yaleb": {"size": 32}},
                   data="", data_args={}, steps=2000, batch_size=100, lr=1e-3, seeds=1, class_dim=2, shared_dim=8,
                   hidden=400, arch="mlp", class_weight=1.0, dirichlet="nll-bound", traverse_classes=10,
                   traverse_shared=5),
-    "full": dict(datasets=["mnist", "yaleb"], dataset_args={"mnist": {"binarize": "none"}, "yaleb": {"size": 64}},
+    "full": dict(datasets=["mnist", "yaleb"], dataset_args={"mnist": {"binarize": "stochastic"}, "yaleb": {"size": 64}},
                  data="", data_args={}, steps=30000, batch_size=100, lr=1e-3, seeds=5, class_dim=2, shared_dim=8,
                  hidden=400, arch="auto", class_weight=1.0, dirichlet="nll-bound", traverse_classes=10,
                  traverse_shared=8),
@@ -105,6 +108,13 @@ def kl_detector(model, guide, x: torch.Tensor, y: torch.Tensor, batch_size: int 
         "own_per_class": per_class,
         "per_dim": kl.mean(0).tolist(),
     }
+
+
+def _absolute_root(root: Optional[str]) -> Optional[str]:
+    """The data root (``root`` or ``$PYRO_VAES_DATA``) as an absolute path, recorded in every run's config.json so the
+    run folders reopen from any working directory."""
+    found = resolve_root(root)
+    return None if found is None else str(found.resolve())
 
 
 def _datasets(s: Dict[str, Any]) -> List[tuple]:
@@ -173,6 +183,7 @@ def _mean_std(v: Sequence[float]) -> Dict[str, float]:
 def run_kl(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
            overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     s = resolve_settings(KL_SCALES, scale, overrides)
+    data_root = _absolute_root(data_root)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     rows: List[Dict[str, Any]] = []
@@ -211,8 +222,9 @@ def run_kl(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[s
                          for key in ("class_total", "class_own", "class_other", "shared", "class_own_per_dim",
                                      "shared_per_dim")}  # fmt: skip
         run, kl = per_seed[0]
-        figures += [str(p.relative_to(out)) for p in traversal_figures(run, out / "figures", name, s["traverse_classes"],
-                                                                        s["traverse_shared"], kl["per_dim"])]
+        if data.is_image:  # traversals are image grids
+            figures += [str(p.relative_to(out)) for p in traversal_figures(
+                run, out / "figures", name, s["traverse_classes"], s["traverse_shared"], kl["per_dim"])]
     table = {"experiment": "nvae-kl", "paper": PAPER, "paper_claim": PAPER_KL, "scale": scale, "seed": seed,
              "overrides": dict(overrides or {}), "command": command("nvae-kl", scale, seed, overrides),
              "settings": s, "rows": rows, "summary": summary, "figures": figures,
@@ -226,13 +238,13 @@ def kl_markdown(table: Dict[str, Any]) -> List[str]:
     lines = [f"### nvae-kl (scale {table['scale']})", "", f"{table['command']}: {s['steps']} steps of batch "
              f"{s['batch_size']}, lr {s['lr']}, {s['seeds']} seed(s) from {table['seed']}; class_dim {s['class_dim']}, "
              f"shared_dim {s['shared_dim']}, {s['arch']} nets of {s['hidden']}; λ = {s['class_weight']} "
-             f"({s['dirichlet']}). KL in nats per test image, mean ± std over seeds.", "",
+             f"({s['dirichlet']}). KL in nats per test image (mean ± std over seeds when there are several).", "",
              "| data | classes | train / test | KL z_c (all blocks) | own block | K − 1 masked blocks | KL z_s | "
              "per dim: own block / z_s | encoder accuracy |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name, sm in table["summary"].items():
         r = next(r for r in table["rows"] if r["data"] == name)
         acc = np.mean([q["encoder_class_accuracy"] for q in table["rows"] if q["data"] == name])
-        f = lambda k: f"{sm[k]['mean']:.2f} ± {sm[k]['std']:.2f}"  # noqa: E731
+        f = lambda k: f"{sm[k]['mean']:.2f}" + (f" ± {sm[k]['std']:.2f}" if sm[k]["n"] > 1 else "")  # noqa: E731
         lines.append(f"| {name} | {r['classes']} | {r['n_train']} / {r['n_test']} | {f('class_total')} | "
                      f"{f('class_own')} | {f('class_other')} | {f('shared')} | {sm['class_own_per_dim']['mean']:.2f} / "
                      f"{sm['shared_per_dim']['mean']:.2f} | {acc:.3f} |")  # fmt: skip
@@ -244,18 +256,19 @@ def kl_markdown(table: Dict[str, Any]) -> List[str]:
 MODELS = ("nvae", "cvae", "cgan", "acgan")
 
 AUG_SCALES: Dict[str, Dict[str, Any]] = {
-    "tiny": dict(data="mnist", data_args={"binarize": "none"}, n_real=100, n_test=100, models=list(MODELS), steps=3,
-                 gan_steps=3, batch_size=50, lr=1e-3, gan_lr=2e-4, class_dim=2, shared_dim=2, hidden=32, arch="mlp",
-                 class_weight=1.0, sigmas=[1.0, 2.0], proportions=[0.5, 1.0], seeds=1, classifier_steps=5,
-                 classifier_input="flat"),
-    "small": dict(data="mnist", data_args={"binarize": "none"}, n_real=2000, n_test=2000, models=list(MODELS),
-                  steps=1500, gan_steps=1500, batch_size=100, lr=1e-3, gan_lr=2e-4, class_dim=2, shared_dim=8,
-                  hidden=256, arch="mlp", class_weight=1.0, sigmas=[0.5, 1.0, 2.0, 3.0], proportions=[0.5, 1.0],
-                  seeds=3, classifier_steps=500, classifier_input="flat"),
-    "full": dict(data="mnist", data_args={"binarize": "none"}, n_real=60000, n_test=10000, models=list(MODELS),
-                 steps=30000, gan_steps=30000, batch_size=100, lr=1e-3, gan_lr=2e-4, class_dim=2, shared_dim=8,
-                 hidden=400, arch="auto", class_weight=1.0, sigmas=[0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
-                 proportions=[0.5, 1.0], seeds=5, classifier_steps=2000, classifier_input="image"),
+    "tiny": dict(data="mnist", data_args={"binarize": "none"}, vae_data_args={"binarize": "stochastic"}, n_real=100,
+                 n_test=100, models=list(MODELS), steps=3, gan_steps=3, batch_size=50, lr=1e-3, gan_lr=2e-4,
+                 class_dim=2, shared_dim=2, hidden=32, arch="mlp", class_weight=1.0, sigmas=[1.0, 2.0],
+                 proportions=[0.5, 1.0], seeds=1, classifier_steps=5, classifier_input="flat"),
+    "small": dict(data="mnist", data_args={"binarize": "none"}, vae_data_args={"binarize": "stochastic"}, n_real=2000,
+                  n_test=2000, models=list(MODELS), steps=1500, gan_steps=1500, batch_size=100, lr=1e-3, gan_lr=2e-4,
+                  class_dim=2, shared_dim=8, hidden=256, arch="mlp", class_weight=1.0, sigmas=[0.5, 1.0, 2.0, 3.0],
+                  proportions=[0.5, 1.0], seeds=3, classifier_steps=500, classifier_input="flat"),
+    "full": dict(data="mnist", data_args={"binarize": "none"}, vae_data_args={"binarize": "stochastic"}, n_real=60000,
+                 n_test=10000, models=list(MODELS), steps=30000, gan_steps=30000, batch_size=100, lr=1e-3, gan_lr=2e-4,
+                 class_dim=2, shared_dim=8, hidden=400, arch="auto", class_weight=1.0,
+                 sigmas=[0.5, 1.0, 1.5, 2.0, 3.0, 4.0], proportions=[0.5, 1.0], seeds=5, classifier_steps=2000,
+                 classifier_input="image"),
 }  # fmt: skip
 
 PAPER_AUG = ("on MNIST, N-VAE is the only model whose generated samples keep lowering the classifier's error as σ "
@@ -314,6 +327,7 @@ def run_augmentation(out: Path, scale: str = "small", seed: int = 0, data_root: 
     for p in s["proportions"]:
         if not 0 < float(p) <= 1:
             raise ValueError(f"--set proportions: each must be in (0, 1] (the generated fraction), got {p}")
+    data_root = _absolute_root(data_root)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     args = {**s["data_args"], "n_train": s["n_real"], "n_test": s["n_test"]}
@@ -321,11 +335,14 @@ def run_augmentation(out: Path, scale: str = "small", seed: int = 0, data_root: 
     kind, K = data.label_kind()
     if kind != "class":
         raise ValueError(f"nvae-augmentation needs a dataset with one integer class per example; {s['data']!r} has none")
+    vae_args = {**args, **s["vae_data_args"]}
+    vae_data = load_dataset(s["data"], root=data_root, seed=seed, **vae_args) if s["vae_data_args"] else data
     t_start = time.perf_counter()
     runs, fits = {}, {}
     for name in s["models"]:
         t0 = time.perf_counter()
-        runs[name] = fit(out, name, data=s["data"], data_args=args, data_root=data_root, dataset=data, seed=seed,
+        fit_args, fit_data = (vae_args, vae_data) if name in ("nvae", "cvae") else (args, data)
+        runs[name] = fit(out, name, data=s["data"], data_args=fit_args, data_root=data_root, dataset=fit_data, seed=seed,
                          batch_size=s["batch_size"], eval_every=max(1, s["steps"]), checkpoint_every=max(1, s["steps"]),
                          eval_batches=2, **augmentation_config(name, s))  # fmt: skip
         fits[name] = run_summary(runs[name], out, time.perf_counter() - t0)

@@ -21,7 +21,8 @@ gradients (nothing reaches the generator), and the generator's loss evaluates th
 parameters (``torch.func.functional_call``), so it never writes gradients into the discriminator; the tests check
 both. Discriminator network (the papers' conv/maxout nets are not specified for our sizes): the project's encoder
 for the data's shape (``pyro_vaes.nets``, ``disc_hidden`` units) and a small head — for CGAN the label's one-hot is
-concatenated to the features, then Linear–LeakyReLU(0.2)–Linear to one logit; for AC-GAN two linear heads.
+concatenated to the features, then Linear–LeakyReLU(0.2)–Linear to one logit; for AC-GAN two linear heads; dropout
+``disc_dropout`` (0.5, as Mirza & Osindero apply in their discriminator) after the features and the hidden layer.
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ GAN_BETAS = (0.5, 0.999)
 
 
 class ConditionalDiscriminator(nn.Module):
-    """CGAN's D(x, y): features e(x), then [e(x), onehot(y)] -> Linear -> LeakyReLU(0.2) -> Linear -> one logit."""
+    """CGAN's D(x, y): features e(x) (dropout), then [e(x), onehot(y)] -> Linear -> LeakyReLU(0.2) -> dropout ->
+    Linear -> one logit."""
 
-    def __init__(self, arch: str, input_shape, num_classes: int, hidden: int):
+    def __init__(self, arch: str, input_shape, num_classes: int, hidden: int, dropout: float = 0.5):
         super().__init__()
         self.num_classes = num_classes
-        self.features = Encoder(arch, input_shape, hidden)
-        self.head = nn.Sequential(nn.Linear(hidden + num_classes, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+        self.features = nn.Sequential(Encoder(arch, input_shape, hidden), nn.Dropout(dropout))
+        self.head = nn.Sequential(nn.Linear(hidden + num_classes, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+                                  nn.Linear(hidden, 1))  # fmt: skip
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = torch.cat([self.features(x), F.one_hot(y.long(), self.num_classes).to(x.dtype)], -1)
@@ -56,11 +59,11 @@ class ConditionalDiscriminator(nn.Module):
 
 
 class AuxiliaryClassifierDiscriminator(nn.Module):
-    """AC-GAN's D(x): features e(x) -> (one source logit, K class logits)."""
+    """AC-GAN's D(x): features e(x) (dropout) -> (one source logit, K class logits)."""
 
-    def __init__(self, arch: str, input_shape, num_classes: int, hidden: int):
+    def __init__(self, arch: str, input_shape, num_classes: int, hidden: int, dropout: float = 0.5):
         super().__init__()
-        self.features = Encoder(arch, input_shape, hidden)
+        self.features = nn.Sequential(Encoder(arch, input_shape, hidden), nn.Dropout(dropout))
         self.source = nn.Linear(hidden, 1)
         self.classes = nn.Linear(hidden, num_classes)
 
@@ -77,12 +80,15 @@ class _GANObjective(Objective):
     main_betas = GAN_BETAS
     example_args = {"disc_hidden": 16}
 
-    def __init__(self, disc_hidden: int = 400, disc_lr: float = 2e-4):
+    def __init__(self, disc_hidden: int = 400, disc_lr: float = 2e-4, disc_dropout: float = 0.5):
         super().__init__()
         self.disc_hidden = positive_int("disc_hidden", disc_hidden)
         if not float(disc_lr) > 0:
             raise ValueError(f"disc_lr must be > 0, got {disc_lr}")
+        if not 0 <= float(disc_dropout) < 1:
+            raise ValueError(f"disc_dropout must be in [0, 1), got {disc_dropout}")
         self.disc_lr = float(disc_lr)
+        self.disc_dropout = float(disc_dropout)
         self.discriminator: Optional[nn.Module] = None
 
     def make_discriminator(self, model) -> nn.Module:
@@ -125,12 +131,14 @@ class CGANObjective(_GANObjective):
     """The conditional GAN (Mirza & Osindero, 2014): D(x, y) tells real from generated pairs; G fools it.
 
     :param disc_hidden: discriminator width. :param disc_lr: discriminator learning rate (Adam, betas (0.5, 0.999)).
+    :param disc_dropout: dropout in the discriminator (Mirza & Osindero: 0.5).
     """
 
     models = ("cgan",)
 
     def make_discriminator(self, model) -> nn.Module:
-        return ConditionalDiscriminator(model.arch, model.input_shape, model.num_classes, self.disc_hidden)
+        return ConditionalDiscriminator(model.arch, model.input_shape, model.num_classes, self.disc_hidden,
+                                        self.disc_dropout)
 
     def loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """L_G = −Σ log D(G(z, y), y) (non-saturating), D frozen."""
@@ -154,18 +162,21 @@ class ACGANObjective(_GANObjective):
 
     :param class_weight: λ, the weight of the class log-likelihood L_C (paper: 1).
     :param disc_hidden: discriminator width. :param disc_lr: discriminator learning rate.
+    :param disc_dropout: dropout in the discriminator (0.5, as for CGAN).
     """
 
     models = ("acgan",)
 
-    def __init__(self, class_weight: float = 1.0, disc_hidden: int = 400, disc_lr: float = 2e-4):
-        super().__init__(disc_hidden, disc_lr)
+    def __init__(self, class_weight: float = 1.0, disc_hidden: int = 400, disc_lr: float = 2e-4,
+                 disc_dropout: float = 0.5):
+        super().__init__(disc_hidden, disc_lr, disc_dropout)
         if isinstance(class_weight, bool) or not float(class_weight) >= 0:
             raise ValueError(f"class_weight must be a number >= 0, got {class_weight!r}")
         self.class_weight = float(class_weight)
 
     def make_discriminator(self, model) -> nn.Module:
-        return AuxiliaryClassifierDiscriminator(model.arch, model.input_shape, model.num_classes, self.disc_hidden)
+        return AuxiliaryClassifierDiscriminator(model.arch, model.input_shape, model.num_classes, self.disc_hidden,
+                                                self.disc_dropout)
 
     def loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """−Σ log P(real | G(z, y)) − λ Σ log P(y | G(z, y)), D frozen."""

@@ -386,5 +386,8 @@ def test_celeba_experiment_runs_at_tiny_scale(tmp_path, shared_data, monkeypatch
     entry = table["subsets"]["glasses-facial-hair"]
     assert set(entry["models"]) == {"vae", "condvae", "condvae-info", "csvae"}
     assert (tmp_path / "switch-glasses-facial-hair-both.png").exists()
+    again = EXPERIMENTS.get("csvae-celeba")(out=tmp_path, scale="tiny", data_root=str(shared_data),
+                                            overrides={"models": ["csvae"], "reuse_runs": True})
+    assert again["subsets"]["glasses-facial-hair"]["models"]["csvae"]["reused"]
     assert main(["switch", str(tmp_path / "runs" / "glasses-facial-hair-csvae"), "--attribute", "Eyeglasses", "--to",
                  "1", "-n", "2", "--grid", "2", "--out", str(tmp_path / "g.png")]) == 0

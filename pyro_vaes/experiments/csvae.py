@@ -240,7 +240,7 @@ def celeba_config(name: str, s: Dict[str, Any], num_labels: int) -> Dict[str, An
     raise ValueError(f"unknown model {name!r}; valid: {', '.join(NAMES)}")
 
 
-def fit_or_reuse(out: Path, tag: str, reuse: bool, data, **settings: Any):
+def fit_or_reuse(out: Path, tag: str, reuse: bool, dataset, **settings: Any):
     """:func:`~pyro_vaes.experiments.common.fit` into ``OUT/runs/<tag>``, or, with ``reuse``, load the run folder
     already there when its ``config.json`` records the same settings (a finished run of this experiment); returns
     (run, its summary with ``reused``)."""
@@ -254,16 +254,16 @@ def fit_or_reuse(out: Path, tag: str, reuse: bool, data, **settings: Any):
         same = all(
             (isinstance(v, dict) and isinstance(recorded.get(k), dict) and all(recorded[k].get(a) == b for a, b in v.items()))
             or recorded.get(k) == v
-            for k, v in settings.items() if k != "dataset")  # fmt: skip
+            for k, v in settings.items())  # fmt: skip
         rows = [json.loads(r) for r in (folder / "metrics.jsonl").read_text().splitlines() if r.strip()]
         if same and rows and rows[-1]["step"] == settings["steps"]:
-            run = pyro_vaes.load(folder, dataset=data)
+            run = pyro_vaes.load(folder, dataset=dataset)
             last = rows[-1]
             return run, {"run_dir": str(folder.relative_to(out)), "train_loss_per_datum": float(last["train_loss"]),
                          "test_loss_per_datum": float(last["test_loss"]), "train_seconds": round(last["seconds"], 1),
                          "reused": True}
     t0 = time.perf_counter()
-    run = fit(out, tag, dataset=data, **settings)
+    run = fit(out, tag, dataset=dataset, **settings)
     return run, {**run_summary(run, out, time.perf_counter() - t0), "reused": False}
 
 
@@ -335,6 +335,8 @@ def run_celeba(out: Path, scale: str = "small", seed: int = 0, data_root: Option
         t0 = time.perf_counter()
         classifier, record = cached_classifier(data, data_args, recipe)
         record["test_accuracy_per_attribute"] = dict(zip(data.label_names, classifier_accuracy_per_attribute(classifier, data)))
+        rate = data.test.y.float().mean(0)
+        record["constant_guess_per_attribute"] = dict(zip(data.label_names, torch.maximum(rate, 1 - rate).tolist()))
         record["seconds"] = time.perf_counter() - t0
         say(f"{subset}: classifier {record['cache_key']}, held-out accuracy {record['test_accuracy_per_attribute']}")
         ref = (data.train.x[: s["reference_size"]], data.train.y[: s["reference_size"]])
@@ -382,9 +384,11 @@ def run_celeba(out: Path, scale: str = "small", seed: int = 0, data_root: Option
             f = _face(data, 0)
             x, y = data.test.x[f : f + 1], data.test.y[f : f + 1]
             grid = both_attributes_grid(runs["csvae"], x, y, ref, s["figure_grid"])
+            grid = torch.cat([x.cpu()[None].expand(grid.shape[0], 1, *x.shape[1:]), grid], 1)  # the input first
             p = image_grid_figure(grid, out / f"switch-{subset}-both.png",
                                   f"CSVAE: {data.label_names[0]} and {data.label_names[1]} switched on together for one "
-                                  "test face (rows: points in the first subspace, columns: in the second)",
+                                  "test face (first column: the input; rows: points in the first subspace, columns: "
+                                  "in the second)",
                                   xlabel=f"point in W_{data.label_names[1]}", ylabel=f"point in W_{data.label_names[0]}")
             figures.append(str(p.relative_to(out)))
         results["subsets"][subset] = entry
@@ -416,9 +420,18 @@ def celeba_markdown(t: Dict[str, Any]) -> List[str]:
                     continue
                 best = (f"{r['to_1']['best']:.3f} / {r['to_0']['best']:.3f}" if len(r["to_1"]["per_candidate"]) > 1
                         else "–")
+                guess = clf.get("constant_guess_per_attribute", {}).get(attr)
                 lines.append(f"| {NAMES[name]} | {attr} | {r['to_1']['mean']:.3f} ({r['to_1']['n']}) | "
                              f"{r['to_0']['mean']:.3f} ({r['to_0']['n']}) | {r['both']['mean']:.3f} | {best} | "
-                             f"{r['to_1']['spread']:.3f} | {clf['test_accuracy_per_attribute'][attr]:.3f} |")
+                             f"{r['to_1']['spread']:.3f} | {clf['test_accuracy_per_attribute'][attr]:.3f}"
+                             + ("" if guess is None else f" (constant guess {guess:.3f})") + " |")
+        useless = [a for a, acc in clf["test_accuracy_per_attribute"].items()
+                   if acc <= clf.get("constant_guess_per_attribute", {}).get(a, 0.0) + 0.01]
+        if useless:
+            lines += ["", f"**The classifier is no better than a constant guess on {', '.join(useless)}: its Method-1 "
+                      "scores for them only repeat that guess and say nothing about the switched images.** Rescore "
+                      "with a larger classifier budget: add `--overwrite --set reuse_runs=true --set "
+                      "classifier_steps=2000 --set classifier_batch=128` to the command."]
         lines.append("")
     lines += [f"Paper's claim: {t['paper_claim']}.", ""]
     return lines

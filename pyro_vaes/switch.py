@@ -257,9 +257,13 @@ def switch_accuracy(model, guide, classifier, x: torch.Tensor, y: torch.Tensor, 
 
     Returns, per direction (``to_1``: items without the attribute, ``to_0``: items with it) and ``both``: the
     accuracy averaged over all candidates (``mean``), of the best candidate (``best``, chosen on these same items:
-    an optimistic number), per candidate, the number of items, and ``spread`` — the per-pixel standard deviation
-    across an item's candidates, averaged over pixels and items (how different the candidate styles are).
+    an optimistic number), per candidate, the number of items, ``unswitched`` — how often the classifier already
+    gives the target to the plain reconstructions of the same items (the rate a switch that changes nothing
+    would score) — and ``spread``, the per-pixel standard deviation across an item's candidates, averaged over
+    pixels and items (how different the candidate styles are).
     """
+    from pyro_vaes.metrics.reconstruction import reconstruct
+
     column = attribute if column is None else column
     y = _labels(y, len(x), attribute)
     res: Dict[str, Any] = {}
@@ -268,7 +272,7 @@ def switch_accuracy(model, guide, classifier, x: torch.Tensor, y: torch.Tensor, 
         idx = torch.nonzero(y[:, attribute] != to).flatten()
         if len(idx) == 0:
             continue
-        hits, spread, names = [], 0.0, []
+        hits, plain, spread, names = [], [], 0.0, []
         for i in range(0, len(idx), batch_size):
             b = idx[i : i + batch_size]
             out = switch_attribute(model, guide, x[b], y[b], attribute, to, reference=reference, **options)
@@ -277,13 +281,18 @@ def switch_accuracy(model, guide, classifier, x: torch.Tensor, y: torch.Tensor, 
             pred = classifier.predict(imgs.flatten(0, 1))
             pred = pred[:, column] if pred.dim() == 2 else pred
             hits.append((pred.reshape(len(b), -1) == to).float())
+            with eval_mode(model, guide):
+                rec = reconstruct(model, guide, x[b].to(model.device), y[b].to(model.device)).cpu()
+            p0 = classifier.predict(rec)
+            plain.append(((p0[:, column] if p0.dim() == 2 else p0) == to).float())
             if imgs.shape[1] > 1:
                 spread += float(imgs.std(1).flatten(1).mean(1).sum())
         h = torch.cat(hits)  # (n, P)
         per = h.mean(0)
         res[f"to_{to}"] = {"n": len(idx), "mean": float(h.mean()), "best": float(per.max()),
                            "best_candidate": names[int(per.argmax())] if names else None,
-                           "per_candidate": per.tolist(), "spread": spread / len(idx)}
+                           "per_candidate": per.tolist(), "unswitched": float(torch.cat(plain).mean()),
+                           "spread": spread / len(idx)}
         n_all += len(idx)
     if all(k in res for k in ("to_0", "to_1")):
         r1, r0 = res["to_1"], res["to_0"]

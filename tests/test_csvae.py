@@ -307,6 +307,7 @@ def test_switch_accuracy_counts_the_classifier_verdicts():
     assert res["to_1"]["mean"] == 1.0 and res["to_0"]["mean"] == 0.0 and len(res["to_1"]["per_candidate"]) == 4
     assert res["both"]["mean"] == pytest.approx(n1 / (n1 + n0))
     assert res["to_1"]["spread"] > 0
+    assert res["to_1"]["unswitched"] == 1.0 and res["to_0"]["unswitched"] == 0.0  # the plain reconstructions
 
 
 def test_switch_from_the_command_line_writes_once(tmp_path, capsys):

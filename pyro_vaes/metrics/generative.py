@@ -195,15 +195,18 @@ def _check_code_only(model, what: str) -> None:
 @torch.no_grad()
 def code_prior(model, n: int, y: Optional[torch.Tensor] = None) -> torch.distributions.Distribution:
     """The prior of the model's code site for ``n`` items, read off a trace of ``model.model`` stopped at that site
-    (batch shape (n,), event shape (latent_dim,))."""
+    (batch shape (n,), event shape (latent_dim,)). Without labels the model is run on one placeholder observation and
+    its prior expanded to n items (nothing of the size of n observations is allocated)."""
     site = model.code_site
-    x0 = torch.zeros(n, *model.input_shape, device=model.device)
+    m = n if y is not None else 1
+    x0 = torch.zeros(m, *model.input_shape, device=model.device)
     stopped = poutine.escape(model.model, escape_fn=lambda msg: msg["type"] == "sample" and msg["name"] == site)
     try:
         stopped(x0, y)
     except NonlocalExit as e:
         e.reset_stack()
-        return e.site["fn"]
+        fn = e.site["fn"]
+        return fn if m == n else fn.expand(torch.Size([n]))
     raise ValueError(f"model {type(model).__name__} has no sample site {site!r}")
 
 

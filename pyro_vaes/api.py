@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -11,17 +13,21 @@ import torch
 
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import VAEData
+from pyro_vaes.data.base import DATA_ENV
 from pyro_vaes.engine import (
     CHECKPOINT,
     CONFIG,
+    METRICS,
     RESULTS,
     Components,
     Trainer,
     build,
     default_run_dir,
-    prepare_run_dir,
+    resolve_config,
+    select_device,
     truncate_metrics,
 )
+from pyro_vaes.engine.run_folder import NewRunFolder, check_new_run_target, clean_temporary_files, run_lock
 from pyro_vaes.engine import checkpoint as ckpt
 from pyro_vaes.isolation import eval_mode, isolated_rng
 
@@ -56,13 +62,14 @@ class Run:
         importance samples each (see :func:`pyro_vaes.evaluation.evaluate`), written to ``results.json``."""
         from pyro_vaes.evaluation import evaluate
 
-        with isolated_rng(self.config.seed + 104729):
+        with run_lock(self.run_dir, "pyro-vaes evaluate") if write else contextlib.nullcontext(), \
+                isolated_rng(self.config.seed + 104729):  # fmt: skip
             res = evaluate(self.model, self.guide, self.data.test, num_particles, max_examples=max_examples,
                            progress=progress)
-        res = {"model": self.config.model, "guide": self.config.guide, "objective": self.config.objective,
-               "data": self.config.data, "split": "test", **res}  # fmt: skip
-        if write:
-            (self.run_dir / RESULTS).write_text(json.dumps(res, indent=2) + "\n")
+            res = {"model": self.config.model, "guide": self.config.guide, "objective": self.config.objective,
+                   "data": self.config.data, "split": "test", **res}  # fmt: skip
+            if write:
+                (self.run_dir / RESULTS).write_text(json.dumps(res, indent=2) + "\n")
         return res
 
     def sample(self, n: int = 64, seed: Optional[int] = None, y: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -85,6 +92,38 @@ def _config_from(config: Union[FitConfig, Dict[str, Any], None], overrides: Dict
     return FitConfig.from_dict({**config, **overrides})
 
 
+#: settings a resumed run may change (the loop, the optimizers' learning rates, where the data lives); the rest of
+#: its recorded config is kept
+RESUMABLE = {"steps", "eval_every", "checkpoint_every", "eval_batches", "device", "figures", "lr", "aux_lr",
+             "divergence", "data_root"}  # fmt: skip
+
+
+def _absolute_root(root: Optional[str]) -> Optional[str]:
+    """A data root as an absolute path (so the run reopens from any working directory)."""
+    return None if root is None else str(Path(root).expanduser().resolve())
+
+
+def _read_config(run_dir: Path) -> Dict[str, Any]:
+    path = run_dir / CONFIG
+    try:
+        recorded = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no {CONFIG})") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path} cannot be read ({type(err).__name__}: {err}); restore it from a copy") from None
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{path} does not hold a run's settings")
+    return recorded
+
+
+def _load_state(run_dir: Path, device: str) -> Dict[str, Any]:
+    select_device(device)  # a device that is not there is said as such, not as an unreadable checkpoint
+    if not (run_dir / CHECKPOINT).exists():
+        raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}: it was stopped before its first checkpoint; rerun the "
+                                "command that created it to start it again")
+    return ckpt.load(run_dir / CHECKPOINT, map_location=device)
+
+
 def fit(
     config: Union[FitConfig, Dict[str, Any], None] = None,
     *,
@@ -93,7 +132,6 @@ def fit(
     resume: Optional[Union[str, Path]] = None,
     dataset: Optional[VAEData] = None,
     progress: bool = True,
-    figures: Optional[bool] = None,
     **settings: Any,
 ) -> Run:
     """Fit a model; ``settings`` are :class:`~pyro_vaes.config.FitConfig` fields.
@@ -101,55 +139,85 @@ def fit(
     >>> run = pyro_vaes.fit(model="vae", data="mnist", steps=1000, out="runs/vae")   # doctest: +SKIP
     >>> run = pyro_vaes.fit(resume="runs/vae", steps=2000)                           # doctest: +SKIP
 
-    ``resume`` continues the run in that folder from its checkpoint, with its recorded config (``steps``
-    and other loop settings may be raised); a new run refuses to write into an existing folder unless
-    ``overwrite``. ``dataset`` passes an in-memory :class:`~pyro_vaes.data.VAEData` instead of a registry name.
+    ``resume`` continues the run in that folder from its checkpoint, with its recorded config (only the loop
+    settings, the learning rates, ``divergence`` and ``data_root`` may change; a change of learning rate is written
+    to ``metrics.jsonl``; ``steps`` must be beyond the checkpoint's). A new run is validated completely and its data
+    loaded before anything is written; it refuses an existing folder unless it is an unfinished run (restarted) or,
+    with ``overwrite``, a run folder — which is kept until the new run has written its first checkpoint.
+    ``dataset`` passes an in-memory :class:`~pyro_vaes.data.VAEData` instead of a registry name.
     """
     if resume is not None:
+        if config is not None:
+            raise ValueError("a resumed run keeps its recorded config; pass only settings that may change")
         run_dir = Path(resume)
-        if not (run_dir / CHECKPOINT).exists():
-            raise FileNotFoundError(f"cannot resume {run_dir}: no {CHECKPOINT} in it")
-        recorded = json.loads((run_dir / CONFIG).read_text())
-        loop_keys = {"steps", "eval_every", "checkpoint_every", "eval_batches", "device", "figures"}
-        changed = {k: v for k, v in settings.items() if k not in loop_keys and recorded.get(k) != v}
-        if changed or (config is not None):
-            raise ValueError(
-                f"a resumed run keeps its recorded config; only {', '.join(sorted(loop_keys))} may change "
-                f"(got {', '.join(changed) or 'a config'})"
-            )
+        recorded = _read_config(run_dir)
+        changed = sorted(k for k, v in settings.items() if k not in RESUMABLE and recorded.get(k) != v)
+        if changed:
+            raise ValueError(f"a resumed run keeps its recorded config; only {', '.join(sorted(RESUMABLE))} may change "
+                             f"(got {', '.join(changed)})")
+        if "data_root" in settings:
+            settings["data_root"] = _absolute_root(settings["data_root"])
         cfg = _config_from(recorded, settings)
-        state = ckpt.load(run_dir / CHECKPOINT, map_location=cfg.device)
-        truncate_metrics(run_dir, int(state["step"]))
-        trainer = Trainer(cfg, run_dir, data=dataset, progress=progress, resume_state=state)
+        resolve_config(cfg)
+        with run_lock(run_dir, "pyro-vaes fit --resume"):
+            state = _load_state(run_dir, cfg.device)
+            if cfg.steps <= int(state["step"]):
+                raise ValueError(f"{run_dir} is at step {int(state['step'])}; --steps must be more than that to resume")
+            old = FitConfig.from_dict(recorded)
+            clean_temporary_files(run_dir)
+            trainer = Trainer(cfg, run_dir, data=dataset, progress=progress, resume_state=state)
+            truncate_metrics(run_dir, int(state["step"]))
+            if (old.lr, old.aux_lr) != (cfg.lr, cfg.aux_lr):  # the advice after a divergence: a lower learning rate
+                trainer.set_learning_rates(cfg.lr, cfg.aux_lr)
+                with open(run_dir / METRICS, "a") as f:
+                    f.write(json.dumps({"step": trainer.step, "event": "learning rates changed on resume",
+                                        "lr": [old.lr, cfg.lr], "aux_lr": [old.aux_lr, cfg.aux_lr]}) + "\n")
+            cfg.save(run_dir / CONFIG)
+            history = trainer.fit()
     else:
         cfg = _config_from(config, settings)
         if out is not None:
             cfg.out = str(out)
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
         cfg.out = str(run_dir)
-        trainer = Trainer(cfg, run_dir, data=dataset, progress=progress)  # validates everything first
-        prepare_run_dir(run_dir, overwrite)
-    cfg.save(run_dir / CONFIG)
-    history = trainer.fit()
-    run = Run(run_dir, trainer.parts, history)
-    if cfg.figures if figures is None else figures:
+        cfg.data_root = _absolute_root(cfg.data_root)
+        resolve_config(cfg)  # names, settings and component arguments first: no data read, nothing written
+        mode = check_new_run_target(run_dir, overwrite)  # writes nothing
+        trainer = Trainer(cfg, run_dir, data=dataset, progress=progress)  # every check, and the data, first
+        folder = NewRunFolder(run_dir, mode)
+        try:
+            trainer.run_dir = folder.open()
+            with run_lock(trainer.run_dir, "pyro-vaes fit") as lock:
+                def committed() -> Path:  # the replacement swapped in: the lock moved with its folder
+                    lock.folder = folder.committed()
+                    return lock.folder
+
+                trainer.on_checkpoint = committed
+                cfg.save(trainer.run_dir / CONFIG)
+                history = trainer.fit()
+        except BaseException:
+            folder.abort()  # a replacement that never reached its first checkpoint: the old run stays
+            raise
+    run = Run(trainer.run_dir, trainer.parts, history)
+    if cfg.figures:
         run.plot("all")
     return run
 
 
-def load(run_dir: Union[str, Path], device: str = "cpu", dataset: Optional[VAEData] = None) -> Run:
+def load(run_dir: Union[str, Path], device: str = "cpu", dataset: Optional[VAEData] = None,
+         data_root: Optional[str] = None) -> Run:
     """Open a run folder: rebuild model, guide and objective from ``config.json`` and load the checkpoint
-    (weights only: nothing in the folder is executed)."""
+    (weights only: nothing in the folder is executed). ``data_root`` replaces the recorded data root (data moved);
+    without it the recorded one is used, or ``$PYRO_VAES_DATA`` when none was recorded."""
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG).exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no {CONFIG})")
-    cfg = FitConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
+    cfg = FitConfig.from_dict(_read_config(run_dir))
     cfg.device = device
+    if data_root is not None:
+        cfg.data_root = _absolute_root(data_root)
+    elif cfg.data_root is not None and not Path(cfg.data_root).exists() and os.environ.get(DATA_ENV):
+        cfg.data_root = _absolute_root(os.environ[DATA_ENV])  # the recorded root moved: $PYRO_VAES_DATA says where
+    state = _load_state(run_dir, device)  # before the data: a corrupt checkpoint is found at once
     parts = build(cfg, dataset)
-    path = run_dir / CHECKPOINT
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT} (was it trained?)")
-    state = ckpt.load(path, map_location=device)
     parts.model.load_state_dict(state["model"])
     if parts.guide is not None:
         parts.guide.load_state_dict(state["guide"])

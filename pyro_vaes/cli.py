@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -40,6 +42,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--eval-every", type=int, help="held-out evaluation every N steps (default 250)")
     p.add_argument("--eval-batches", type=int, help="held-out batches per evaluation (default 4)")
     p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default 250)")
+    p.add_argument("--divergence", type=float, help="stop when the loss exceeds its running average by more than this "
+                   "many times its magnitude (default 100; 0: only NaN/inf stop)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--backend", choices=BACKENDS, help="torch: one torch Adam over differentiable_loss (default); "
@@ -60,10 +64,14 @@ def _add_fit(sub) -> None:
 
 def _fit_settings(args) -> Dict[str, Any]:
     s: Dict[str, Any] = read_config_file(args.config) if args.config else {}
+    if s:
+        from pyro_vaes.config import FitConfig
+
+        FitConfig.from_dict(s)  # unknown keys and wrong types in the file are named before anything else
     if args.model:
         s["model"] = args.model
     for key in ("guide", "objective", "data", "data_root", "steps", "batch_size", "lr", "aux_lr", "eval_every",
-                "eval_batches", "checkpoint_every", "seed", "device", "backend", "out"):  # fmt: skip
+                "eval_batches", "checkpoint_every", "divergence", "seed", "device", "backend", "out"):  # fmt: skip
         v = getattr(args, key)
         if v is not None:
             s[key] = v
@@ -134,13 +142,11 @@ def _format_results(res: Dict[str, Any]) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from pyro_vaes.api import load
-
     if args.particles < 1:
         raise ValueError(f"--particles must be >= 1, got {args.particles}")
     if not args.all and args.max_examples < 1:
         raise ValueError(f"--max-examples must be >= 1, got {args.max_examples} (use --all for every test example)")
-    run = load(args.run, device=args.device)
+    run = _load(args)
     res = run.evaluate(num_particles=args.particles, max_examples=None if args.all else args.max_examples, progress=True)
     print(f"{run.config.model} / {run.config.guide} / {run.config.objective} on {run.config.data}: {res['n']} test "
           f"examples, {res['num_particles']} particles each")
@@ -149,17 +155,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
+def _load(args):
+    """The run folder of a reading command (evaluate, sample, plot, switch), with its data found again."""
     from pyro_vaes.api import load
+
+    return load(args.run, device=args.device, data_root=args.data_root)
+
+
+def cmd_sample(args) -> int:
+    from pyro_vaes.engine import check_output
     from pyro_vaes.plots import image_grid
 
-    run = load(args.run, device=args.device)
+    if args.n < 1:
+        raise ValueError(f"-n must be >= 1, got {args.n}")
+    run = _load(args)
+    suffix = ".png" if run.data.is_image else ".pt"  # flat data: the samples themselves, as a tensor file
+    out = Path(args.out) if args.out else Path(args.run) / "figures" / f"samples{suffix}"
+    if out.suffix.lower() != suffix:
+        kind = "an image grid" if run.data.is_image else "a tensor file (torch.save)"
+        raise ValueError(f"--out {out}: samples of {run.config.data} are written as {kind}; give a name ending "
+                         f"in {suffix}")
+    check_output(out, args.overwrite)
     x = run.sample(args.n, seed=args.seed)
-    out = Path(args.out) if args.out else Path(args.run) / "figures" / "samples.png"
-    if not run.data.is_image:  # flat data: the samples themselves, as a tensor file
-        out = out.with_suffix(".pt")
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite or another --out")
     if run.data.is_image:
         image_grid(x, 8, f"{run.config.model}: {args.n} prior samples (seed {args.seed})", out)
     else:
@@ -171,9 +188,17 @@ def cmd_sample(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from pyro_vaes.api import load
+    from pyro_vaes.engine import check_output
+    from pyro_vaes.plots import PLOTTERS
 
-    run = load(args.run, device=args.device)
+    if args.kind != "all" and args.kind not in PLOTTERS:
+        raise ValueError(f"unknown figure kind {args.kind!r}; valid: all, {', '.join(PLOTTERS)}")
+    run = _load(args)
+    if args.out is not None:  # an output option: nothing in it is replaced without --overwrite
+        if Path(args.out).is_file():
+            raise NotADirectoryError(f"--out {args.out} is a file; give a folder for the figures")
+        for kind in PLOTTERS if args.kind == "all" else [args.kind]:
+            check_output(Path(args.out) / f"{kind}.png", args.overwrite)
     for path in run.plot(args.kind, args.out):
         print(f"written: {path}")
     return 0
@@ -203,13 +228,25 @@ def cmd_list(args) -> int:
 def cmd_reproduce(args) -> int:
     from pyro_vaes.registry import EXPERIMENTS
 
+    from pyro_vaes.engine.run_folder import check_writable
+
     run = EXPERIMENTS.get(args.name)
     overrides = parse_assignments(args.set, "--set")
     out = Path(args.out or f"results/{args.name}")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder for the experiment's results")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite or another --out")
+        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to write into it (only its results and "
+                              "its own run folders are replaced), or choose another --out")
+    check_writable(out, "--out")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    table = run(out=out, scale=args.scale, seed=args.seed, data_root=args.data_root, overrides=overrides)
+    try:
+        table = run(out=out, scale=args.scale, seed=args.seed, data_root=args.data_root, overrides=overrides)
+    except BaseException:
+        if created:  # the folder this command made: nothing of the user's is in it
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     print(json.dumps(table, indent=2))
     return 0
 
@@ -232,14 +269,13 @@ def _add_switch(sub) -> None:
                    help="latent arithmetic / label swap: the factor α (repeatable; default 1)")
     p.add_argument("--out", help="PNG path (default RUN/figures/switch-ATTRIBUTE-toV.png; .pt for flat data)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--device", default="cpu")
+    _add_reader_options(p)
 
 
 def cmd_switch(args) -> int:
-    from pyro_vaes.api import load
     from pyro_vaes.switch import write_switch
 
-    run = load(args.run, device=args.device)
+    run = _load(args)
     path = write_switch(run, args.attribute, args.to, out=args.out, overwrite=args.overwrite, n=args.n,
                         grid=args.grid, method=args.method, others=args.others,
                         intensities=tuple(args.intensity or (1.0,)))
@@ -247,11 +283,25 @@ def cmd_switch(args) -> int:
     return 0
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with every usage error on one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"pyro-vaes: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_reader_options(p) -> None:
+    p.add_argument("--data-root", help="folder the run's data is read from when it moved (default: the recorded "
+                   "one, else $PYRO_VAES_DATA)")  # fmt: skip
+    p.add_argument("--device", default="cpu")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="pyro-vaes",
         description="A Pyro model zoo of structured VAEs: fit, evaluate, sample and plot model/guide pairs.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list models (with their guides), objectives and datasets")
     _add_fit(sub)
@@ -262,19 +312,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-examples", type=int, default=500,
                    help="evaluate on the first N test examples (default 500; --all for every one)")
     p.add_argument("--all", action="store_true", help="evaluate on every test example")
-    p.add_argument("--device", default="cpu")
+    _add_reader_options(p)
     p = sub.add_parser("sample", help="decode prior samples into a PNG grid")
     p.add_argument("run", help="run folder")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="PNG path (default RUN/figures/samples.png)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="an image grid (.png) for image data, a tensor file (.pt) for flat data; default "
+                   "RUN/figures/samples.png or samples.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _add_reader_options(p)
     p = sub.add_parser("plot", help="figures: reconstructions, samples, traversals")
     p.add_argument("run", help="run folder")
-    p.add_argument("--kind", default="all", help="all, reconstructions, samples or traversals")
-    p.add_argument("--out", help="folder (default RUN/figures)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--kind", default="all", help="all (default), reconstructions, samples, traversals or "
+                   "generation-traversals (flow-prior runs)")
+    p.add_argument("--out", help="folder (default RUN/figures, whose figures are replaced)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing figures in --out")
+    _add_reader_options(p)
     p = sub.add_parser("reproduce", help="rerun a paper experiment at laptop scale")
     p.add_argument("name", help="experiment name (see `pyro-vaes list`)")
     p.add_argument("--scale", default="small", choices=("tiny", "small", "full"))
@@ -298,10 +351,20 @@ COMMANDS = {"fit": cmd_fit, "evaluate": cmd_evaluate, "sample": cmd_sample, "plo
             "reproduce": cmd_reproduce, "switch": cmd_switch}  # fmt: skip
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())  # whatever the exception carried, on one line
+    return text or type(err).__name__
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command. An error a user can cause is one line on stderr and exit status 2; Ctrl-C exits with 130 and
+    says where to resume; anything else is a bug, reported in one line (the traceback with ``--debug``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    from pyro_vaes.engine import RunExistsError, TrainingDiverged
+    try:
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return 130
+    from pyro_vaes.engine import RunExistsError, RunLockedError, TrainingDiverged, TrainingInterrupted
     from pyro_vaes.registry import UnknownNameError
 
     try:
@@ -310,11 +373,27 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             return run_data_command(args)
         return COMMANDS[args.command](args)
-    except (UnknownNameError, ValueError, FileNotFoundError, FileExistsError, RunExistsError, TrainingDiverged,
+    except BrokenPipeError:  # the reader went away (pyro-vaes list | head): nothing more to say
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except (TrainingInterrupted, KeyboardInterrupt) as err:
+        if args.debug:
+            raise
+        print(f"pyro-vaes: {_one_line(err) if isinstance(err, TrainingInterrupted) else 'stopped (Ctrl-C)'}",
+              file=sys.stderr)
+        return 130
+    except (UnknownNameError, ValueError, OSError, RunExistsError, RunLockedError, TrainingDiverged,
             NotImplementedError) as err:  # fmt: skip
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"pyro-vaes: error: {msg}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"pyro-vaes: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except Exception as err:  # a bug: one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"pyro-vaes: internal error ({type(err).__name__}: {_one_line(err)}); this is a bug: rerun with --debug "
+              "for the traceback and report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

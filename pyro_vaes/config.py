@@ -4,7 +4,9 @@ one ``KEY=VALUE`` parser every command line option that takes them uses."""
 from __future__ import annotations
 
 import json
+import math
 import re
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -12,6 +14,10 @@ from typing import Any, Dict, Optional, Sequence
 import yaml
 
 BACKENDS = ("torch", "svi")
+#: the keys of a config.json written by pyro_vaes 0.1.0 (it had no "version")
+V1_KEYS = frozenset({"model", "guide", "objective", "data", "model_args", "guide_args", "objective_args", "data_args",
+                     "data_root", "steps", "batch_size", "lr", "aux_lr", "eval_every", "eval_batches",
+                     "checkpoint_every", "seed", "device", "backend", "out", "figures"})
 #: the version of the config.json layout: 1 = pyro_vaes 0.1.0 (no "version" key), 2 = the contract of docs/design.md
 CONFIG_VERSION = 2
 
@@ -41,15 +47,26 @@ class FitConfig:
     backend: str = "torch"
     out: Optional[str] = None
     figures: bool = True
+    #: stop when the per-datum loss exceeds its running average by more than this many times the average's
+    #: magnitude (plus one); 0 turns the check off (non-finite losses always stop training)
+    divergence: float = 100.0
     version: int = CONFIG_VERSION
+
+    def __post_init__(self) -> None:
+        """Type-check every field against its declared type (ints stay ints, booleans are booleans)."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            setattr(self, f.name, coerce(getattr(self, f.name), hints[f.name], f.name))
 
     def validate(self) -> None:
         """Refuse impossible settings before anything is built."""
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "eval_batches"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0 or not self.aux_lr > 0:
             raise ValueError(f"learning rates must be > 0, got lr={self.lr}, aux_lr={self.aux_lr}")
+        if not self.divergence >= 0:
+            raise ValueError(f"divergence must be >= 0 (0 turns the check off), got {self.divergence}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -64,7 +81,7 @@ class FitConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-        if "version" not in d and set(d) == known - {"version"}:  # a config.json written by 0.1.0
+        if "version" not in d and set(d) == V1_KEYS:  # a config.json written by 0.1.0
             return cls(**d, version=1)
         return cls(**d)
 
@@ -77,16 +94,69 @@ def read_config_file(path: str) -> Dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"config file {p} does not exist")
-    text = p.read_text()
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
+    if not p.is_file():
+        raise IsADirectoryError(f"config file {p} is a folder; give a JSON or YAML file")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"config file {p} cannot be read ({type(err).__name__})") from None
+    try:
+        data = json.loads(text) if p.suffix == ".json" else (yaml.safe_load(text) or {})
+    except (ValueError, yaml.YAMLError) as err:
+        problem = " ".join(str(err).split())
+        raise ValueError(f"config file {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({problem})") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must hold a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def coerce(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` checked against a type annotation (``int``, ``float``, ``bool``, ``str``, ``Optional``, ``Dict``,
+    ``Sequence``, ``Any``): an integer stays an integer (an integral float becomes one), a number in quotes
+    (YAML 1.1 reads ``1e-3`` as text) becomes a float, a boolean must be ``true`` or ``false``. Anything else is
+    refused with a message naming ``where``."""
+    if annotation is Any or annotation is None:
+        return value
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, arg, where)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(errors[0] if len(errors) == 1 else f"{where}: {value!r} is not a valid value")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            return int(value)
+        raise ValueError(f"{where}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            return float(value)
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{where}: expected text, got {value!r}")
+    if origin in (dict, typing.Dict) or annotation is dict:
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value)
+        raise ValueError(f"{where}: expected a mapping of names to values, got {value!r}")
+    if origin in (list, tuple, typing.Sequence, Sequence) or annotation in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            return value
+        raise ValueError(f"{where}: expected a list, got {value!r}")
+    return value
 
 
 def parse_assignments(items: Optional[Sequence[str]], flag: str) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from pyro_vaes.cli import main
 
@@ -38,8 +39,8 @@ def test_evaluate_writes_results_and_prints_a_table(run_dir, capsys):
 
 
 def test_sample_and_plot(run_dir, tmp_path, capsys):
-    assert main(["sample", str(run_dir), "-n", "8", "--out", str(tmp_path / "s.png")]) == 0
-    assert (tmp_path / "s.pt").exists()  # flat data: the samples themselves
+    assert main(["sample", str(run_dir), "-n", "8", "--out", str(tmp_path / "s.pt")]) == 0
+    assert torch.load(tmp_path / "s.pt").shape[0] == 8  # flat data: the samples themselves
     assert main(["plot", str(run_dir), "--kind", "traversals", "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "traversals.png").exists()
 
@@ -110,6 +111,6 @@ def test_every_command_has_help(command):
 def test_sample_never_overwrites_without_asking(run_dir, tmp_path, capsys):
     target = tmp_path / "s.pt"
     target.write_bytes(b"user data")
-    assert main(["sample", str(run_dir), "--out", str(tmp_path / "s.png")]) == 2
+    assert main(["sample", str(run_dir), "--out", str(target)]) == 2
     assert target.read_bytes() == b"user data"
     assert "exists" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import torch
 from pyro.poutine.util import site_is_subsample
 
 import pyro_vaes
-from pyro_vaes.engine import Trainer, build_component, objectives_for, prepare_run_dir
+from pyro_vaes.engine import Trainer, build_component, objectives_for
 from pyro_vaes.guides.base import posterior_means
 from pyro_vaes.metrics.batch_classification import batch_features
 from pyro_vaes.metrics.factor_vae_metric import factor_vae_metric, representation
@@ -69,7 +69,6 @@ def test_one_engine_step_changes_parameters(case, tmp_path):
 
     trainer = Trainer(FitConfig(**_config(model, guide, objective, steps=1, eval_every=1, checkpoint_every=1)),
                       tmp_path, data=data, progress=False)
-    prepare_run_dir(tmp_path, overwrite=False)
     before = [p.detach().clone() for p in trainer.learner.all_parameters()]
     trainer.fit()
     after = list(trainer.learner.all_parameters())

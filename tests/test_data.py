@@ -190,7 +190,7 @@ def test_moons_and_swissroll():
 
 
 def test_bad_data_args():
-    with pytest.raises(TypeError, match="it takes"):
+    with pytest.raises(ValueError, match="it takes"):
         load_dataset("shapes2d", n_trian=10)
     with pytest.raises(ValueError, match="n_train"):
         load_dataset("ellipses", n_train=-5)
@@ -362,8 +362,12 @@ def test_cli_list_and_show(tmp_path, capsys):
     png2 = tmp_path / "moons.png"
     assert run_data_command(p.parse_args(["data", "show", "moons", "--out", str(png2), "--data-arg", "n_train=50"])) == 0
     assert png2.exists()
-    bad = p.parse_args(["data", "show", "shapes2d", "--out", str(png), "--data-arg", "n_trian=3"])
-    assert run_data_command(bad) == 2 and "it takes" in capsys.readouterr().err
+    from pyro_vaes.cli import main
+
+    assert main(["data", "show", "shapes2d", "--out", str(tmp_path / "x.png"), "--data-arg", "n_trian=3"]) == 2
+    assert "it takes" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    assert main(["data", "show", "shapes2d", "--out", str(png), "--data-arg", "n_train=20"]) == 2  # exists
+    assert "pass --overwrite" in capsys.readouterr().err
 
 
 

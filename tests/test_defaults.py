@@ -109,7 +109,7 @@ def test_readme_commands_work_as_typed_on_small_data(tmp_path, monkeypatch, caps
     small = ["--steps", "2", "--batch-size", "8", "--no-figures", "--quiet", "--data-arg", "n_train=24",
              "--data-arg", "n_test=8"]  # fmt: skip
     assert main(["fit", "chyvae", "--data", "ellipses", *small]) == 0
-    assert "continuous-bernoulli" in capsys.readouterr().err
+    assert "continuous-bernoulli" in capsys.readouterr().out
     root = fake_fashion_mnist(tmp_path / "local")
     assert main(["fit", "vae", "--data", "fashion-mnist", "--data-root", str(root), *small]) == 0
     for run in ("runs/chyvae-ellipses-seed0", "runs/vae-fashion-mnist-seed0"):

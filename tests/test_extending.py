@@ -204,4 +204,4 @@ def test_toys_join_the_command_line(tmp_path, capsys):
                 "--steps", "2", "--batch-size", "8", "--quiet", "--out", str(tmp_path / model)]
         assert main(args) == 0, capsys.readouterr().err
         assert main(["evaluate", str(tmp_path / model), "--particles", "3"]) == 0
-        assert main(["sample", str(tmp_path / model), "-n", "4", "--out", str(tmp_path / f"{model}.png")]) == 0
+        assert main(["sample", str(tmp_path / model), "-n", "4", "--out", str(tmp_path / f"{model}.pt")]) == 0

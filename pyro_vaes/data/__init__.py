@@ -13,11 +13,12 @@ def load_dataset(name: str, root=None, seed: int = 0, **data_args) -> VAEData:
     """Build the registered dataset ``name`` with ``data_args``."""
     from pyro_vaes.registry import DATASETS
 
-    builder = DATASETS.get(name)
-    try:
-        return builder(root=root, seed=seed, **data_args)
-    except TypeError as err:
-        import inspect
+    import inspect
 
-        params = [p for p in inspect.signature(builder).parameters if p not in ("root", "seed")]
-        raise TypeError(f"bad data arguments for dataset {name!r} ({err}); it takes: {', '.join(params)}") from None
+    builder = DATASETS.get(name)
+    params = [p for p in inspect.signature(builder).parameters if p not in ("root", "seed")]
+    unknown = [k for k in data_args if k not in params]
+    if unknown:
+        raise ValueError(f"--data-arg {unknown[0]}: dataset {name!r} takes no argument {unknown[0]!r}; it takes: "
+                         f"{', '.join(params)}")
+    return builder(root=root, seed=seed, **data_args)

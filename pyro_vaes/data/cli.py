@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -21,6 +22,7 @@ def add_data_parser(subparsers: "argparse._SubParsersAction") -> argparse.Argume
     s = sub.add_parser("show", help="write a labelled grid of examples of one dataset to a PNG")
     s.add_argument("name", help="registered dataset name (see `pyro-vaes data list`)")
     s.add_argument("--out", required=True, help="output PNG path")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     s.add_argument("--data-root", default=None, help="folder holding real datasets (default: $PYRO_VAES_DATA)")
     s.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE", help="dataset argument (repeatable)")
     s.add_argument("-n", type=int, default=64, help="number of examples (default 64)")
@@ -161,20 +163,15 @@ def show_dataset(
 
 
 def run_data_command(args: argparse.Namespace) -> int:
-    """Run ``data list`` / ``data show``; returns the exit status (errors are printed, status 2)."""
-    try:
-        if args.data_command == "list":
-            list_datasets(out=sys.stdout)
-            return 0
-        if args.data_command == "show":
-            from pyro_vaes.config import parse_assignments
+    """Run ``data list`` / ``data show`` (errors are raised; the main command prints them as one line)."""
+    if args.data_command == "list":
+        list_datasets(out=sys.stdout)
+        return 0
+    from pyro_vaes.config import parse_assignments
+    from pyro_vaes.engine.run_folder import check_output
 
-            data_args = parse_assignments(args.data_arg, "--data-arg")
-            path = show_dataset(args.name, args.out, args.n, args.data_root, data_args, args.split, args.seed)
-            print(f"wrote {path}")
-            return 0
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"error: unknown data command {args.data_command!r}", file=sys.stderr)
-    return 2
+    data_args = parse_assignments(args.data_arg, "--data-arg")
+    check_output(Path(args.out), args.overwrite)
+    path = show_dataset(args.name, args.out, args.n, args.data_root, data_args, args.split, args.seed)
+    print(f"wrote {path}")
+    return 0

@@ -29,7 +29,15 @@ def load_image(
     """One image as uint8 (channels, size, size): optional centre crop ``crop`` = (w, h) in pixels of the
     original image, then a bilinear (antialiased) resize to size x size. For JPEGs, when ``full_size``
     is known, PIL's ``draft`` decodes at a reduced DCT scale first (much faster) as long as the crop
-    still has at least ``size`` pixels."""
+    still has at least ``size`` pixels. A file that cannot be decoded is refused with one line naming it."""
+    try:
+        return _load_image(path, size, channels, crop)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL: UnidentifiedImageError, truncated data, bad headers
+        raise ValueError(f"image {path} cannot be read ({type(err).__name__}: {' '.join(str(err).split())}); it is "
+                         "corrupt or truncated: replace it or remove it from the dataset") from None
+
+
+def _load_image(path: Path, size: int, channels: int, crop: Optional[Tuple[int, int]]) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -69,8 +77,11 @@ def load_images(
         if square and c is None:
             from PIL import Image
 
-            with Image.open(p) as im:
-                m = min(im.size)
+            try:
+                with Image.open(p) as im:
+                    m = min(im.size)
+            except (OSError, ValueError, SyntaxError) as err:
+                raise ValueError(f"image {p} cannot be read ({type(err).__name__}); it is corrupt or truncated") from None
             c = (m, m)
         return load_image(p, size, channels, c)
 

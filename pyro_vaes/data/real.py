@@ -66,8 +66,12 @@ def _torchvision_mnist(
             got = _md5(raw / f)
             if got != expected:
                 raise MissingDataError(f"{raw / f} is corrupt: md5 {got}, expected {expected}; delete it and fetch it again")
-    train = getattr(tvd, cls_name)(str(base), train=True, download=False)
-    test = getattr(tvd, cls_name)(str(base), train=False, download=False)
+    try:
+        train = getattr(tvd, cls_name)(str(base), train=True, download=False)
+        test = getattr(tvd, cls_name)(str(base), train=False, download=False)
+    except (RuntimeError, ValueError, OSError, AssertionError, EOFError) as err:  # torchvision on a damaged IDX file
+        raise MissingDataError(f"the {folder} files in {raw} cannot be read ({type(err).__name__}); one is truncated "
+                               "or corrupt: delete them and fetch them again") from None
     return train, test
 
 

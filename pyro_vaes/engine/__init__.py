@@ -16,13 +16,18 @@ from pyro_vaes.engine.run_folder import (
     FIGURES,
     METRICS,
     RESULTS,
+    NewRunFolder,
     RunExistsError,
+    RunLockedError,
+    check_new_run_target,
+    check_output,
     default_run_dir,
-    prepare_run_dir,
+    run_lock,
     truncate_metrics,
 )
-from pyro_vaes.engine.trainer import Trainer, TrainingDiverged
+from pyro_vaes.engine.trainer import Trainer, TrainingDiverged, TrainingInterrupted
 
-__all__ = ["CHECKPOINT", "CONFIG", "Components", "FIGURES", "Learner", "METRICS", "RESULTS", "RunExistsError",
-           "Trainer", "TrainingDiverged", "build", "build_component", "default_run_dir", "objectives_for",
-           "prepare_run_dir", "resolve_config", "select_device", "truncate_metrics"]
+__all__ = ["CHECKPOINT", "CONFIG", "Components", "FIGURES", "Learner", "METRICS", "NewRunFolder", "RESULTS",
+           "RunExistsError", "RunLockedError", "Trainer", "TrainingDiverged", "TrainingInterrupted", "build",
+           "build_component", "check_new_run_target", "check_output", "default_run_dir", "objectives_for",
+           "resolve_config", "run_lock", "select_device", "truncate_metrics"]

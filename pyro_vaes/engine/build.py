@@ -9,7 +9,7 @@ needs of it (labels, binary values), builds model, guide and objective, and bind
 from __future__ import annotations
 
 import inspect
-import sys
+import typing
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -17,7 +17,7 @@ import pyro
 import torch
 
 from pyro_vaes import likelihoods
-from pyro_vaes.config import CONFIG_VERSION, FitConfig
+from pyro_vaes.config import CONFIG_VERSION, FitConfig, coerce
 from pyro_vaes.data import VAEData, load_dataset
 from pyro_vaes.registry import DATASETS, GUIDES, MODELS, OBJECTIVES, Registry, check_guide_fits, default_guide
 
@@ -31,18 +31,28 @@ def signature_params(obj: Any) -> List[str]:
             if n not in ENGINE_ARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
 
 
+def _type_hints(obj: Any) -> Dict[str, Any]:
+    try:
+        return typing.get_type_hints(obj.__init__ if isinstance(obj, type) else obj)
+    except Exception:  # an annotation that cannot be resolved: no type check for that component
+        return {}
+
+
 def check_arguments(registry: Registry, name: str, args: Dict[str, Any], option: str) -> None:
-    """Refuse an argument the component does not take, naming the option, what it takes and any rename."""
+    """Refuse an argument the component does not take, naming the option, what it takes and any rename, and check
+    each value against the component's annotation (``args`` gets the checked values: ints stay ints, ...)."""
     obj = registry.get(name)
     params = signature_params(obj)
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
     renamed = getattr(obj, "renamed_args", {})
-    for key in args:
-        if key in params or takes_kwargs:
-            continue
-        hint = f" (renamed {renamed[key]!r})" if key in renamed else ""
-        raise ValueError(f"{option} {key}: {registry.kind} {name!r} takes no argument {key!r}{hint}; "
-                         f"it takes: {', '.join(params) or 'nothing'}")
+    hints = _type_hints(obj)
+    for key in list(args):
+        if key not in params and not takes_kwargs:
+            hint = f" (renamed {renamed[key]!r})" if key in renamed else ""
+            raise ValueError(f"{option} {key}: {registry.kind} {name!r} takes no argument {key!r}{hint}; "
+                             f"it takes: {', '.join(params) or 'nothing'}")
+        if key in hints:
+            args[key] = coerce(args[key], hints[key], f"{option} {key}")
 
 
 def build_component(registry: Registry, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -159,12 +169,17 @@ def build(config: FitConfig, data: Optional[VAEData] = None) -> Components:
     objective = build_component(OBJECTIVES, config.objective, **config.objective_args)  # cheap checks first
     if data is None:
         data = load_dataset(config.data, root=config.data_root, seed=config.seed, **config.data_args)
+    if config.batch_size > len(data.train):
+        raise ValueError(f"--batch-size {config.batch_size} is larger than the training set of {data.name!r} "
+                         f"({len(data.train)} examples); use a smaller batch or more data")
+    if len(data.test) == 0:
+        raise ValueError(f"dataset {data.name!r} has no test examples for the held-out loss; give it some (n_test)")
     model_cls = MODELS.get(config.model)
     note = resolve_likelihood(model_cls, data, config.model_args)  # recorded in config.json
     model_args = {**config.model_args, **label_args(model_cls, data, config.model_args)}
     model = build_component(MODELS, config.model, data.shape, **model_args)
     if note is not None:
-        print(f"pyro-vaes: {note}", file=sys.stderr)
+        print(f"pyro-vaes: {note}")
     if hasattr(model, "likelihood"):
         likelihoods.check_data(model.likelihood, data.train.x[:1000])
     guide = build_component(GUIDES, config.guide, model, **config.guide_args) if config.guide is not None else None

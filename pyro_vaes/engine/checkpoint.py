@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -12,8 +15,13 @@ import numpy as np
 import torch
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read (truncated, corrupt, or not a pyro_vaes checkpoint)."""
+
+
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``: the old file stays whole
+    until the new one is complete (a full disk or a kill leaves it as it was, and no temporary file behind)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -22,14 +30,32 @@ def save_atomic(obj: Any, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(err.errno, f"no space left on the device while writing {path}; the previous file is kept "
+                                     "whole: free some space, then resume") from None
         raise
 
 
 def load(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
-    return torch.load(Path(path), map_location=map_location, weights_only=True)
+    """Load a checkpoint with weights-only unpickling: a file that holds code, or is truncated or corrupt, is refused
+    with one line naming it (its content is never executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, AttributeError,
+            TypeError, IndexError, UnicodeDecodeError, OSError) as err:  # fmt: skip
+        what = ("is corrupt or holds objects other than tensors and plain values" if isinstance(err, pickle.UnpicklingError)
+                else "is truncated or corrupt")  # fmt: skip
+        raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(err).__name__}): it {what}; restore it from a "
+                              "copy, or refit into another folder") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"checkpoint {path} is not a pyro_vaes checkpoint (no model state in it)")
+    return state
 
 
 def rng_state() -> Dict[str, Any]:

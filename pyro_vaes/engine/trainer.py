@@ -20,7 +20,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pyro
 import pyro.infer.util
@@ -39,7 +39,11 @@ from pyro_vaes.params import param_registration
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss became NaN or infinite, or jumped far above its running level; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Ctrl-C: training stopped between steps; the message says where and how to resume."""
 
 
 class Trainer:
@@ -59,6 +63,8 @@ class Trainer:
         self.progress = progress
         self.step = 0
         self.running_loss: Optional[float] = None  # exponential moving average of the per-datum main loss
+        self.last_checkpoint: Optional[int] = None  # the step of the last checkpoint written or resumed from
+        self.on_checkpoint: Optional[Callable[[], Path]] = None  # called after each checkpoint; returns the run folder
         objective = self.parts.objective
         self.learner = Learner(self.parts.model, self.parts.guide, objective)
         self.params = self.learner.main_parameters()
@@ -118,8 +124,25 @@ class Trainer:
             # consumed by pyro.optim when each parameter is first seen in the next SVI step
             self.pyro_optim.set_state(state["pyro_optim"])
         self.step = int(state["step"])
+        self.last_checkpoint = self.step
         self.running_loss = state.get("running_loss")
         ckpt.set_rng_state(state["rng"])
+
+    def set_learning_rates(self, lr: float, aux_lr: float) -> None:
+        """Change the optimizers' learning rates (on resume; the recorded config and metrics.jsonl say so)."""
+        groups = [] if self.optimizer is None else self.optimizer.param_groups
+        for g in groups:
+            g["lr"] = lr
+        if self.optimizer is None:  # pyro.optim: new optimizers, states restored when each parameter is first seen
+            self.pyro_optim.pt_optim_args["lr"] = lr
+            pending = list(getattr(self.pyro_optim, "_state_waiting_to_be_consumed", {}).values())
+            for group in [g for state in pending for g in state.get("param_groups", [])] + [
+                    g for opt in self.pyro_optim.optim_objs.values() for g in opt.param_groups]:  # fmt: skip
+                group["lr"] = lr
+        for name, opt in self.aux_optimizers.items():
+            net = self.parts.objective.networks()[name]
+            for g in opt.param_groups:
+                g["lr"] = aux_lr if net.lr is None else net.lr
 
     def save_checkpoint(self) -> Path:
         for t in self.learner.all_parameters():
@@ -129,7 +152,31 @@ class Trainer:
                 )
         path = self.run_dir / CHECKPOINT
         ckpt.save_atomic(self.state_dict(), path)
+        self.last_checkpoint = self.step
+        if self.on_checkpoint is not None:
+            self.run_dir = self.on_checkpoint()
+            path = self.run_dir / CHECKPOINT
         return path
+
+    def _check_loss(self, loss: float, n: int) -> None:
+        """Stop (before the optimizer steps on it) on a non-finite loss, or one that jumped far above its running level
+        (``divergence``: more than that many times the running average's magnitude, plus one, above it)."""
+        per_datum = loss / n
+        c = self.config
+        jumped = (c.divergence > 0 and self.running_loss is not None and math.isfinite(per_datum)
+                  and per_datum - self.running_loss > c.divergence * (abs(self.running_loss) + 1.0))  # fmt: skip
+        if math.isfinite(loss) and not jumped:
+            return
+        what = f"became {loss}" if not math.isfinite(loss) else (
+            f"jumped to {per_datum:.4g} per datum (running average {self.running_loss:.4g}; --divergence "
+            f"{c.divergence:g} allows at most {self.running_loss + c.divergence * (abs(self.running_loss) + 1):.4g})")
+        if self.last_checkpoint is None:
+            where = (f"no checkpoint was written yet (the first comes at step {c.checkpoint_every}): rerun with a lower "
+                     f"--lr, or check the data")
+        else:
+            where = (f"the last good checkpoint is {self.run_dir / CHECKPOINT} at step {self.last_checkpoint}: resume "
+                     f"from it with a lower --lr (pyro-vaes fit --resume {self.run_dir} --lr ...)")
+        raise TrainingDiverged(f"the loss {what} at step {self.step + 1}; training stopped. {where}")
 
     # -- one step ----------------------------------------------------------------------------------------------
     def _step(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> float:
@@ -141,16 +188,19 @@ class Trainer:
         for name in self.order:
             if name == "main" and self.svi is not None:
                 loss = self.svi.step(x, y)
+                self._check_loss(loss, x.shape[0])
             else:
                 opt = self.optimizer if name == "main" else self.aux_optimizers[name]
                 opt.zero_grad(set_to_none=True)
                 loss_t = self.learner(x, y) if name == "main" else obj.network_loss(name, x, y)
                 loss = loss_t.detach().item()
-                if math.isfinite(loss):
-                    loss_t.backward()
-                    opt.step()
-            if not math.isfinite(loss):
-                return loss
+                if name == "main":
+                    self._check_loss(loss, x.shape[0])  # before the optimizer moves anything
+                elif not math.isfinite(loss):
+                    raise TrainingDiverged(f"the loss of the {name} network became {loss} at step {self.step + 1}; "
+                                           "training stopped (resume from the last checkpoint with a lower --aux-lr)")
+                loss_t.backward()
+                opt.step()
             if name == "main":
                 main_loss = loss
         return main_loss
@@ -174,7 +224,6 @@ class Trainer:
     def fit(self) -> List[Dict[str, float]]:
         p, c = self.parts, self.config
         train = p.data.train
-        metrics_path = self.run_dir / METRICS
         history: List[Dict[str, float]] = []
         bar = tqdm(total=c.steps, initial=self.step, disable=not self.progress, desc=f"fit {c.model}", file=sys.stderr,
                    mininterval=1.0)
@@ -192,11 +241,6 @@ class Trainer:
                 with pyro.validation_enabled(first_step), param_registration(self.svi is not None):
                     loss = self._step(x, y)
                 first_step = False
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"the loss became {loss} at step {self.step + 1}; training stopped. The last good checkpoint "
-                        f"is {self.run_dir / CHECKPOINT} (resume from it with a lower --lr, or check the data)"
-                    )
                 self.step += 1
                 per_datum = loss / x.shape[0]
                 running = per_datum if self.running_loss is None else 0.98 * self.running_loss + 0.02 * per_datum
@@ -212,11 +256,16 @@ class Trainer:
                         "seconds": time.perf_counter() - t0,
                     }
                     history.append(row)
-                    with open(metrics_path, "a") as f:
+                    with open(self.run_dir / METRICS, "a") as f:
                         f.write(json.dumps(row) + "\n")
                     bar.write(f"step {self.step}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}")
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
                     self.save_checkpoint()
+        except KeyboardInterrupt:
+            where = ("no checkpoint was written yet: rerun the same command to start again" if self.last_checkpoint is None
+                     else f"the last checkpoint is at step {self.last_checkpoint}: resume with pyro-vaes fit --resume "
+                          f"{self.run_dir}")
+            raise TrainingInterrupted(f"stopped at step {self.step} (Ctrl-C); {where}") from None
         finally:
             bar.close()
         return history

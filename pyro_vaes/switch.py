@@ -157,14 +157,16 @@ def subspace_points(model, guide, attribute: int, to: int, reference: Optional[T
 @torch.no_grad()
 def switch_attribute(model, guide, x: torch.Tensor, y: torch.Tensor, attribute: int, to: int,
                      reference: Optional[Tuple[torch.Tensor, torch.Tensor]] = None, points: Optional[torch.Tensor] = None,
-                     intensities: Sequence[float] = (1.0,), others: str = "keep", **point_options: Any) -> Switched:
+                     intensities: Sequence[float] = (1.0,), others: str = "keep", code_means: Optional[torch.Tensor] = None,
+                     **point_options: Any) -> Switched:
     """Switch attribute ``attribute`` of items ``x`` (labels ``y`` (B, k)) to ``to`` ∈ {0, 1} (see the module docstring).
 
     ``reference`` = (x, y) labelled items (e.g. the training split): the attribute's mean codes (latent arithmetic)
     or the spread of the candidate points (subspace). ``points``: subspace points, (P, dim W_j) for every item or
     (B, P, dim W_j) per item (default :func:`subspace_points` with ``point_options``). ``intensities``: α values of
     latent arithmetic and label swap (one candidate each). ``others``: the other subspaces, ``keep`` or ``zero``.
-    Returns :class:`Switched` with images (B, P, *shape).
+    ``code_means``: the (2, d) mean codes of latent arithmetic, when already computed from ``reference``
+    (:func:`attribute_code_means`). Returns :class:`Switched` with images (B, P, *shape).
     """
     if to not in (0, 1):
         raise ValueError(f"an attribute is switched to 0 or 1, got {to!r}")
@@ -179,9 +181,10 @@ def switch_attribute(model, guide, x: torch.Tensor, y: torch.Tensor, attribute: 
         src = y[:, attribute].to(torch.get_default_dtype())
         images, names = [], []
         if method == "latent-arithmetic":
-            if reference is None:
+            if code_means is None and reference is None:
                 raise ValueError("latent arithmetic needs reference=(x, y): labelled items to average codes over")
-            centre = attribute_code_means(model, guide, reference[0], reference[1], attribute).to(dev)
+            centre = (attribute_code_means(model, guide, reference[0], reference[1], attribute)
+                      if code_means is None else code_means).to(dev)
             code = means[model.code_site]
             shift = centre[to] - centre[src.long()]  # (B, d); zero where the item already has the target
             for a in intensities:
@@ -197,6 +200,8 @@ def switch_attribute(model, guide, x: torch.Tensor, y: torch.Tensor, attribute: 
             site, sl = model.subspace_site, model.subspace(attribute)
             if points is None:
                 points, names = subspace_points(model, guide, attribute, to, reference, **point_options)
+            elif points.dim() == 2:
+                names = [" ".join(f"{v:.2g}" for v in p.tolist()) for p in points]
             else:
                 names = [f"point {i}" for i in range(points.shape[-2])]
             points = points.to(dev)
@@ -266,16 +271,25 @@ def switch_accuracy(model, guide, classifier, x: torch.Tensor, y: torch.Tensor, 
 
     column = attribute if column is None else column
     y = _labels(y, len(x), attribute)
+    method = switch_method(model)
+    point_options = {k: options.pop(k) for k in ("method", "grid", "components", "radius") if k in options}
+    code_means = None
+    if method == "latent-arithmetic" and reference is not None:  # computed once, not per batch
+        code_means = attribute_code_means(model, guide, reference[0], reference[1], attribute)
     res: Dict[str, Any] = {}
     n_all = 0
     for to in (1, 0):
         idx = torch.nonzero(y[:, attribute] != to).flatten()
         if len(idx) == 0:
             continue
+        fixed = dict(options)
+        if method == "subspace" and fixed.get("points") is None:
+            fixed["points"], _ = subspace_points(model, guide, attribute, to, reference, **point_options)
         hits, plain, spread, names = [], [], 0.0, []
         for i in range(0, len(idx), batch_size):
             b = idx[i : i + batch_size]
-            out = switch_attribute(model, guide, x[b], y[b], attribute, to, reference=reference, **options)
+            out = switch_attribute(model, guide, x[b], y[b], attribute, to, reference=reference, code_means=code_means,
+                                   **fixed)
             imgs = out.images.cpu()
             names = out.candidates
             pred = classifier.predict(imgs.flatten(0, 1))

@@ -109,20 +109,33 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _ess_note(ess: Optional[float], particles: int) -> str:
+    """The effective sample size beside an importance-sampled estimate, and a warning when it is too small to trust."""
+    from pyro_vaes.evaluation import MIN_ESS
+
+    if ess is None:  # results written before the effective sample size was recorded
+        return ""
+    if ess < MIN_ESS:
+        return (f"; UNRELIABLE: median effective sample size {ess:.1f} of {particles}, one weight dominates, so this "
+                "is a loose lower bound and its standard error means nothing (more --particles or a better guide)")
+    return f"; effective sample size {ess:.0f} of {particles}"
+
+
 def _format_results(res: Dict[str, Any]) -> str:
     rows = []
     if "log_likelihood" in res:
         per_datum = " per datum" + (f" ({res['per_datum_from']})" if "per_datum_from" in res else "")
         rows += [
             ("test log-likelihood (IS, nats)", f"{res['log_likelihood']:.3f} ± {res['log_likelihood_se']:.3f} (Monte-Carlo "
-                                               f"standard error; {res['num_particles']} particles){per_datum}"),
+                                               f"standard error; {res['num_particles']} particles){per_datum}"
+                                               f"{_ess_note(res.get('log_likelihood_ess'), res['num_particles'])}"),
             ("test ELBO (nats)", f"{res['elbo']:.3f}"),
         ]
         if "log_likelihood_batch" in res:
             rows += [(f"log p(X)/B of batches of {res['batch_size']}",
                       f"{res['log_likelihood_batch']:.3f} ± {res['log_likelihood_batch_se']:.3f}  (ELBO(X)/B "
                       f"{res['elbo_batch']:.3f}: the bound the model was trained on, not comparable with per-datum "
-                      "log p(x))")]
+                      f"log p(x)){_ess_note(res.get('log_likelihood_batch_ess'), res['num_particles'])}")]
         rows += [
             ("reconstruction E_q[log p(x|z)]", f"{res['reconstruction']:.3f}"),
             ("reconstruction squared error", f"{res['recon_mse']:.4f}"),

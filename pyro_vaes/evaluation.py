@@ -9,7 +9,9 @@ the guide samples are importance-sampled with the rest. From the log-weights
 log w_s = log p(x, latents_s) − log q(latents_s | x) it gets
 
 * the importance-sampled log-likelihood log p(x) ≈ logsumexp_s log w_s − log S (Burda et al., 2016, eq. 8), with
-  its Monte-Carlo standard error by the delta method, se ≈ sqrt(S Σ w² / (Σ w)² − 1) / sqrt(S);
+  its Monte-Carlo standard error by the delta method, se ≈ sqrt(S Σ w² / (Σ w)² − 1) / sqrt(S), and the weights'
+  effective sample size (Σ w)² / Σ w²: below ``MIN_ESS`` the estimate is flagged unreliable (one weight dominates, the
+  estimate is a loose lower bound that rises with S, and the standard error is meaningless);
 * the ELBO E_q[log w] (the bound the model was trained on), the reconstruction term E_q[log p(x | latents)],
 * KL(q ‖ p) per latent site, E_q[log q − log p] (a site whose prior depends on an enumerated site gets the prior
   with that site summed out, e.g. UG-VAE's mixture p(z | β) = (1/K) Σ_k N(z; μ_k(β), σ_k(β))),
@@ -143,11 +145,26 @@ def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num
 
 
 def log_mean_exp_se(log_w: torch.Tensor, dim: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """log (1/S) Σ_s w_s along ``dim`` and its delta-method standard error sqrt((S Σw²/(Σw)² − 1) / S)."""
+    """log (1/S) Σ_s w_s along ``dim`` and its delta-method standard error sqrt((S Σw²/(Σw)² − 1) / S).
+
+    The standard error is only as good as the sample variance of the weights: when one weight dominates
+    (:func:`effective_sample_size` near 1) it stays near 1 nat whatever the true error, and the estimate is a loose
+    lower bound that keeps rising with S."""
     S = log_w.shape[dim]
     lse = torch.logsumexp(log_w, dim)
     ratio = torch.exp(torch.logsumexp(2 * log_w, dim) - 2 * lse)  # Σw² / (Σw)²
     return lse - math.log(S), ((S * ratio - 1).clamp_min(0) / S).sqrt()
+
+
+def effective_sample_size(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Kish's effective sample size (Σw)² / Σw² of importance weights along ``dim``: S for equal weights, 1 when
+    one weight dominates."""
+    return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))
+
+
+#: below this effective sample size (median over evaluation units) an importance-sampled log-likelihood is flagged
+#: unreliable: a loose lower bound whose delta-method standard error means nothing
+MIN_ESS = 10.0
 
 
 @dataclass
@@ -156,6 +173,7 @@ class ParticleEstimates:
 
     log_likelihood: torch.Tensor  # per datum for i.i.d. models; the batch's log p(X)/B (repeated) with global latents
     log_likelihood_se: torch.Tensor
+    ess: torch.Tensor  # effective sample size of the weights (per datum; the batch's, repeated, with global latents)
     elbo: torch.Tensor  # mean_s log w_s
     reconstruction: torch.Tensor  # mean_s log p(x | latents_s)
     kl: Dict[str, torch.Tensor]  # mean_s [log q − log p] per latent site
@@ -197,10 +215,11 @@ def particle_estimates(
             for name, v in lp.values.items():
                 values.setdefault(name, []).append(v)
         done += s
-    ll, se = log_mean_exp_se(torch.cat(weights, 0), 0)
+    log_w = torch.cat(weights, 0)
+    (ll, se), ess = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0)
     if joint:
-        ll, se = ll.expand(B) / B, se.expand(B) / B
-    return ParticleEstimates(ll, se, elbo / num_particles, obs / num_particles,
+        ll, se, ess = ll.expand(B) / B, se.expand(B) / B, ess.expand(B)
+    return ParticleEstimates(ll, se, ess, elbo / num_particles, obs / num_particles,
                              {k: v / num_particles for k, v in kl.items()}, values, num_particles)  # fmt: skip
 
 
@@ -277,12 +296,14 @@ def evaluate(
     with the modules in eval mode (see the module docstring for what each key means).
 
     Returns ``log_likelihood`` and ``log_likelihood_se`` (the standard error of the mean over examples: the
-    importance sampler's Monte-Carlo error), ``elbo``, ``reconstruction`` (E_q[log p(x | latents)]), ``kl`` per
+    importance sampler's Monte-Carlo error), ``log_likelihood_ess`` (the median effective sample size of the weights
+    over examples) and ``log_likelihood_reliable`` (that median is at least ``MIN_ESS``; otherwise the estimate is a
+    loose lower bound and its standard error means nothing), ``elbo``, ``reconstruction`` (E_q[log p(x | latents)]), ``kl`` per
     latent site and ``kl_total``, ``kl_per_dim`` (with ``kl_per_dim_se`` and ``kl_per_dim_prior``), ``recon_mse``
     (squared error of the reconstruction from the posterior means, summed over an observation), ``active_units``
     (code dimensions whose posterior mean varies across examples with variance > 0.01), ``n`` and
     ``num_particles``; with batch-level latents also ``log_likelihood_batch``, ``log_likelihood_batch_se``,
-    ``elbo_batch`` and ``batch_size``. ``progress`` shows a bar with the time left.
+    ``log_likelihood_batch_ess``, ``log_likelihood_batch_reliable``, ``elbo_batch`` and ``batch_size``. ``progress`` shows a bar with the time left.
     """
     device = model.device
     n = len(split) if max_examples is None else min(len(split), max_examples)
@@ -294,6 +315,7 @@ def evaluate(
         return {"n": n, "num_particles": 0, "note": "the model has no guide: no likelihood, ELBO or reconstruction"}
     joint = len(model.global_sites) > 0
     tot = {"log_likelihood": 0.0, "elbo": 0.0, "reconstruction": 0.0, "recon_mse": 0.0}
+    ess: Dict[str, List[float]] = {"per_datum": [], "batch": []}
     var = {"log_likelihood": 0.0}
     batch_tot = {"log_likelihood_batch": 0.0, "log_likelihood_batch_var": 0.0, "elbo_batch": 0.0}
     kl_site: Dict[str, float] = {}
@@ -304,6 +326,7 @@ def evaluate(
     def accumulate(est: ParticleEstimates, xb, yb, per_datum: bool) -> None:
         tot["log_likelihood"] += float(est.log_likelihood.sum()) if per_datum else 0.0
         var["log_likelihood"] += float((est.log_likelihood_se ** 2).sum()) if per_datum else 0.0
+        ess["per_datum"] += est.ess.tolist()
         tot["elbo"] += float(est.elbo.sum())
         tot["reconstruction"] += float(est.reconstruction.sum())
         for name, kl in est.kl.items():
@@ -322,7 +345,8 @@ def evaluate(
             est = particle_estimates(model, guide, x, y, num_particles, chunk)
             if joint:  # the batch quantities under their own names; per-datum ones from batches of one below
                 batch_tot["log_likelihood_batch"] += float(est.log_likelihood.sum())
-                batch_tot["log_likelihood_batch_var"] += float((est.log_likelihood_se ** 2).sum())
+                batch_tot["log_likelihood_batch_var"] += float(est.log_likelihood_se[0] * b) ** 2  # log p(X)'s own
+                ess["batch"].append(float(est.ess[0]))
                 batch_tot["elbo_batch"] += float(est.elbo.sum())
             else:
                 accumulate(est, x, y, per_datum=True)
@@ -339,6 +363,8 @@ def evaluate(
     bar.close()
     result: Dict[str, object] = {k: v / n for k, v in tot.items()}
     result["log_likelihood_se"] = math.sqrt(var["log_likelihood"]) / n
+    result["log_likelihood_ess"] = float(torch.tensor(ess["per_datum"]).median())
+    result["log_likelihood_reliable"] = result["log_likelihood_ess"] >= MIN_ESS
     result["kl"] = {k: v / n for k, v in kl_site.items()}
     result["kl_total"] = sum(result["kl"].values())  # type: ignore[arg-type]
     result["kl_per_dim"] = {k: (v["kl"] / n).tolist() for k, v in kl_dim.items()}
@@ -347,6 +373,8 @@ def evaluate(
     if joint:
         result["log_likelihood_batch"] = batch_tot["log_likelihood_batch"] / n
         result["log_likelihood_batch_se"] = math.sqrt(batch_tot["log_likelihood_batch_var"]) / n
+        result["log_likelihood_batch_ess"] = float(torch.tensor(ess["batch"]).median())
+        result["log_likelihood_batch_reliable"] = result["log_likelihood_batch_ess"] >= MIN_ESS
         result["elbo_batch"] = batch_tot["elbo_batch"] / n
         result["batch_size"] = batch_size
         result["per_datum_from"] = "batches of one (each item with its own batch-level latent)"

@@ -14,7 +14,8 @@ from torch import nn
 
 from pyro_vaes.data import ArraySplit, load_dataset
 from pyro_vaes.engine import build_component
-from pyro_vaes.evaluation import evaluate, kl_per_dimension, log_likelihood_is, particle_estimates, site_log_probs
+from pyro_vaes.evaluation import (MIN_ESS, effective_sample_size, evaluate, kl_per_dimension, log_likelihood_is,
+                                  log_mean_exp_se, particle_estimates, site_log_probs)
 from pyro_vaes.guides.base import GuideBase
 from pyro_vaes.models.base import ModelBase, global_to_plate
 from pyro_vaes.registry import GUIDES, MODELS
@@ -59,6 +60,34 @@ def test_importance_sampled_log_likelihood_converges_to_exact(linear_vae):
     assert err.mean() < 0.02, (est.log_likelihood, exact)
     assert err.mean() < err_small  # more particles, closer
     assert (err < 5 * est.log_likelihood_se + 1e-3).all()  # the reported Monte-Carlo error covers the error
+
+
+def test_effective_sample_size_and_standard_error_identities():
+    """Kish's ESS is S for equal weights and 1 for one dominant weight, equals (Σw)²/Σw² computed in float64 from the
+    weights themselves, and the delta-method SE is sqrt((S/ESS − 1)/S)."""
+    assert float(effective_sample_size(torch.zeros(50))) == pytest.approx(50)
+    assert float(effective_sample_size(torch.tensor([0.0, -800.0, -900.0]))) == pytest.approx(1.0)
+    log_w = torch.randn(200, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
+    w = log_w.exp()
+    assert torch.allclose(effective_sample_size(log_w), w.sum(0) ** 2 / (w**2).sum(0))
+    est, se = log_mean_exp_se(log_w)
+    assert torch.allclose(est, w.mean(0).log())
+    assert torch.allclose(se, ((200 / effective_sample_size(log_w) - 1) / 200).sqrt())
+
+
+def test_a_poor_proposal_is_flagged_unreliable_and_a_good_one_is_not(linear_vae):
+    """An untrained guide far from the posterior (its scale shrunk a hundredfold) gives one dominant weight: the
+    evaluation says so instead of reporting a tight standard error; the fitted guide does not trip the flag."""
+    model, guide, x = linear_vae
+    _fit_guide(model, guide, x)
+    split = ArraySplit(x)
+    good = evaluate(model, guide, split, num_particles=200, batch_size=16)
+    assert good["log_likelihood_reliable"] and good["log_likelihood_ess"] > MIN_ESS
+    encode = guide.encode
+    guide.encode = lambda x, y=None: {k: {**v, "scale": v["scale"] / 100} for k, v in encode(x, y).items()}
+    bad = evaluate(model, guide, split, num_particles=200, batch_size=16)
+    assert not bad["log_likelihood_reliable"] and bad["log_likelihood_ess"] < MIN_ESS
+    assert bad["log_likelihood"] < good["log_likelihood"] - 1.0
 
 
 def test_elbo_is_below_exact_log_likelihood(linear_vae):
@@ -222,6 +251,12 @@ def test_batch_latent_reports_log_p_of_the_batch_and_per_datum_from_batches_of_o
     assert abs(res["log_likelihood_batch"] - exact_batch) < 5 * res["log_likelihood_batch_se"] + 0.01
     assert abs(res["log_likelihood"] - exact_datum) < 5 * res["log_likelihood_se"] + 0.01
     assert res["elbo_batch"] <= exact_batch and res["elbo"] <= exact_datum
+    assert res["log_likelihood_batch_reliable"] and res["log_likelihood_reliable"]
+    # the batch's reported standard error is the spread of its estimate over repeated evaluations
+    reps = [evaluate(model, guide, ArraySplit(X), num_particles=100, batch_size=10) for _ in range(12)]
+    spread = float(torch.tensor([r["log_likelihood_batch"] for r in reps]).std())
+    reported = float(torch.tensor([r["log_likelihood_batch_se"] for r in reps]).mean())
+    assert 0.4 < spread / reported < 2.5, (spread, reported)
     assert sum(res["kl_per_dim"]["c"]) == pytest.approx(res["kl"]["c"], rel=0.1, abs=0.05)  # same units
 
 

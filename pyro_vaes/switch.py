@@ -320,9 +320,10 @@ def write_switch(run, attribute: Union[int, str], to: int, out=None, overwrite: 
     """Switch ``attribute`` to ``to`` for ``n`` test items of a fitted run (:func:`switch`) and write the result: a PNG
     grid for images (one row per item: input, reconstruction, then every candidate), a ``.pt`` file of tensors for
     flat data. ``out`` defaults to ``RUN/figures/switch-<attribute>-to<to>.png``; an existing file is refused
-    unless ``overwrite``. Returns the path written."""
+    unless ``overwrite``, a run folder's own files always. Returns the path written."""
     from pathlib import Path
 
+    from pyro_vaes.engine import check_output
     from pyro_vaes.plots import image_grid
 
     j = attribute_index(run.data.label_names, attribute)
@@ -330,8 +331,7 @@ def write_switch(run, attribute: Union[int, str], to: int, out=None, overwrite: 
     path = Path(out) if out is not None else Path(run.run_dir) / "figures" / f"switch-{name}-to{to}.png"
     if not run.data.is_image:
         path = path.with_suffix(".pt")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite or another --out")
+    check_output(path, overwrite)  # the run folder's own files never; an existing file only with overwrite
     res, x, rec = switch(run, j, to, n=n, **options)
     imgs = res.images.cpu()
     if run.data.is_image:

@@ -121,6 +121,22 @@ def _ess_note(ess: Optional[float], particles: int) -> str:
     return f"; effective sample size {ess:.0f} of {particles}"
 
 
+def _format_gaps(g: Dict[str, Any]) -> str:
+    """The inference-gap block of ``evaluate --refine`` and ``compare``."""
+    rows = [
+        (f"after {g['refine_steps']} refinement steps", f"local parameters of {', '.join(g['refined_sites']) or 'no site'}"
+                                                        f" optimised per example ({g['refine_particles']} particles a step)"),
+        ("ELBO amortized -> refined", f"{g['elbo_amortized']:.3f} -> {g['elbo_refined']:.3f}"),
+        ("log p(x), refined proposal", f"{g['log_likelihood']:.3f} ± {g['log_likelihood_se']:.3f}"
+                                       f"{_ess_note(g['log_likelihood_ess'], g['num_particles'])}"),
+        ("amortization gap", f"{g['amortization_gap']:.3f} ± {g['amortization_gap_se']:.3f}  (L[q*] - L[q_phi])"),
+        ("approximation gap", f"{g['approximation_gap']:.3f} ± {g['approximation_gap_se']:.3f}  (log p(x) - L[q*])"),
+        ("refinement converged?", f"ELBO change over the last 10% of steps {g['refine_last_change']:+.4f} nats"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
 def _format_results(res: Dict[str, Any]) -> str:
     rows = []
     if "log_likelihood" in res:
@@ -159,11 +175,16 @@ def cmd_evaluate(args) -> int:
         raise ValueError(f"--particles must be >= 1, got {args.particles}")
     if not args.all and args.max_examples < 1:
         raise ValueError(f"--max-examples must be >= 1, got {args.max_examples} (use --all for every test example)")
+    if args.refine < 0:
+        raise ValueError(f"--refine must be >= 0 steps, got {args.refine}")
     run = _load(args)
-    res = run.evaluate(num_particles=args.particles, max_examples=None if args.all else args.max_examples, progress=True)
+    res = run.evaluate(num_particles=args.particles, max_examples=None if args.all else args.max_examples, progress=True,
+                       refine=args.refine)
     print(f"{run.config.model} / {run.config.guide} / {run.config.objective} on {run.config.data}: {res['n']} test "
           f"examples, {res['num_particles']} particles each")
     print(_format_results(res))
+    if "refined" in res:
+        print(_format_gaps(res["refined"]))
     print(f"written: {Path(args.run) / 'results.json'}")
     return 0
 
@@ -325,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-examples", type=int, default=500,
                    help="evaluate on the first N test examples (default 500; --all for every one)")
     p.add_argument("--all", action="store_true", help="evaluate on every test example")
+    p.add_argument("--refine", type=int, default=0, metavar="K",
+                   help="also take K steps of local variational inference per example (model and networks fixed) and "
+                        "report the refined ELBO and the amortization and approximation gaps (default 0: off)")
     _add_reader_options(p)
     p = sub.add_parser("sample", help="decode prior samples into a PNG grid")
     p.add_argument("run", help="run folder")

@@ -381,11 +381,65 @@ def build_parser() -> argparse.ArgumentParser:
     if add_data_parser is not None:
         add_data_parser(sub)
     _add_switch(sub)
+    _add_compare(sub)
     return parser
 
 
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="fit guides of one model alike and compare them, inference gaps included",
+                       description="Fit every listed guide of MODEL with the same data, budget and seeds (or reuse "
+                                   "--runs), evaluate them on the same test examples, split each inference gap into "
+                                   "approximation and amortization (Cremer et al., 2018), time their steps, and write "
+                                   "OUT/compare.md, compare.json and compare.png.")  # fmt: skip
+    p.add_argument("model", nargs="?", help="model name (not with --runs)")
+    p.add_argument("--guides", help="comma-separated guide names (default: every guide of the model)")
+    p.add_argument("--data", help="dataset name")
+    p.add_argument("--data-root", help="folder real datasets are read from (default: $PYRO_VAES_DATA)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, one fit per guide and seed (default 0)")
+    p.add_argument("--objective", help="one objective for every guide (default: each guide's own default)")
+    p.add_argument("--steps", type=int, help="training steps per fit (default 1000)")
+    p.add_argument("--batch-size", type=int, help="minibatch size (default 128)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    for what in ("model", "objective", "data"):
+        p.add_argument(f"--{what}-arg", action="append", metavar="KEY=VALUE", help=f"{what} argument (repeatable)")
+    p.add_argument("--runs", nargs="+", metavar="RUN", help="finished run folders to compare instead of fitting")
+    p.add_argument("--particles", type=int, default=100, help="importance samples per example (default 100)")
+    p.add_argument("--max-examples", type=int, default=100, help="test examples (default 100)")
+    p.add_argument("--refine", type=int, default=100, metavar="K", help="local refinement steps (default 100)")
+    p.add_argument("--out", required=True, help="the comparison's folder (new, empty, or an earlier comparison)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _int_list(text: str, option: str) -> List[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated integers, got {text!r}") from None
+
+
+def cmd_compare(args) -> int:
+    from pyro_vaes.comparison import compare
+
+    settings: Dict[str, Any] = {}
+    for key in ("steps", "batch_size", "lr"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    for what in ("model", "objective", "data"):
+        extra = parse_assignments(getattr(args, f"{what}_arg"), f"--{what}-arg")
+        if extra:
+            settings[f"{what}_args"] = extra
+    if args.runs and settings:
+        raise ValueError(f"--runs compares finished runs as they are; drop {', '.join(sorted(settings))}")
+    guides = [g.strip() for g in args.guides.split(",") if g.strip()] if args.guides else None
+    compare(args.model, guides, out=args.out, data=args.data, seeds=_int_list(args.seeds, "--seeds"),
+            objective=args.objective, runs=args.runs, num_particles=args.particles, max_examples=args.max_examples,
+            refine_steps=args.refine, data_root=args.data_root, progress=not args.quiet, **settings)  # fmt: skip
+    print((Path(args.out) / "compare.md").read_text())
+    return 0
+
+
 COMMANDS = {"fit": cmd_fit, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot, "list": cmd_list,
-            "reproduce": cmd_reproduce, "switch": cmd_switch}  # fmt: skip
+            "reproduce": cmd_reproduce, "switch": cmd_switch, "compare": cmd_compare}  # fmt: skip
 
 
 def _one_line(err: BaseException) -> str:

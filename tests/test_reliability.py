@@ -179,6 +179,16 @@ CASES = [
     ("reproduce into a file", ["reproduce", "ugvae-sampling", "--out", "user.png"], "is a file"),
     ("reproduce into a folder with files", ["reproduce", "chyvae-shapes2d", "--out", "thesis"], "not empty"),
     ("reproduce at an unknown scale", ["reproduce", "ugvae-sampling", "--scale", "huge"], "invalid choice"),
+    ("compare an unknown model", ["compare", "vea", "--data", "moons", "--out", "c"], "Did you mean 'vae'"),
+    ("compare a guide of another model", ["compare", "vae", "--guides", "ugvae-structured", "--data", "moons",
+                                          "--out", "c"], "does not fit model 'vae'"),  # fmt: skip
+    ("compare without data", ["compare", "vae", "--out", "c"], "needs a model and --data"),
+    ("compare with bad seeds", ["compare", "vae", "--data", "moons", "--seeds", "0,x", "--out", "c"],
+     "comma-separated integers"),
+    ("compare into a folder with files", ["compare", "vae", "--data", "moons", "--out", "thesis"], "holds no comparison"),
+    ("compare runs with fit settings", ["compare", "--runs", "run", "--steps", "5", "--out", "c"], "drop steps"),
+    ("compare a folder that is not a run", ["compare", "--runs", "thesis", "--out", "c"], "not a run folder"),
+    ("evaluate with negative refinement", ["evaluate", "run", "--refine", "-1"], "--refine must be >= 0"),
     ("no command", [], "required"),
     ("an unknown flag", ["list", "--bogus"], "unrecognized arguments"),
 ]
@@ -215,7 +225,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case, in_workspace, capsys):
 
 def test_the_catalogue_covers_every_command():
     commands = {argv[0] for _, argv, _ in CASES if argv}
-    assert commands >= {"fit", "evaluate", "sample", "plot", "data", "reproduce", "list"} and len(CASES) >= 60
+    assert commands >= {"fit", "evaluate", "sample", "plot", "data", "reproduce", "list", "compare"} and len(CASES) >= 60
 
 
 def test_a_read_only_folder_is_one_line(tmp_path, capsys):

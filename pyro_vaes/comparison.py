@@ -1,0 +1,287 @@
+"""Compare variational families on one model: fit every guide with the same data, budget and seeds (or reuse run
+folders), evaluate all of them on the same test examples with the same particles, split each one's inference gap
+into its approximation and amortization parts (:mod:`pyro_vaes.inference_gap`), time their training steps side by
+side, and write a table (``compare.md``, ``compare.json``) and a figure (``compare.png``).
+
+    pyro-vaes compare vae --guides diagonal,full-covariance --data mnist --seeds 0,1,2 --steps 2000 --out cmp
+    pyro-vaes compare --runs runs/a runs/b --out cmp          # runs already fitted (one model, one dataset)
+
+The output folder is the comparison's own: new or empty, or a comparison written before (then every run folder in
+it whose recorded settings match is reused, the rest are fitted, and the table and figure are rewritten). Nothing
+else is ever replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+
+RESULTS_JSON, RESULTS_MD, FIGURE = "compare.json", "compare.md", "compare.png"
+#: the step-time measurement: alternating blocks of this many loss + backward passes, median over blocks
+TIMING_BLOCKS, TIMING_STEPS = 5, 5
+
+
+def _check_out(out: Path) -> bool:
+    """True when ``out`` holds an earlier comparison (continued), False when absent or empty; anything else refused."""
+    from pyro_vaes.engine import check_output
+    from pyro_vaes.engine.run_folder import check_writable
+
+    check_writable(out, "--out")
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder for the comparison")
+    if not any(out.iterdir()):
+        return False
+    if not (out / RESULTS_JSON).is_file():
+        held = sorted(p.name for p in out.iterdir())
+        raise FileExistsError(f"--out {out} is not empty and holds no comparison ({', '.join(held[:5])}"
+                              f"{', ...' if len(held) > 5 else ''}); choose a new or empty folder")
+    for name in (RESULTS_MD, FIGURE):
+        check_output(out / name, overwrite=True)
+    return True
+
+
+def _matches(folder: Path, settings: Dict[str, Any]) -> bool:
+    """Whether the finished run folder records these settings (a run this comparison fitted before)."""
+    try:
+        recorded = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not (folder / "checkpoint.pt").exists():
+        return False
+    for key, value in settings.items():
+        got = recorded.get(key)
+        if isinstance(value, dict):
+            if not isinstance(got, dict) or any(got.get(a) != b for a, b in value.items()):
+                return False
+        elif got != value:
+            return False
+    rows = [json.loads(r) for r in (folder / "metrics.jsonl").read_text().splitlines() if r.strip() and '"event"' not in r]
+    return bool(rows) and rows[-1]["step"] == settings["steps"]
+
+
+def _step_seconds(runs: List[Any], seed: int = 0) -> List[float]:
+    """Seconds per training step (the objective's main loss and its backward pass on one training batch of the run's
+    batch size), for each run, measured in alternating blocks in this process; the median block per run."""
+    batches = []
+    for run in runs:
+        n = min(run.config.batch_size, len(run.data.train))
+        x, y = run.data.train.batch(torch.arange(n))
+        batches.append((x.to(run.model.device), None if y is None else y.to(run.model.device)))
+    times: List[List[float]] = [[] for _ in runs]
+    for _ in range(TIMING_BLOCKS):
+        for i, run in enumerate(runs):
+            x, y = batches[i]
+            modules = [m for m in (run.model, run.guide) if m is not None]
+            for m in modules:
+                m.train()
+            t0 = time.perf_counter()
+            for _ in range(TIMING_STEPS):
+                loss = run.parts.objective.loss(x, y)
+                loss.backward()
+            times[i].append((time.perf_counter() - t0) / TIMING_STEPS)
+            for m in modules:
+                m.zero_grad(set_to_none=True)
+                m.eval()
+    return [statistics.median(t) for t in times]
+
+
+def _mean_sd(values: Sequence[float]) -> Dict[str, float]:
+    vals = [float(v) for v in values]
+    return {"mean": sum(vals) / len(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+
+
+def compare(
+    model: Optional[str] = None,
+    guides: Optional[Sequence[str]] = None,
+    *,
+    out: Union[str, Path],
+    data: Optional[str] = None,
+    seeds: Sequence[int] = (0,),
+    objective: Optional[str] = None,
+    runs: Optional[Sequence[Union[str, Path]]] = None,
+    num_particles: int = 100,
+    max_examples: int = 100,
+    refine_steps: int = 100,
+    refine_particles: int = 10,
+    data_root: Optional[str] = None,
+    progress: bool = True,
+    **settings: Any,
+) -> Dict[str, Any]:
+    """Fit (or reuse) and compare guides of one model; returns the table written to ``out/compare.json``.
+
+    Either ``model`` (with ``guides``, default every guide registered for it, ``data`` and ``seeds``; ``settings``
+    are further :class:`~pyro_vaes.config.FitConfig` fields shared by every fit, e.g. ``steps``, ``batch_size``,
+    ``lr``, ``model_args``, ``data_args``), each guide trained with ``objective`` or, when None, its own default
+    objective; or ``runs``, finished run folders of one model on one dataset. Every run is evaluated on the first
+    ``max_examples`` test examples with ``num_particles`` importance samples, its local parameters refined for
+    ``refine_steps`` steps (:func:`pyro_vaes.inference_gap.gaps`), and its training step timed side by side with the
+    others'. Per guide the table holds the mean and the spread (standard deviation) over seeds of each number."""
+    from pyro_vaes.api import fit, load
+    from pyro_vaes.config import FitConfig
+    from pyro_vaes.evaluation import evaluate
+    from pyro_vaes.inference_gap import gaps
+    from pyro_vaes.isolation import isolated_rng
+    from pyro_vaes.registry import GUIDES, MODELS, guides_for
+
+    out = Path(out)
+    if num_particles < 1 or max_examples < 1 or refine_steps < 0 or refine_particles < 1:
+        raise ValueError("compare needs particles >= 1, max_examples >= 1, refine >= 0 and refine_particles >= 1")
+    if runs:
+        if model is not None or guides or data is not None:
+            raise ValueError("give either --runs or a model with --guides/--data, not both")
+        continuing = _check_out(out)
+        loaded = [load(r, data_root=data_root) for r in runs]
+        pairs = {(r.config.model, r.config.data, json.dumps(r.config.data_args, sort_keys=True)) for r in loaded}
+        if len(pairs) > 1:
+            raise ValueError(f"--runs must share one model and one dataset; got {sorted(p[:2] for p in pairs)}")
+        if any(r.guide is None for r in loaded):
+            raise ValueError("a run without a guide has no variational family to compare")
+        model = loaded[0].config.model
+        entries = [(r.config.guide, r.config.seed, r) for r in loaded]
+    else:
+        if model is None or data is None:
+            raise ValueError("compare needs a model and --data (or --runs)")
+        MODELS.entry(model)  # an unknown name is one line naming the valid ones
+        guides = list(guides) if guides else guides_for(model)
+        if not guides:
+            raise ValueError(f"model {model!r} has no guide: there are no variational families to compare")
+        for g in guides:
+            if g not in guides_for(model):
+                GUIDES.entry(g)
+                raise ValueError(f"guide {g!r} does not fit model {model!r}; its guides: {', '.join(guides_for(model))}")
+        if len(set(seeds)) != len(seeds) or not seeds:
+            raise ValueError(f"--seeds must be distinct and non-empty, got {list(seeds)}")
+        continuing = _check_out(out)
+        entries = []
+        for g in guides:
+            for seed in seeds:
+                folder = out / "runs" / f"{g}-seed{seed}"
+                wanted = {"model": model, "guide": g, "data": data, "seed": seed, **settings}
+                if objective is not None:
+                    wanted["objective"] = objective
+                if continuing and _matches(folder, {"steps": FitConfig().steps, **wanted}):
+                    print(f"reusing {folder}", flush=True)
+                    run = load(folder, data_root=data_root)
+                else:
+                    print(f"fitting {model} with guide {g}, seed {seed} -> {folder}", flush=True)
+                    run = fit(out=folder, overwrite=continuing, figures=False, progress=progress, data_root=data_root,
+                              **wanted)  # fmt: skip
+                for m in (run.model, run.guide):
+                    m.eval()
+                entries.append((g, seed, run))
+    out.mkdir(parents=True, exist_ok=True)
+
+    per_run = []
+    for g, seed, run in entries:
+        print(f"evaluating {g} (seed {seed})", flush=True)
+        with isolated_rng(12345):  # every guide sees the same test examples and the same random streams
+            ev = evaluate(run.model, run.guide, run.data.test, num_particles, max_examples=max_examples,
+                          progress=progress)  # fmt: skip
+            gp = gaps(run.model, run.guide, run.data.test, max_examples=max_examples, refine_steps=refine_steps,
+                      refine_particles=refine_particles, num_particles=num_particles, progress=progress)  # fmt: skip
+        per_run.append({"guide": g, "seed": seed, "objective": run.config.objective, "steps": run.config.steps,
+                        "run_dir": str(run.run_dir), "evaluation": ev, "gaps": gp})  # fmt: skip
+    for row, secs in zip(per_run, _step_seconds([r for _, _, r in entries])):
+        row["step_ms"] = 1000 * secs
+
+    table: Dict[str, Any] = {"model": model, "data": entries[0][2].config.data,
+                             "data_args": entries[0][2].config.data_args, "num_particles": num_particles,
+                             "max_examples": max_examples, "refine_steps": refine_steps,
+                             "refine_particles": refine_particles, "runs": per_run, "guides": {}}  # fmt: skip
+    for g in dict.fromkeys(r["guide"] for r in per_run):
+        rows = [r for r in per_run if r["guide"] == g]
+        summary = {
+            "objective": sorted({r["objective"] for r in rows}), "seeds": [r["seed"] for r in rows],
+            "elbo": _mean_sd([r["gaps"]["elbo_amortized"] for r in rows]),
+            "log_likelihood": _mean_sd([r["gaps"]["log_likelihood"] for r in rows]),
+            "log_likelihood_se": max(r["gaps"]["log_likelihood_se"] for r in rows),
+            "log_likelihood_reliable": all(r["gaps"]["log_likelihood_reliable"] for r in rows),
+            "elbo_refined": _mean_sd([r["gaps"]["elbo_refined"] for r in rows]),
+            "approximation_gap": _mean_sd([r["gaps"]["approximation_gap"] for r in rows]),
+            "amortization_gap": _mean_sd([r["gaps"]["amortization_gap"] for r in rows]),
+            "gap_se": max(max(r["gaps"]["approximation_gap_se"], r["gaps"]["amortization_gap_se"]) for r in rows),
+            "refine_last_change": max(abs(r["gaps"]["refine_last_change"]) for r in rows),
+            "kl": {site: _mean_sd([r["evaluation"]["kl"][site] for r in rows]) for site in rows[0]["evaluation"]["kl"]},
+            "active_units": _mean_sd([r["evaluation"].get("active_units", 0) for r in rows]),
+            "step_ms": _mean_sd([r["step_ms"] for r in rows]),
+        }
+        table["guides"][g] = summary
+    (out / RESULTS_JSON).write_text(json.dumps(table, indent=2) + "\n")
+    (out / RESULTS_MD).write_text("\n".join(markdown(table)) + "\n")
+    figure(table, out / FIGURE)
+    print(f"written: {out / RESULTS_MD}, {out / RESULTS_JSON}, {out / FIGURE}")
+    return table
+
+
+def _fmt(stat: Dict[str, float], digits: int = 2) -> str:
+    return f"{stat['mean']:.{digits}f}" + (f" ± {stat['sd']:.{digits}f}" if stat["n"] > 1 else "")
+
+
+def markdown(table: Dict[str, Any]) -> List[str]:
+    """The comparison as markdown lines: one row per guide, mean ± standard deviation over seeds."""
+    sites = sorted({s for g in table["guides"].values() for s in g["kl"]})
+    head = ["guide", "objective", "seeds", "ELBO", "log p(x)", "approximation gap", "amortization gap",
+            "refined ELBO", *[f"KL({s})" for s in sites], "active units", "step (ms)"]  # fmt: skip
+    lines = [f"# {table['model']} on {table['data']}: guides compared", "",
+             f"{table['max_examples']} test examples, {table['num_particles']} importance samples each; gaps after "
+             f"{table['refine_steps']} refinement steps of {table['refine_particles']} particles (Cremer et al., "
+             "2018); mean ± standard deviation over seeds; nats per datum. Monte-Carlo standard errors are in "
+             "compare.json.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    for g, s in table["guides"].items():
+        flag = "" if s["log_likelihood_reliable"] else " (unreliable: ESS < 10)"
+        lines.append("| " + " | ".join([
+            g, ", ".join(s["objective"]), str(len(s["seeds"])), _fmt(s["elbo"]), _fmt(s["log_likelihood"]) + flag,
+            _fmt(s["approximation_gap"]), _fmt(s["amortization_gap"]), _fmt(s["elbo_refined"]),
+            *[_fmt(s["kl"][site]) if site in s["kl"] else "" for site in sites], _fmt(s["active_units"], 1),
+            _fmt(s["step_ms"], 1)]) + " |")  # fmt: skip
+    worst = max((s["refine_last_change"] for s in table["guides"].values()), default=0.0)
+    lines += ["", f"Refinement convergence: the largest ELBO change over the last 10 % of refinement steps was "
+                  f"{worst:.4f} nats per datum (L[q*] is a lower bound: the approximation gap may be over- and the "
+                  "amortization gap under-estimated by about that much)."]  # fmt: skip
+    return lines
+
+
+def figure(table: Dict[str, Any], path: Path) -> None:
+    """Left: log p(x) and the amortized and refined ELBOs per guide (mean over seeds ± sd, each seed a dot). Right: the
+    inference gap log p(x) − L[q_φ] stacked as approximation gap + amortization gap (± sd over seeds)."""
+    from matplotlib.figure import Figure
+
+    guides = list(table["guides"])
+    idx = range(len(guides))
+    fig = Figure(figsize=(4 + 1.6 * len(guides), 3.4))
+    ax = fig.add_subplot(1, 2, 1)
+    for j, (key, source, label) in enumerate([("log_likelihood", "log_likelihood", "log p(x)"),
+                                              ("elbo_refined", "elbo_refined", "ELBO, refined q*"),
+                                              ("elbo", "elbo_amortized", "ELBO, amortized q_φ")]):  # fmt: skip
+        xs = [i + (j - 1) * 0.2 for i in idx]
+        ax.errorbar(xs, [table["guides"][g][key]["mean"] for g in guides],
+                    yerr=[table["guides"][g][key]["sd"] for g in guides], fmt="o", capsize=3, label=label)
+        for i, g in zip(idx, guides):
+            vals = [r["gaps"][source] for r in table["runs"] if r["guide"] == g]
+            ax.scatter([xs[i]] * len(vals), vals, color="black", s=6, zorder=3)
+    ax.set_ylabel("nats per datum")
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(1, 2, 2)
+    approx = [table["guides"][g]["approximation_gap"] for g in guides]
+    amort = [table["guides"][g]["amortization_gap"] for g in guides]
+    ax.bar(idx, [a["mean"] for a in approx], 0.6, yerr=[a["sd"] for a in approx], capsize=3, label="approximation")
+    ax.bar(idx, [a["mean"] for a in amort], 0.6, bottom=[a["mean"] for a in approx], yerr=[a["sd"] for a in amort],
+           capsize=3, label="amortization")  # fmt: skip
+    ax.set_ylabel("gap (nats per datum)")
+    ax.legend(fontsize=7)
+    for a in fig.axes:
+        a.set_xticks(list(idx))
+        a.set_xticklabels(guides, rotation=20, ha="right", fontsize=8)
+    fig.axes[0].set_title("log p(x) and the bounds", fontsize=9)
+    fig.axes[1].set_title("inference gap = approximation + amortization", fontsize=9)
+    fig.suptitle(f"{table['model']} on {table['data']} ({len(table['runs'])} runs; black dots: each seed)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

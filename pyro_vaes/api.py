@@ -29,6 +29,7 @@ from pyro_vaes.engine import (
 )
 from pyro_vaes.engine.run_folder import NewRunFolder, check_new_run_target, clean_temporary_files, run_lock
 from pyro_vaes.engine import checkpoint as ckpt
+from pyro_vaes.engine import distributed
 from pyro_vaes.isolation import eval_mode, isolated_rng
 
 
@@ -156,34 +157,25 @@ def fit(
     loaded before anything is written; it refuses an existing folder unless it is an unfinished run (restarted) or,
     with ``overwrite``, a run folder — which is kept until the new run has written its first checkpoint.
     ``dataset`` passes an in-memory :class:`~pyro_vaes.data.VAEData` instead of a registry name.
+
+    Under ``torchrun`` every rank calls ``fit`` with the same arguments and trains its shard of each batch
+    (:mod:`pyro_vaes.engine.distributed`); only rank 0 reads and writes the run folder (each ``ranks.on_main`` below),
+    and an error any rank finds is raised on every rank. In one process each ``ranks.*`` call is the plain call.
     """
+    ranks = distributed.current()
     if resume is not None:
         if config is not None:
             raise ValueError("a resumed run keeps its recorded config; pass only settings that may change")
         run_dir = Path(resume)
-        recorded = _read_config(run_dir)
-        changed = sorted(k for k, v in settings.items() if k not in RESUMABLE and recorded.get(k) != v)
-        if changed:
-            raise ValueError(f"a resumed run keeps its recorded config; only {', '.join(sorted(RESUMABLE))} may change "
-                             f"(got {', '.join(changed)})")
-        if "data_root" in settings:
-            settings["data_root"] = _absolute_root(settings["data_root"])
-        cfg = _config_from(recorded, settings)
-        resolve_config(cfg)
-        with run_lock(run_dir, "pyro-vaes fit --resume"):
-            state = _load_state(run_dir, cfg.device)
-            if cfg.steps <= int(state["step"]):
-                raise ValueError(f"{run_dir} is at step {int(state['step'])}; --steps must be more than that to resume")
+        recorded = ranks.on_main(lambda: _read_config(run_dir))
+        cfg = ranks.agree(lambda: _resume_config(recorded, settings))
+        with ranks.main_context(lambda: run_lock(run_dir, "pyro-vaes fit --resume")):
+            state = ranks.on_main(lambda: _resume_state(run_dir, cfg))
             old = FitConfig.from_dict(recorded)
-            clean_temporary_files(run_dir)
-            trainer = Trainer(cfg, run_dir, data=dataset, progress=progress, resume_state=state)
-            truncate_metrics(run_dir, int(state["step"]))
+            trainer = ranks.agree(lambda: Trainer(cfg, run_dir, data=dataset, progress=progress, resume_state=state))
             if (old.lr, old.aux_lr) != (cfg.lr, cfg.aux_lr):  # the advice after a divergence: a lower learning rate
                 trainer.set_learning_rates(cfg.lr, cfg.aux_lr)
-                with open(run_dir / METRICS, "a") as f:
-                    f.write(json.dumps({"step": trainer.step, "event": "learning rates changed on resume",
-                                        "lr": [old.lr, cfg.lr], "aux_lr": [old.aux_lr, cfg.aux_lr]}) + "\n")
-            cfg.save(run_dir / CONFIG)
+            ranks.on_main(lambda: _record_resume(run_dir, state, old, cfg, ranks), broadcast=False)
             history = trainer.fit()
     else:
         cfg = _config_from(config, settings)
@@ -192,27 +184,81 @@ def fit(
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
         cfg.out = str(run_dir)
         cfg.data_root = _absolute_root(cfg.data_root)
-        resolve_config(cfg)  # names, settings and component arguments first: no data read, nothing written
-        mode = check_new_run_target(run_dir, overwrite)  # writes nothing
-        trainer = Trainer(cfg, run_dir, data=dataset, progress=progress)  # every check, and the data, first
+        ranks.agree(lambda: resolve_config(cfg))  # names, settings and component arguments first: no data read
+        mode = ranks.on_main(lambda: check_new_run_target(run_dir, overwrite))  # writes nothing
+        trainer = ranks.agree(lambda: Trainer(cfg, run_dir, data=dataset, progress=progress))  # every check, the data
         folder = NewRunFolder(run_dir, mode)
-        try:
-            trainer.run_dir = folder.open()
-            with run_lock(trainer.run_dir, "pyro-vaes fit") as lock:
-                def committed() -> Path:  # the replacement swapped in: the lock moved with its folder
-                    lock.folder = folder.committed()
-                    return lock.folder
 
-                trainer.on_checkpoint = committed
-                cfg.save(trainer.run_dir / CONFIG)
+        def open_run(stack: contextlib.ExitStack) -> None:
+            trainer.run_dir = folder.open()
+            lock = stack.enter_context(run_lock(trainer.run_dir, "pyro-vaes fit"))
+
+            def committed() -> Path:  # the replacement swapped in: the lock moved with its folder
+                lock.folder = folder.committed()
+                return lock.folder
+
+            trainer.on_checkpoint = committed
+            cfg.save(trainer.run_dir / CONFIG)
+
+        try:
+            with contextlib.ExitStack() as stack:
+                ranks.on_main(lambda: open_run(stack), broadcast=False)
                 history = trainer.fit()
         except BaseException:
-            folder.abort()  # a replacement that never reached its first checkpoint: the old run stays
+            if ranks.is_main:
+                folder.abort()  # a replacement that never reached its first checkpoint: the old run stays
             raise
     run = Run(trainer.run_dir, trainer.parts, history)
     if cfg.figures:
-        run.plot("all")
+        ranks.on_main(lambda: run.plot("all"), broadcast=False)
     return run
+
+
+def _resume_config(recorded: Dict[str, Any], settings: Dict[str, Any]) -> FitConfig:
+    """The recorded config with the settings a resumed run may change, checked."""
+    changed = sorted(k for k, v in settings.items() if k not in RESUMABLE and recorded.get(k) != v)
+    if changed:
+        raise ValueError(f"a resumed run keeps its recorded config; only {', '.join(sorted(RESUMABLE))} may change "
+                         f"(got {', '.join(changed)})")
+    if "data_root" in settings:
+        settings["data_root"] = _absolute_root(settings["data_root"])
+    cfg = _config_from(recorded, settings)
+    resolve_config(cfg)
+    return cfg
+
+
+def _resume_state(run_dir: Path, cfg: FitConfig) -> Dict[str, Any]:
+    """The checkpoint a run resumes from (``--steps`` beyond it), its folder cleared of temporary files."""
+    state = _load_state(run_dir, cfg.device)
+    if cfg.steps <= int(state["step"]):
+        raise ValueError(f"{run_dir} is at step {int(state['step'])}; --steps must be more than that to resume")
+    clean_temporary_files(run_dir)
+    return state
+
+
+def _record_resume(run_dir: Path, state: Dict[str, Any], old: FitConfig, cfg: FitConfig,
+                   ranks: distributed.Ranks) -> None:
+    """Drop metric rows after the checkpoint, write what changed on resume as event rows, record the config."""
+    step = int(state["step"])
+    truncate_metrics(run_dir, step)
+    events = []
+    if (old.lr, old.aux_lr) != (cfg.lr, cfg.aux_lr):
+        events.append({"step": step, "event": "learning rates changed on resume", "lr": [old.lr, cfg.lr],
+                       "aux_lr": [old.aux_lr, cfg.aux_lr]})  # fmt: skip
+    world = ranks.world_size if ranks.active else None  # None: one process without torchrun
+    if state.get("world_size") != world:
+        # batches stay those of (seed, step); shards and noise follow the new world size from here on
+        events.append({"step": step, "event": "world size changed on resume", "world_size": [state.get("world_size"),
+                                                                                             world]})  # fmt: skip
+        def who(w: Optional[int]) -> str:
+            return "one process" if w is None else f"{w} torchrun rank(s)"
+
+        print(f"pyro-vaes: this run was trained by {who(state.get('world_size'))} and resumes on {who(world)}: the same "
+              "batches from here on, but other noise (and shard-level statistics) than an uninterrupted run")
+    for event in events:
+        with open(run_dir / METRICS, "a") as f:
+            f.write(json.dumps(event) + "\n")
+    cfg.save(run_dir / CONFIG)
 
 
 def load(run_dir: Union[str, Path], device: str = "cpu", dataset: Optional[VAEData] = None,

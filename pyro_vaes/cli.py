@@ -455,10 +455,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except KeyboardInterrupt:
         return 130
-    from pyro_vaes.engine import RunExistsError, RunLockedError, TrainingDiverged, TrainingInterrupted
+    from pyro_vaes.engine import RunExistsError, RunLockedError, TrainingDiverged, TrainingInterrupted, distributed
     from pyro_vaes.registry import UnknownNameError
 
+    # under torchrun rank 0 speaks for the job: the other ranks print only errors of their own, named by rank
+    rank = 0
+    me = "pyro-vaes"
     try:
+        launched = distributed.launched()
+        if launched is not None:
+            rank = launched[0]
+            me = "pyro-vaes" if rank == 0 else f"pyro-vaes (rank {rank})"
+            if args.command != "fit":
+                raise distributed.everywhere(ValueError(f"`pyro-vaes {args.command}` runs in one process; only `fit` "
+                                                        "trains on torchrun's ranks: run it without torchrun"), rank)
+            if rank != 0:
+                sys.stdout = open(os.devnull, "w")
         if args.command == "data":
             from pyro_vaes.data.cli import run_data_command
 
@@ -470,20 +482,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (TrainingInterrupted, KeyboardInterrupt) as err:
         if args.debug:
             raise
-        print(f"pyro-vaes: {_one_line(err) if isinstance(err, TrainingInterrupted) else 'stopped (Ctrl-C)'}",
-              file=sys.stderr)
+        if rank == 0:
+            print(f"{me}: {_one_line(err) if isinstance(err, TrainingInterrupted) else 'stopped (Ctrl-C)'}",
+                  file=sys.stderr)
         return 130
     except (UnknownNameError, ValueError, OSError, RunExistsError, RunLockedError, TrainingDiverged,
             NotImplementedError) as err:  # fmt: skip
         if args.debug:
             raise
-        print(f"pyro-vaes: error: {_one_line(err)}", file=sys.stderr)
+        if not distributed.echoed(err):  # an error all ranks raised together is printed by rank 0 alone
+            print(f"{me}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except Exception as err:  # a bug: one line, the traceback on request
         if args.debug:
             raise
-        print(f"pyro-vaes: internal error ({type(err).__name__}: {_one_line(err)}); this is a bug: rerun with --debug "
-              "for the traceback and report it", file=sys.stderr)
+        if not distributed.echoed(err):
+            print(f"{me}: internal error ({type(err).__name__}: {_one_line(err)}); this is a bug: rerun with --debug "
+                  "for the traceback and report it", file=sys.stderr)
         return 1
 
 

@@ -9,6 +9,7 @@ from pyro_vaes.engine.build import (
     resolve_config,
     select_device,
 )
+from pyro_vaes.engine import distributed
 from pyro_vaes.engine.learner import Learner
 from pyro_vaes.engine.run_folder import (
     CHECKPOINT,
@@ -29,5 +30,5 @@ from pyro_vaes.engine.trainer import Trainer, TrainingDiverged, TrainingInterrup
 
 __all__ = ["CHECKPOINT", "CONFIG", "Components", "FIGURES", "Learner", "METRICS", "NewRunFolder", "RESULTS",
            "RunExistsError", "RunLockedError", "Trainer", "TrainingDiverged", "TrainingInterrupted", "build",
-           "build_component", "check_new_run_target", "check_output", "default_run_dir", "objectives_for",
+           "build_component", "check_new_run_target", "check_output", "default_run_dir", "distributed", "objectives_for",
            "resolve_config", "run_lock", "select_device", "truncate_metrics"]

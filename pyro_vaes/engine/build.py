@@ -119,9 +119,12 @@ def resolve_config(config: FitConfig) -> FitConfig:
 
 
 def select_device(name: str) -> torch.device:
+    """``--device name`` as a device; under torchrun ``cuda`` is the GPU of the rank's LOCAL_RANK."""
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name} was asked for but CUDA is not available on this machine")
-    return torch.device(name)
+    from pyro_vaes.engine import distributed
+
+    return distributed.select_device(name) or torch.device(name)
 
 
 @dataclass

@@ -11,6 +11,11 @@ uninterrupted one with the same seed.
 Two backends give the same main loss: ``torch`` (default) minimises it with one ``torch.optim.Adam`` over the
 model's and guide's parameters; ``svi`` runs :class:`pyro.infer.SVI` with ``pyro.optim.Adam`` (one optimizer
 per parameter tensor, as classic Pyro code does). Auxiliary networks always use ``torch.optim.Adam``.
+
+Launched by ``torchrun``, the same loop trains data-parallel (:mod:`pyro_vaes.engine.distributed`): each rank
+takes its shard of the step's batch and noise seeded from (seed, step, rank), the losses are agreed on before
+backward, the gradients all-reduced before each optimizer steps, and only rank 0 evaluates and writes. In one
+process every one of those hooks is the plain operation.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ import pyro
 import pyro.infer.util
 import pyro.optim
 import torch
+from pyro import poutine
 from tqdm.auto import tqdm
 
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import VAEData, iterate_batches
 from pyro_vaes.engine import checkpoint as ckpt
+from pyro_vaes.engine import distributed
 from pyro_vaes.engine.build import build
 from pyro_vaes.engine.learner import Learner
 from pyro_vaes.engine.run_folder import CHECKPOINT, METRICS
@@ -58,6 +65,8 @@ class Trainer:
         resume_state: Optional[Dict[str, Any]] = None,
     ):
         self.run_dir = Path(run_dir)
+        self.ranks = distributed.current()  # ONE_PROCESS unless launched by torchrun
+        self.ranks.check_settings(config.batch_size, config.device)
         self.parts = build(config, data)
         self.config = self.parts.config
         self.progress = progress
@@ -90,6 +99,10 @@ class Trainer:
             self.svi = objective.svi(self.pyro_optim)
         if resume_state is not None:
             self._restore(resume_state)
+        # what each optimizer steps, and whether its loss sums (or averages) over the batch's rows: how the ranks
+        # combine their gradients
+        self.stepped = {"main": self.params, **{n: list(net.module.parameters()) for n, net in networks.items()}}
+        self.mean_loss = {"main": False, **{n: net.loss_reduction == "mean" for n, net in networks.items()}}
 
     # -- state -----------------------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -108,6 +121,8 @@ class Trainer:
         if self.aux_optimizers:
             state["auxiliaries"] = {n: m.state_dict() for n, m in self.learner.auxiliaries.items()}
             state["aux_optimizers"] = {n: o.state_dict() for n, o in self.aux_optimizers.items()}
+        if self.ranks.active:  # trained by torchrun ranks (absent: one process, one random stream)
+            state["world_size"] = self.ranks.world_size
         return state
 
     def _restore(self, state: Dict[str, Any]) -> None:
@@ -145,6 +160,7 @@ class Trainer:
                 g["lr"] = aux_lr if net.lr is None else net.lr
 
     def save_checkpoint(self) -> Path:
+        """Write ``checkpoint.pt`` atomically (rank 0 only, under torchrun) after checking the parameters are finite."""
         for t in self.learner.all_parameters():
             if not torch.isfinite(t).all():
                 raise TrainingDiverged(
@@ -184,26 +200,55 @@ class Trainer:
         non-finite loss, before any parameter it would touch has moved)."""
         obj = self.parts.objective
         obj.at_step(self.step)
+        n = x.shape[0] * self.ranks.world_size  # the rows of the whole step (every rank's shard)
         main_loss = float("nan")
         for name in self.order:
             if name == "main" and self.svi is not None:
-                loss = self.svi.step(x, y)
-                self._check_loss(loss, x.shape[0])
+                if self.ranks.active:
+                    loss = self._svi_step_ranks(x, y, n)
+                else:
+                    loss = self.svi.step(x, y)
+                    self._check_loss(loss, n)
             else:
                 opt = self.optimizer if name == "main" else self.aux_optimizers[name]
                 opt.zero_grad(set_to_none=True)
-                loss_t = self.learner(x, y) if name == "main" else obj.network_loss(name, x, y)
-                loss = loss_t.detach().item()
+                # this rank's loss, and its value summed over the ranks (one process: loss_t and its .item())
+                loss_t, loss = self.ranks.loss((lambda: self.learner(x, y)) if name == "main"
+                                               else (lambda: obj.network_loss(name, x, y)))  # fmt: skip
                 if name == "main":
-                    self._check_loss(loss, x.shape[0])  # before the optimizer moves anything
+                    self._check_loss(loss, n)  # before the optimizer moves anything
                 elif not math.isfinite(loss):
                     raise TrainingDiverged(f"the loss of the {name} network became {loss} at step {self.step + 1}; "
                                            "training stopped (resume from the last checkpoint with a lower --aux-lr)")
-                loss_t.backward()
+                self.ranks.backward(loss_t, self.stepped[name], mean=self.mean_loss[name])  # + all-reduce with ranks
                 opt.step()
             if name == "main":
                 main_loss = loss
         return main_loss
+
+    def _svi_step_ranks(self, x: torch.Tensor, y: Optional[torch.Tensor], n: int) -> float:
+        """``SVI.step`` on torchrun ranks: ``SVI.step`` itself never synchronises anything, so its parts run here
+        with the loss agreed on before the Pyro optimizer steps and the gradients all-reduced in between."""
+        svi = self.svi
+
+        def forward_backward():
+            with poutine.trace(param_only=True) as capture:
+                value = svi.loss_and_grads(svi.model, svi.guide, x, y)
+            return capture.trace, value
+
+        (trace, _), loss = self.ranks.loss(forward_backward, value=lambda out: float(out[1]))
+        self._check_loss(loss, n)
+        known = {id(p) for p in self.params}
+        created = sorted(name for name, site in trace.nodes.items() if id(site["value"].unconstrained()) not in known)
+        if created:
+            raise ValueError(f"parameter(s) {', '.join(created)} are not parameters of the model's or guide's modules "
+                             "(pyro.param created while training): data-parallel training synchronises module "
+                             "parameters only; make them nn.Parameter/PyroParam attributes of the module")
+        self.ranks.all_reduce_gradients(self.params)
+        stepped = [p for p in self.params if p.grad is not None]  # the same on every rank after the all-reduce
+        svi.optim(stepped)
+        pyro.infer.util.zero_grads(stepped)
+        return loss
 
     @torch.no_grad()
     def heldout_loss(self) -> float:
@@ -211,10 +256,11 @@ class Trainer:
         eval mode and a random stream of its own (no parameter, buffer or training RNG state changes)."""
         p, c = self.parts, self.config
         n = min(len(p.data.test), c.eval_batches * c.batch_size)
+        b = c.batch_size // self.ranks.world_size  # under torchrun: the batches the ranks train on
         total = 0.0
         with eval_mode(self.learner), isolated_rng(c.seed + 7919):
-            for start in range(0, n, c.batch_size):
-                x, y = p.data.test.batch(torch.arange(start, min(n, start + c.batch_size)))
+            for start in range(0, n, b):
+                x, y = p.data.test.batch(torch.arange(start, min(n, start + b)))
                 x = x.to(p.device)
                 y = None if y is None else y.to(p.device)
                 total += p.objective.evaluate_loss(x, y)
@@ -225,42 +271,49 @@ class Trainer:
         p, c = self.parts, self.config
         train = p.data.train
         history: List[Dict[str, float]] = []
-        bar = tqdm(total=c.steps, initial=self.step, disable=not self.progress, desc=f"fit {c.model}", file=sys.stderr,
-                   mininterval=1.0)
+        if self.ranks.active:
+            self.ranks.broadcast_(self.learner.children())  # every rank starts from rank 0's parameters and buffers
+            if self.ranks.is_main:
+                print(f"pyro-vaes: {self.ranks.describe(c.batch_size)}")
+                if p.model.global_sites:
+                    print(f"pyro-vaes: {c.model}'s batch-level latent(s) {', '.join(p.model.global_sites)} are drawn once "
+                          f"per rank's {c.batch_size // self.ranks.world_size} items (pass --batch-size "
+                          f"{self.ranks.world_size}×G for groups of G)")
+        bar = tqdm(total=c.steps, initial=self.step, disable=not self.progress or not self.ranks.is_main,
+                   desc=f"fit {c.model}", file=sys.stderr, mininterval=1.0)
         t0 = time.perf_counter()
         batches = iterate_batches(len(train), c.batch_size, c.seed, start_step=self.step)
         first_step = pyro.infer.util.is_validation_enabled()
         try:
             while self.step < c.steps:
                 step, idx = next(batches)
-                x, y = train.batch(idx)
+                x, y = train.batch(self.ranks.shard(idx))  # under torchrun: this rank's rows of the step's batch
                 x = x.to(p.device, non_blocking=True)
                 y = None if y is None else y.to(p.device, non_blocking=True)
+                self.ranks.seed_step(c.seed, step, p.device)  # under torchrun: noise from (seed, step, rank)
                 # Pyro's argument and support checks run on the first step of each process (they catch
                 # model/guide/data mistakes) and are off afterwards: they cost ~0.3-5 ms a step
                 with pyro.validation_enabled(first_step), param_registration(self.svi is not None):
                     loss = self._step(x, y)
                 first_step = False
                 self.step += 1
-                per_datum = loss / x.shape[0]
+                per_datum = loss / (x.shape[0] * self.ranks.world_size)
                 running = per_datum if self.running_loss is None else 0.98 * self.running_loss + 0.02 * per_datum
                 self.running_loss = running
                 bar.update(1)
                 if self.step % 25 == 0:
                     bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-                if self.step % c.eval_every == 0 or self.step == c.steps:
-                    row = {
-                        "step": self.step,
-                        "train_loss": running,
-                        "test_loss": self.heldout_loss(),
-                        "seconds": time.perf_counter() - t0,
-                    }
-                    history.append(row)
-                    with open(self.run_dir / METRICS, "a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    bar.write(f"step {self.step}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}")
-                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
-                    self.save_checkpoint()
+                evaluate = self.step % c.eval_every == 0 or self.step == c.steps
+                if evaluate or self.step % c.checkpoint_every == 0:
+                    if not self.ranks.all_equal(self.learner.children()):  # (one process: nothing to compare)
+                        raise RuntimeError(f"the ranks' parameters differ at step {self.step}: they should be identical "
+                                           "after every step; this is a bug, please report it")
+                    # rank 0's work under torchrun (the others wait; its errors reach them)
+                    row = self.ranks.on_main(lambda: self._record(evaluate, running, t0, bar))
+                    if row is not None:
+                        history.append(row)
+                    if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                        self.last_checkpoint = self.step  # the other ranks' messages name rank 0's checkpoint too
         except KeyboardInterrupt:
             where = ("no checkpoint was written yet: rerun the same command to start again" if self.last_checkpoint is None
                      else f"the last checkpoint is at step {self.last_checkpoint}: resume with pyro-vaes fit --resume "
@@ -269,3 +322,20 @@ class Trainer:
         finally:
             bar.close()
         return history
+
+    def _record(self, evaluate: bool, running: float, t0: float, bar) -> Optional[Dict[str, float]]:
+        """The held-out loss into ``metrics.jsonl`` (when ``evaluate``), then the checkpoint when one is due."""
+        c, row = self.config, None
+        if evaluate:
+            row = {
+                "step": self.step,
+                "train_loss": running,
+                "test_loss": self.heldout_loss(),
+                "seconds": time.perf_counter() - t0,
+            }
+            with open(self.run_dir / METRICS, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.write(f"step {self.step}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}")
+        if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+            self.save_checkpoint()
+        return row

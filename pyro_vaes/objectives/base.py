@@ -73,11 +73,19 @@ class AuxiliaryNetwork:
     """A network an objective brings, stepped by its own Adam optimizer.
 
     ``lr`` None uses the run's ``aux_lr``; ``betas`` are Adam's (FactorVAE's discriminator: (0.5, 0.9)).
+    ``loss_reduction`` says how :meth:`Objective.network_loss` aggregates the batch's rows, ``"sum"`` or ``"mean"``:
+    data-parallel training sums the ranks' gradients of a summed loss and averages those of a mean, so that W ranks
+    step on the gradient of the whole batch's loss.
     """
 
     module: nn.Module
     lr: Optional[float] = None
     betas: Tuple[float, float] = (0.9, 0.999)
+    loss_reduction: str = "sum"
+
+    def __post_init__(self) -> None:
+        if self.loss_reduction not in ("sum", "mean"):
+            raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {self.loss_reduction!r}")
 
 
 class Objective:

@@ -119,8 +119,8 @@ class FactorVAE(RegularizedELBO):
         return super().bind(model, guide, num_data)
 
     def networks(self) -> Dict[str, AuxiliaryNetwork]:
-        """Kim & Mnih's discriminator with Adam betas (0.5, 0.9)."""
-        return {"discriminator": AuxiliaryNetwork(self.discriminator, betas=(0.5, 0.9))}
+        """Kim & Mnih's discriminator with Adam betas (0.5, 0.9); its loss is a mean over the batch's codes."""
+        return {"discriminator": AuxiliaryNetwork(self.discriminator, betas=(0.5, 0.9), loss_reduction="mean")}
 
     def _codes(self, terms: ELBOTerms) -> torch.Tensor:
         z = terms.code(self.latent_site)

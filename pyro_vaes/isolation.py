@@ -32,10 +32,14 @@ def eval_mode(*modules: Optional[nn.Module]) -> Iterator[None]:
 def isolated_rng(seed: int) -> Iterator[None]:
     """Draw from a generator seeded with ``seed``; every CPU and CUDA random state is restored afterwards.
 
-    ``torch.manual_seed`` seeds every CUDA device too, so all of them are forked, not only the CPU
-    (forking the CPU alone would restart a GPU run's training noise after each evaluation).
+    The CPU generator and every initialised CUDA device's are forked and seeded; nothing else is touched.
+    (``torch.manual_seed`` would seed every CUDA device, so forking the CPU alone restarts a GPU run's training
+    noise after each evaluation; and where CUDA is not initialised yet it *queues* the seed for CUDA's
+    initialisation, which no fork restores: a later GPU run would start from this block's seed.)
     """
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU state torch.manual_seed(seed) gives
+        for d in devices:
+            torch.cuda.default_generators[d].manual_seed(seed)
         yield

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pyro_vaes.data import VAEData, iterate_batches
+from pyro_vaes.isolation import isolated_rng
 
 KINDS = ("class", "binary")
 CACHE_ENV = "PYRO_VAES_CACHE"
@@ -111,8 +112,7 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, kind: str, num_outputs: i
                      progress: bool = False) -> Classifier:
     """Train the fixed network on (x, y) with ``recipe``; returned in eval mode. Changes no global RNG state."""
     g = torch.Generator().manual_seed(recipe.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
+    with isolated_rng(recipe.seed):  # (fork_rng(devices=[]) + torch.manual_seed would reseed every CUDA device)
         net = Classifier(x.shape[1:], num_outputs, kind)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     batch = min(recipe.batch_size, len(x))

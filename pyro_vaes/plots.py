@@ -19,7 +19,6 @@ from typing import List, Optional, Sequence
 
 import torch
 from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
 from pyro_vaes.guides.base import posterior_means
 from pyro_vaes.isolation import eval_mode, isolated_rng
@@ -27,6 +26,8 @@ from pyro_vaes.metrics.reconstruction import reconstruct
 
 
 def _to_image(x: torch.Tensor, nrow: int) -> torch.Tensor:
+    from torchvision.utils import make_grid  # imported here: torchvision's import costs ~3 s of every command's start
+
     grid = make_grid(x.clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=0.5)
     return grid.permute(1, 2, 0)
 

@@ -8,6 +8,10 @@
 Each has its own encoder trunk (φ1, φ2); ``shared_encoder=True`` shares one trunk between them (a cheaper
 variant, not the paper's). The labels enter q(w | x, y) concatenated with the trunk's features (the paper does
 not say where). σ = softplus(·) + 1e-4.
+
+``csvae-unlabelled``: q(z | x) q(w | x) — the subspace posterior from x alone, the family to compare with the
+paper's when asking what conditioning q(w) on the observed labels buys (at test time it needs no labels; under
+the bound it must infer from x which label-conditional prior p(w | y) the image came from).
 """
 
 from __future__ import annotations
@@ -67,6 +71,32 @@ class CSVAEGuide(GuideBase):
         register(self)
         check_binary_labels(self, y, x.shape[0])  # q(w | x, y) needs them
         q = self.encode(x, y)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(q["z"]["loc"], q["z"]["scale"]).to_event(1))
+            pyro.sample("w", dist.Normal(q["w"]["loc"], q["w"]["scale"]).to_event(1))
+
+
+@GUIDES.register("csvae-unlabelled", models=("csvae",),
+                 help="q(z | x) q(w | x), diagonal Gaussians, the labels not an input")
+class CSVAEUnlabelledGuide(CSVAEGuide):
+    """q(z | x) q(w | x): as ``csvae-mean-field`` with the label columns of q(w)'s heads removed."""
+
+    def __init__(self, model: CSVAE, hidden: int = 400, shared_encoder: bool = False):
+        super().__init__(model, hidden, shared_encoder)
+        hidden = positive_int("hidden", hidden)
+        self.w_loc = nn.Linear(hidden, self.w_size)
+        self.w_raw_scale = nn.Linear(hidden, self.w_size)
+
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+        """q(z | x) and q(w | x), with or without labels."""
+        hz = self.z_encoder(x)
+        hw = hz if self.w_encoder is None else self.w_encoder(x)
+        return {"z": {"loc": self.z_loc(hz), "scale": positive_scale(self.z_raw_scale(hz))},
+                "w": {"loc": self.w_loc(hw), "scale": positive_scale(self.w_raw_scale(hw))}}
+
+    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+        register(self)
+        q = self.encode(x)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(q["z"]["loc"], q["z"]["scale"]).to_event(1))
             pyro.sample("w", dist.Normal(q["w"]["loc"], q["w"]["scale"]).to_event(1))

@@ -5,6 +5,10 @@ concatenated to its features before the two linear heads.
 
 ``encode(x)`` without labels (the label-free metrics call it so) returns the moments of the uniform mixture over
 classes, (1/K) Σ_k q(z | x, k): its mean and the per-dimension standard deviation matched to it.
+
+``cvae-unlabelled``: q(z | x) = N(μ_φ(e(x)), diag σ_φ(e(x))²), the encoder blind to the label — the family to compare
+with the paper's when asking how much the label in the encoder buys (with the label in the decoder, the true
+posterior p(z | x, y) depends on y; this family cannot follow that dependence).
 """
 
 from __future__ import annotations
@@ -69,3 +73,32 @@ class CVAEGuide(GuideBase):
         loc, scale = self._given(self.encoder(x), y)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+
+@GUIDES.register("cvae-unlabelled", models=("cvae",))
+class CVAEUnlabelledGuide(GuideBase):
+    """q(z | x) = N(μ(e(x)), diag σ²), σ = softplus(·) + 1e-4: the label is not an input of the encoder.
+
+    :param hidden: encoder width.
+    """
+
+    mean_field = True
+    example_args = {"hidden": 16}
+
+    def __init__(self, model: CVAE, hidden: int = 400):
+        super().__init__(model)
+        hidden = positive_int("hidden", hidden)
+        self.encoder = Encoder(model.arch, model.input_shape, hidden)
+        self.loc = nn.Linear(hidden, model.latent_dim)
+        self.raw_scale = nn.Linear(hidden, model.latent_dim)
+
+    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+        """``z``: loc, scale (B, latent_dim) of q(z | x), whatever y is."""
+        h = self.encoder(x)
+        return {"z": {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}}
+
+    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+        register(self)
+        q = self.encode(x)["z"]
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(q["loc"], q["scale"]).to_event(1))

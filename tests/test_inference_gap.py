@@ -186,3 +186,15 @@ def test_gmvae_meanfield_bound_is_the_hand_sum_over_d():
     replayed = pyro.poutine.replay(guide.guide, trace=guide_trace)
     loss = elbo.differentiable_loss(model.model, replayed, x).detach()
     assert float(-loss) == pytest.approx(float(hand.detach()), rel=1e-10)
+
+
+@pytest.mark.parametrize("model_name,guide_name,site", [("cvae", "cvae-unlabelled", "z"), ("csvae", "csvae-unlabelled", "w")])
+def test_unlabelled_families_do_not_see_the_label(model_name, guide_name, site):
+    """The label-blind family gives the same posterior for every label, where the paper's family does not."""
+    model, guide, x, y = _example(model_name, guide_name)
+    flipped = (1 - y) if y.is_floating_point() else (y + 1) % 3
+    assert torch.equal(guide.encode(x, y)[site]["loc"], guide.encode(x, flipped)[site]["loc"])
+    assert torch.equal(guide.encode(x, y)[site]["loc"], guide.encode(x)[site]["loc"])
+    paper = build_component(GUIDES, guides_for(model_name)[0], model,
+                            **GUIDES.get(guides_for(model_name)[0]).example_args).double()
+    assert not torch.equal(paper.encode(x, y)[site]["loc"], paper.encode(x, flipped)[site]["loc"])

@@ -1,0 +1,287 @@
+"""Every registered model's default training step written by hand in plain PyTorch: the floor its Pyro step is
+measured against (``benchmarks/suite.py``) and an independent computation of its loss (``tests/test_benchmarks.py``).
+
+Each hand loss runs the **same networks** (the model's and guide's own modules, reached through their attributes)
+and computes the **same estimator** as the model's default guide and objective: the same reparameterised draws in
+the same order, discrete latents summed out where the Pyro objective enumerates them, analytic KLs where it uses
+them. What it leaves out is everything Pyro adds: effect handlers, traces, distribution objects, plates. Log
+densities are written as formulas (no ``torch.distributions`` objects, no argument validation).
+
+Where the Pyro step draws randomness its loss never reads (CHyVAE's guide samples Σ ~ q(Σ | z), N-VAE's guide
+π ~ Dir(α̂(x)); neither enters the default bound), the hand loss does not draw it: its value then matches the
+Pyro loss in expectation, not draw for draw (``same_draws`` below says which).
+
+``HAND[model]`` is a :class:`Hand`: ``losses(modules, x, y)`` -> the loss of each optimizer in step order, as the
+engine steps them (``main``: model and guide; an auxiliary network's own loss).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from torch.nn import functional as F
+
+from pyro_vaes.nets.heads import covariance_from_raw, positive_scale
+from pyro_vaes.objectives.chyvae import closed_form_regulariser
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def normal_lp(x: torch.Tensor, loc, scale) -> torch.Tensor:
+    """log N(x; loc, scale²) elementwise."""
+    scale = torch.as_tensor(scale, dtype=x.dtype, device=x.device)
+    return -0.5 * ((x - loc) / scale) ** 2 - scale.log() - HALF_LOG_2PI
+
+
+def std_normal_lp(x: torch.Tensor) -> torch.Tensor:
+    return -0.5 * x**2 - HALF_LOG_2PI
+
+
+def kl_std_normal(loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """KL(N(loc, scale²) ‖ N(0, 1)) elementwise."""
+    return 0.5 * (loc**2 + scale**2 - 1.0) - scale.log()
+
+
+def kl_normal(loc_q, scale_q, loc_p, scale_p) -> torch.Tensor:
+    """KL(N(loc_q, scale_q²) ‖ N(loc_p, scale_p²)) elementwise."""
+    return (scale_p / scale_q).log() + (scale_q**2 + (loc_q - loc_p) ** 2) / (2 * scale_p**2) - 0.5
+
+
+def obs_lp(likelihood: str, params: torch.Tensor, x: torch.Tensor, obs_scale: float) -> torch.Tensor:
+    """Σ log p(x | params) over the whole batch (the likelihoods of ``pyro_vaes.likelihoods``)."""
+    if likelihood == "bernoulli":
+        return -F.binary_cross_entropy_with_logits(params, x, reduction="sum")
+    if likelihood == "continuous-bernoulli":
+        lam = params.clamp(-15.0, 15.0)
+        return torch.distributions.ContinuousBernoulli(logits=lam, validate_args=False).log_prob(x).sum()
+    return normal_lp(x, params, obs_scale).sum()
+
+
+def onehot(y: torch.Tensor, k: int, like: torch.Tensor) -> torch.Tensor:
+    return F.one_hot(y.long(), k).to(like.dtype)
+
+
+# -- the models --------------------------------------------------------------------------------------------------
+def vae(m, g, aux, x, y):
+    """Trace_ELBO with the diagonal guide: −[log p(x|z) + log N(z; 0, I) − log q(z|x)], one draw."""
+    h = g.encoder(x)
+    loc, scale = g.loc(h), positive_scale(g.raw_scale(h))
+    z = loc + scale * torch.randn_like(loc)
+    recon = obs_lp(m.likelihood, m.decoder(z), x, m.obs_scale)
+    return {"main": -(recon + std_normal_lp(z).sum() - normal_lp(z, loc, scale).sum())}
+
+
+def cvae(m, g, aux, x, y):
+    """Trace_ELBO with q(z | x, y): the VAE's terms, decoder and encoder head fed onehot(y)."""
+    loc, scale = g._given(g.encoder(x), y)
+    z = loc + scale * torch.randn_like(loc)
+    recon = obs_lp(m.likelihood, m.decoder(torch.cat([z, onehot(y, m.num_classes, z)], -1)), x, m.obs_scale)
+    return {"main": -(recon + std_normal_lp(z).sum() - normal_lp(z, loc, scale).sum())}
+
+
+def condvae(m, g, aux, x, y):
+    """Trace_ELBO with q(z | x, y) for binary labels."""
+    hy = torch.cat([g.encoder(x), y.to(x.dtype)], -1)
+    loc, scale = g.loc(hy), positive_scale(g.raw_scale(hy))
+    z = loc + scale * torch.randn_like(loc)
+    recon = obs_lp(m.likelihood, m.decoder(torch.cat([z, y.to(z.dtype)], -1)), x, m.obs_scale)
+    return {"main": -(recon + std_normal_lp(z).sum() - normal_lp(z, loc, scale).sum())}
+
+
+def csvae(m, g, aux, x, y):
+    """CSVAE: β1·(−log p(x|w,z)) + β2·KL(q(w|x,y) ‖ p(w|y)) + β3·KL(q(z|x) ‖ N(0,I)) + β4·Σ −H(q_δ(y|z)), δ
+    frozen; the adversary's step: β5·Σ CE(q_δ(y | z), y) on the same (detached) codes."""
+    obj = aux["objective"]
+    hz = g.z_encoder(x)
+    z_loc, z_scale = g.z_loc(hz), positive_scale(g.z_raw_scale(hz))
+    hw = hz if g.w_encoder is None else g.w_encoder(x)
+    hwy = torch.cat([hw, y.to(hw.dtype)], -1)
+    w_loc, w_scale = g.w_loc(hwy), positive_scale(g.w_raw_scale(hwy))
+    z = z_loc + z_scale * torch.randn_like(z_loc)
+    w = w_loc + w_scale * torch.randn_like(w_loc)
+    p_loc, p_scale = m.subspace_prior(y)
+    recon = obs_lp(m.likelihood, m.decoder(torch.cat([w, z], -1)), x, m.obs_scale)
+    kl = obj.beta2 * kl_normal(w_loc, w_scale, p_loc, p_scale).sum() + obj.beta3 * kl_std_normal(z_loc, z_scale).sum()
+    adversary = aux["adversary"]
+    for p in adversary.parameters():
+        p.requires_grad_(False)
+    logits = adversary(z)
+    for p in adversary.parameters():
+        p.requires_grad_(True)
+    p_y = torch.sigmoid(logits)
+    neg_entropy = (p_y * F.logsigmoid(logits) + (1 - p_y) * F.logsigmoid(-logits)).sum()
+    codes = z.detach()
+
+    def adversary_loss():
+        return obj.beta5 * F.binary_cross_entropy_with_logits(adversary(codes), y.to(codes.dtype), reduction="sum")
+
+    return {"main": -obj.beta1 * recon + kl + obj.beta4 * neg_entropy, "adversary": adversary_loss}
+
+
+def chyvae(m, g, aux, x, y):
+    """The authors' closed form (−log p(x|z) − R(x), eq. 41 with B = 1): z ~ N(μ(x), S(x)), a second draw z̃ for
+    q(Σ | z̃) = IW(Ψ + z̃z̃ᵀ, ν + 1). (The Pyro guide also draws Σ, which the closed form never reads.)"""
+    h = g.encoder(x)
+    loc = g.loc(h)
+    cov = covariance_from_raw(g.raw_tril(h), g.latent_dim)
+    L = torch.linalg.cholesky(cov)
+    z = loc + (L @ torch.randn_like(loc).unsqueeze(-1)).squeeze(-1)
+    z_tilde = loc + (L @ torch.randn_like(loc).unsqueeze(-1)).squeeze(-1)
+    recon = obs_lp(m.likelihood, m.decoder(z), x, m.obs_scale)
+    reg = closed_form_regulariser(loc, cov, z_tilde, m.psi, m.nu)
+    return {"main": -(recon + reg.sum())}
+
+
+def _obs_ugvae(m, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    params = torch.sigmoid(raw) if m.likelihood == "gaussian" else raw  # UGVAEBase.obs_params
+    return obs_lp(m.likelihood, params, x, m.obs_scale)
+
+
+def gmvae(m, g, aux, x, y):
+    """TraceEnum_ELBO with d enumerated in the guide: z, w drawn; Σ_k q(k | z, w) [log p(k) + log p(z | k, w)
+    − log q(k | z, w)] exactly."""
+    (z_loc, z_scale), (w_loc, w_scale) = g.local(x)
+    z = z_loc + z_scale * torch.randn_like(z_loc)
+    w = w_loc + w_scale * torch.randn_like(w_loc)
+    log_pi = g.d_logits(z, w)  # (B, K)
+    loc_k, scale_k = m.components(w)  # (B, K, d)
+    log_pz_k = normal_lp(z.unsqueeze(-2), loc_k, scale_k).sum(-1)
+    enum = (log_pi.exp() * (log_pz_k - math.log(m.K) - log_pi)).sum()
+    elbo = (_obs_ugvae(m, m.decoder(z), x) + std_normal_lp(w).sum() - normal_lp(z, z_loc, z_scale).sum()
+            - normal_lp(w, w_loc, w_scale).sum() + enum)  # fmt: skip
+    return {"main": -elbo}
+
+
+def ugvae(m, g, aux, x, y):
+    """TraceEnum_ELBO with the structured guide: z drawn, π(z), β ~ q(β | X, Z) drawn once for the batch, d summed
+    out exactly under q(d | z)."""
+    h, z_loc, z_scale = g.local(x)
+    z = z_loc + z_scale * torch.randn_like(z_loc)
+    log_pi = g.d_logits(h, z)
+    b_loc, b_scale = g.beta_params(h, log_pi.exp())
+    beta = b_loc + b_scale * torch.randn_like(b_loc)
+    loc_k, scale_k = m.prior_z(beta.unsqueeze(0))  # (1, K, d)
+    log_pz_k = normal_lp(z.unsqueeze(-2), loc_k, scale_k).sum(-1)  # (B, K)
+    enum = (log_pi.exp() * (log_pz_k - math.log(m.K) - log_pi)).sum()
+    raw = m.decoder(torch.cat([z, beta.expand(z.shape[0], -1)], -1))
+    elbo = (_obs_ugvae(m, raw, x) + std_normal_lp(beta).sum() - normal_lp(beta, b_loc, b_scale).sum()
+            - normal_lp(z, z_loc, z_scale).sum() + enum)  # fmt: skip
+    return {"main": -elbo}
+
+
+def mlvae(m, g, aux, x, y):
+    """Trace_ELBO with q(C | X) the product of the items' Gaussians: C drawn once for the batch, then every s_i."""
+    s_loc, s_scale, c_loc, c_scale = g.params(x)
+    c = c_loc + c_scale * torch.randn_like(c_loc)
+    s = s_loc + s_scale * torch.randn_like(s_loc)
+    raw = m.decoder(torch.cat([s, c.expand(s.shape[0], -1)], -1))
+    elbo = (_obs_ugvae(m, raw, x) + std_normal_lp(c).sum() + std_normal_lp(s).sum() - normal_lp(c, c_loc, c_scale).sum()
+            - normal_lp(s, s_loc, s_scale).sum())  # fmt: skip
+    return {"main": -elbo}
+
+
+def nvae(m, g, aux, x, y):
+    """N-VAE's bound (nll-bound, analytic KL): −log p(x | z, y) + KL(q(z|x) ‖ N(0, I)) − log q(y | x), q(y | x) =
+    α̂_y / Σ_k α̂_k. (The Pyro guide also draws π ~ Dir(α̂), which this bound never reads.)"""
+    h = g.encoder(x)
+    loc, scale = g.loc(h), positive_scale(g.raw_scale(h))
+    a_hat = F.softplus(g.raw_concentration(h)) + g.min_concentration
+    z = loc + scale * torch.randn_like(loc)
+    recon = obs_lp(m.likelihood, m.params(z, y), x, m.obs_scale)
+    log_qy = a_hat.gather(-1, y.long().unsqueeze(-1)).squeeze(-1).log() - a_hat.sum(-1).log()
+    return {"main": -recon + kl_std_normal(loc, scale).sum() - log_qy.sum()}
+
+
+def _fake(m, y: torch.Tensor) -> torch.Tensor:
+    z = torch.randn(len(y), m.latent_dim, device=y.device)
+    out = m.generator(torch.cat([z, onehot(y, m.num_classes, z)], -1))
+    return torch.sigmoid(out) if m.output == "sigmoid" else out
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="sum")
+
+
+def _frozen(net, *inputs):
+    for p in net.parameters():
+        p.requires_grad_(False)
+    try:
+        return net(*inputs)
+    finally:
+        for p in net.parameters():
+            p.requires_grad_(True)
+
+
+def cgan(m, g, aux, x, y):
+    """Discriminator step −Σ[log D(x, y) + log(1 − D(G(z, y), y))], then the generator's −Σ log D(G(z, y), y)."""
+    d = aux["discriminator"]
+
+    def disc():
+        with torch.no_grad():
+            fake = _fake(m, y)
+        return _bce(d(x, y), 1.0) + _bce(d(fake, y), 0.0)
+
+    return {"discriminator": disc, "main": lambda: _bce(_frozen(d, _fake(m, y), y), 1.0)}
+
+
+def acgan(m, g, aux, x, y):
+    """AC-GAN: the discriminator's source and class losses on real and detached fakes, then the generator's."""
+    d, w = aux["discriminator"], aux["objective"].class_weight
+
+    def disc():
+        with torch.no_grad():
+            fake = _fake(m, y)
+        real_s, real_c = d(x)
+        fake_s, fake_c = d(fake)
+        classes = F.cross_entropy(real_c, y, reduction="sum") + F.cross_entropy(fake_c, y, reduction="sum")
+        return _bce(real_s, 1.0) + _bce(fake_s, 0.0) + w * classes
+
+    def gen():
+        source, classes = _frozen(d, _fake(m, y))
+        return _bce(source, 1.0) + w * F.cross_entropy(classes, y, reduction="sum")
+
+    return {"discriminator": disc, "main": gen}
+
+
+@dataclass
+class Hand:
+    """A model's hand-written step: ``fn(model, guide, aux, x, y)`` -> {optimizer name: loss tensor, or a callable
+    giving it when its turn comes}, in the order the optimizers step; ``same_draws``: the Pyro step draws exactly
+    these random numbers in this order (else only the expectations agree)."""
+
+    fn: Callable
+    same_draws: bool = True
+
+
+HAND: Dict[str, Hand] = {
+    "vae": Hand(vae),
+    "cvae": Hand(cvae),
+    "condvae": Hand(condvae),
+    "csvae": Hand(csvae),
+    "chyvae": Hand(chyvae, same_draws=False),
+    "gmvae": Hand(gmvae),
+    "ugvae": Hand(ugvae),
+    "mlvae": Hand(mlvae),
+    "nvae": Hand(nvae),
+    "cgan": Hand(cgan),
+    "acgan": Hand(acgan),
+}
+
+
+def hand_step(name: str, model, guide, aux: Dict, optimizers: Dict[str, torch.optim.Optimizer], x: torch.Tensor,
+              y: Optional[torch.Tensor]) -> Tuple[float, ...]:
+    """One training step by hand: each optimizer in turn zeroes its gradients, takes its loss (``.item()`` read, as
+    any training loop logs it), backward, step. Returns the losses."""
+    losses = HAND[name].fn(model, guide, aux, x, y)
+    out = []
+    for opt_name, loss in losses.items():
+        opt = optimizers[opt_name]
+        opt.zero_grad(set_to_none=True)
+        value = loss() if callable(loss) else loss
+        out.append(value.detach().item())
+        value.backward()
+        opt.step()
+    return tuple(out)

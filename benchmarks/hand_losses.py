@@ -8,8 +8,9 @@ them. What it leaves out is everything Pyro adds: effect handlers, traces, distr
 densities are written as formulas (no ``torch.distributions`` objects, no argument validation).
 
 Where the Pyro step draws randomness its loss never reads (CHyVAE's guide samples Σ ~ q(Σ | z), N-VAE's guide
-π ~ Dir(α̂(x)); neither enters the default bound), the hand loss does not draw it: its value then matches the
-Pyro loss in expectation, not draw for draw (``same_draws`` below says which).
+π ~ Dir(α̂(x)); neither enters the default bound), the hand loss does not draw it. N-VAE draws π after z, so the
+values still match draw for draw; CHyVAE draws Σ between z and the second code z̃, so its values match in
+expectation only (``same_draws`` below says which).
 
 ``HAND[model]`` is a :class:`Hand`: ``losses(modules, x, y)`` -> the loss of each optimizer in step order, as the
 engine steps them (``main``: model and guide; an auxiliary network's own loss).

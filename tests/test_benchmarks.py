@@ -3,9 +3,8 @@ computation of every registered model's default loss, and what makes the suite's
 
 For every model with its default guide and objective (tiny sizes), on the same modules: where both draw the same
 random numbers, the loss of every optimizer (main and auxiliary) and the main loss's gradients agree to float
-rounding; where the Pyro step draws randomness the bound never reads (CHyVAE's Σ, N-VAE's π is not drawn by hand but
-is by Pyro: no, N-VAE draws z first and π after, so its values agree), the means over seeds agree within
-Monte-Carlo error. Also: the suite's timing loop runs.
+rounding; where the Pyro step draws, before the numbers the bound reads, a sample the bound never reads (CHyVAE's
+guide draws Σ between z and z̃), the means over seeds agree within Monte-Carlo error. Also: the suite's timing loop runs.
 """
 
 from __future__ import annotations

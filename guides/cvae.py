@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.guides.vae import DiagonalGaussianGuide
 from pyro_vaes.models.base import positive_int
 from pyro_vaes.models.cvae import CVAE
 from pyro_vaes.nets import Encoder
@@ -76,29 +77,6 @@ class CVAEGuide(GuideBase):
 
 
 @GUIDES.register("cvae-unlabelled", models=("cvae",))
-class CVAEUnlabelledGuide(GuideBase):
-    """q(z | x) = N(μ(e(x)), diag σ²), σ = softplus(·) + 1e-4: the label is not an input of the encoder.
-
-    :param hidden: encoder width.
-    """
-
-    mean_field = True
-    example_args = {"hidden": 16}
-
-    def __init__(self, model: CVAE, hidden: int = 400):
-        super().__init__(model)
-        hidden = positive_int("hidden", hidden)
-        self.encoder = Encoder(model.arch, model.input_shape, hidden)
-        self.loc = nn.Linear(hidden, model.latent_dim)
-        self.raw_scale = nn.Linear(hidden, model.latent_dim)
-
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
-        """``z``: loc, scale (B, latent_dim) of q(z | x), whatever y is."""
-        h = self.encoder(x)
-        return {"z": {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}}
-
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
-        register(self)
-        q = self.encode(x)["z"]
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", dist.Normal(q["loc"], q["scale"]).to_event(1))
+class CVAEUnlabelledGuide(DiagonalGaussianGuide):
+    """q(z | x) = N(μ(e(x)), diag σ²): the VAE's diagonal family, the label not an input of the encoder (``y`` is
+    accepted and ignored)."""

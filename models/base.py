@@ -107,6 +107,10 @@ class ModelBase(nn.Module):
         gives none. Evaluation's KL per dimension is taken against it."""
         return None
 
+    def standard_normal_marginal(self, dim: int) -> Tuple[torch.distributions.Distribution, str]:
+        """N(0, 1) for each of ``dim`` dimensions: the :meth:`marginal_prior` of a standard-normal site."""
+        return torch.distributions.Normal(torch.zeros(dim, device=self.device), 1.0), "N(0, 1)"
+
     @property
     def device(self) -> torch.device:
         for t in self.parameters():

@@ -95,6 +95,4 @@ class CondVAE(ModelBase):
         return {"z": torch.randn(n, self.latent_dim, device=self.device), "y": y}
 
     def marginal_prior(self, site: str):
-        if site != "z":
-            return None
-        return dist.Normal(torch.zeros(self.latent_dim, device=self.device), 1.0), "N(0, 1)"
+        return self.standard_normal_marginal(self.latent_dim) if site == "z" else None

@@ -189,7 +189,7 @@ class CSVAE(ModelBase):
     def marginal_prior(self, site: str):
         """z: N(0, 1) per dimension; w: the mixture ½ p(w_i | y_i = 0) + ½ p(w_i | y_i = 1) per coordinate."""
         if site == "z":
-            return dist.Normal(torch.zeros(self.latent_dim, device=self.device), 1.0), "N(0, 1)"
+            return self.standard_normal_marginal(self.latent_dim)
         if site == "w":
             loc, scale = self.prior_loc.detach().t(), self.prior_raw_scale.detach().exp().t()  # (W, 2)
             mix = dist.Categorical(torch.full_like(loc, 0.5))

@@ -93,9 +93,7 @@ class CVAE(ModelBase):
 
     def marginal_prior(self, site: str):
         """N(0, 1) for each dimension of z (what evaluation's KL per dimension is taken against)."""
-        if site != "z":
-            return None
-        return dist.Normal(torch.zeros(self.latent_dim, device=self.device), 1.0), "N(0, 1)"
+        return self.standard_normal_marginal(self.latent_dim) if site == "z" else None
 
     def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """z ~ N(0, I); y uniform over the classes unless given."""

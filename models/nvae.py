@@ -161,9 +161,7 @@ class NVAE(ModelBase):
 
     def marginal_prior(self, site: str):
         """N(0, 1) for each dimension of z (what evaluation's KL per dimension is taken against)."""
-        if site != "z":
-            return None
-        return dist.Normal(torch.zeros(self.latent_dim, device=self.device), 1.0), "N(0, 1)"
+        return self.standard_normal_marginal(self.latent_dim) if site == "z" else None
 
     def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """z ~ N(0, I), π ~ Dir(α 1_K) and y ~ Cat(π); a given y is kept and π drawn from p(π | y) = Dir(α 1_K + y)."""

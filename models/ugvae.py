@@ -73,9 +73,6 @@ class UGVAEBase(ModelBase):
         return (dist.MixtureSameFamily(mix, dist.Normal(loc, scale)),
                 f"mixture over d and {self.MARGINAL_DRAWS} prior draws of {parent}")
 
-    def standard_normal_marginal(self, dim: int) -> Tuple[dist.Distribution, str]:
-        return dist.Normal(torch.zeros(dim, device=self.device), 1.0), "N(0, 1)"
-
 
 @MODELS.register("ugvae")
 class UGVAE(UGVAEBase):

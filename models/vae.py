@@ -117,5 +117,4 @@ class VAE(ModelBase):
     def marginal_prior(self, site: str):
         if site != "z" or self.prior_kind == "flow":  # the flow prior's marginals have no closed form
             return None
-        zeros = torch.zeros(self.latent_dim, device=self.device)
-        return dist.Normal(zeros, 1.0), "N(0, 1)"
+        return self.standard_normal_marginal(self.latent_dim)

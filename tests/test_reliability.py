@@ -189,6 +189,10 @@ CASES = [
     ("compare runs with fit settings", ["compare", "--runs", "run", "--steps", "5", "--out", "c"], "drop steps"),
     ("compare a folder that is not a run", ["compare", "--runs", "thesis", "--out", "c"], "not a run folder"),
     ("evaluate with negative refinement", ["evaluate", "run", "--refine", "-1"], "--refine must be >= 0"),
+    ("switch on data without labels", ["switch", "run", "--attribute", "0", "--to", "1", "--out", "s.png"],
+     "has no labels"),
+    ("switch to a value that is not 0/1", ["switch", "run", "--attribute", "0", "--to", "2"], "invalid choice"),
+    ("switch a folder that is not a run", ["switch", "thesis", "--attribute", "0", "--to", "1"], "not a run folder"),
     ("no command", [], "required"),
     ("an unknown flag", ["list", "--bogus"], "unrecognized arguments"),
 ]
@@ -225,7 +229,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case, in_workspace, capsys):
 
 def test_the_catalogue_covers_every_command():
     commands = {argv[0] for _, argv, _ in CASES if argv}
-    assert commands >= {"fit", "evaluate", "sample", "plot", "data", "reproduce", "list", "compare"} and len(CASES) >= 60
+    assert commands >= {"fit", "evaluate", "sample", "plot", "data", "reproduce", "list", "compare", "switch"} and len(CASES) >= 60
 
 
 def test_a_read_only_folder_is_one_line(tmp_path, capsys):

@@ -34,6 +34,7 @@ import torch
 from pyro import poutine
 from tqdm.auto import tqdm
 
+from pyro_vaes import fastpaths
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import VAEData, iterate_batches
 from pyro_vaes.engine import checkpoint as ckpt
@@ -293,7 +294,10 @@ class Trainer:
                 self.ranks.seed_step(c.seed, step, p.device)  # under torchrun: noise from (seed, step, rank)
                 # Pyro's argument and support checks run on the first step of each process (they catch
                 # model/guide/data mistakes) and are off afterwards: they cost ~0.3-5 ms a step
-                with pyro.validation_enabled(first_step), param_registration(self.svi is not None):
+                # once the checks are off, plates skip two no-op pieces of bookkeeping (pyro_vaes/fastpaths.py: bitwise
+                # the same gradients)
+                with pyro.validation_enabled(first_step), param_registration(self.svi is not None), \
+                        fastpaths.plate_fastpaths(not first_step):  # fmt: skip
                     loss = self._step(x, y)
                 first_step = False
                 self.step += 1

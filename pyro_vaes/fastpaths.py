@@ -1,0 +1,196 @@
+"""Exact fast paths for the training step: the same numbers with less of Pyro's bookkeeping.
+
+A Pyro VAE step spends ~1 ms more than the same loss written in plain PyTorch, all of it in Python: plates, trace
+and replay messengers, distribution objects, the ELBO's bookkeeping (``benchmarks/suite.py`` measures it per
+model). Three pieces of it do nothing for the engine's steps and are skipped here, each **exact**: the gradients
+are bitwise those of Pyro's own path, so parameters after any number of steps are bit for bit the same
+(``tests/test_fastpaths.py`` checks every registered model, guide and objective):
+
+* :func:`plate_fastpaths` (a context manager the trainer enters around each step once Pyro's validation is off):
+
+  - ``pyro.plate`` re-expands every sample site's distribution to the plate's batch shape even when it already has
+    it (``BroadcastMessenger._pyro_sample``: a new distribution object and two ``expand`` views per site, and their
+    backward nodes); the no-op expand is skipped, any real one (or shape error) is left to Pyro;
+  - a plate without subsampling still sends a ``_Subsample`` sample message through every handler (recorded by the
+    trace, replayed, pruned by the ELBO); it is skipped when its indices would be ``arange(size)`` (they are made on
+    demand, as Pyro's plate does when it is given no subsample).
+
+  They swap two of Pyro's static methods for the duration of the ``with`` block and restore them after, only on the
+  Pyro versions they were checked on (:data:`CHECKED_PYRO`); elsewhere the block changes nothing.
+* :class:`FixedScaleNormal`: the Gaussian likelihood with a fixed standard deviation keeps it a 0-dim tensor
+  (``Normal(loc, 0.45)`` broadcasts the scale to the observations' shape, so every log-density computes ``log σ``
+  and ``σ²`` over all 128 × 784 entries, and their backward). Bitwise the same log-densities and gradients; ~1 ms
+  of a UG-VAE step.
+* :class:`LeanTrace_ELBO`: ``Trace_ELBO`` whose ``differentiable_loss`` reads Σ log p − Σ log q off the two traces
+  (no pruned trace copies, no ``compute_log_prob``/``compute_score_parts``, no ``.item()`` per site, no backward NaN
+  hook). Its gradients are bitwise Trace_ELBO's; its value the same sum taken in float32 rather than Trace_ELBO's
+  float64 Python sum of per-site values (a difference of float32 rounding). A guide with a non-reparameterised site
+  gets Trace_ELBO's own surrogate on the same traces; with Pyro's validation on, Trace_ELBO's path with every check
+  runs.
+
+What stays (measured, README "Speed"): Pyro's distribution objects, the trace/replay messengers and ``TraceEnum_ELBO``'s
+contraction machinery; ``torch.compile`` of the Pyro loss was slower, not faster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import pyro
+import pyro.distributions
+import torch
+from pyro.distributions.torch_distribution import TorchDistributionMixin
+from pyro.distributions.util import scale_and_mask
+from pyro import poutine
+from pyro.infer import Trace_ELBO
+from pyro.infer.util import is_validation_enabled
+from pyro.poutine.broadcast_messenger import BroadcastMessenger
+from pyro.poutine.subsample_messenger import SubsampleMessenger
+from pyro.poutine.util import prune_subsample_sites, site_is_subsample
+
+#: the Pyro versions whose plate internals the fast paths were checked against (major, minor)
+CHECKED_PYRO = ("1.9",)
+_ENABLED = True
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Every fast path off inside the block (Pyro's own paths throughout): what the tests compare against."""
+    global _ENABLED
+    previous, _ENABLED = _ENABLED, False
+    try:
+        yield
+    finally:
+        _ENABLED = previous
+
+
+def active() -> bool:
+    """Whether the fast paths are in use (not inside :func:`disabled`)."""
+    return _ENABLED
+_PYRO_OK = any(pyro.__version__.startswith(v + ".") or pyro.__version__ == v for v in CHECKED_PYRO)
+_ORIG_BROADCAST = BroadcastMessenger.__dict__["_pyro_sample"]
+_ORIG_SUBSAMPLE = SubsampleMessenger.__dict__["_subsample"]
+
+
+def _broadcast_unless_noop(msg) -> None:
+    """``BroadcastMessenger._pyro_sample``, returning early when the expand would not change the batch shape."""
+    if msg["done"] or msg["type"] != "sample" or not isinstance(msg["fn"], TorchDistributionMixin):
+        return
+    actual = msg["fn"].batch_shape
+    target = [None if size == 1 else size for size in actual]
+    for f in msg["cond_indep_stack"]:
+        if f.dim is None or f.size == -1:
+            continue
+        target = [None] * (-f.dim - len(target)) + target
+        if target[f.dim] is not None and target[f.dim] != f.size:
+            return _ORIG_BROADCAST.__func__(msg)  # Pyro's own shape error
+        target[f.dim] = f.size
+    for i in range(-len(target) + 1, 1):
+        if target[i] is None:
+            target[i] = actual[i] if len(actual) >= -i else 1
+    if tuple(target) != tuple(actual):
+        return _ORIG_BROADCAST.__func__(msg)
+
+
+def _subsample_unless_full(name, size=None, subsample_size=None, subsample=None, use_cuda=None, device=None):
+    """``SubsampleMessenger._subsample`` without the ``_Subsample`` message when nothing is subsampled."""
+    if size is not None and subsample is None and (subsample_size is None or subsample_size == size):
+        return size, size, None  # the indices, arange(size), are made on demand (IndepMessenger.indices)
+    return _ORIG_SUBSAMPLE.__func__(name, size, subsample_size, subsample, use_cuda, device)
+
+
+@contextlib.contextmanager
+def plate_fastpaths(enabled: bool = True) -> Iterator[None]:
+    """Inside the block, plates skip the no-op re-expand and the unsubsampled ``_Subsample`` message (see the module
+    docstring). Not re-entrant across threads: it swaps class attributes for the block's duration."""
+    if not (enabled and _PYRO_OK and _ENABLED):
+        yield
+        return
+    BroadcastMessenger._pyro_sample = staticmethod(_broadcast_unless_noop)
+    SubsampleMessenger._subsample = staticmethod(_subsample_unless_full)
+    try:
+        yield
+    finally:
+        BroadcastMessenger._pyro_sample = _ORIG_BROADCAST
+        SubsampleMessenger._subsample = _ORIG_SUBSAMPLE
+
+
+class LeanTrace_ELBO(Trace_ELBO):
+    """``Trace_ELBO`` with less bookkeeping and the same gradients (see the module docstring)."""
+
+    def _particle(self, model, guide, args, kwargs):
+        guide_trace = poutine.trace(guide, graph_type="flat").get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace), graph_type="flat").get_trace(*args, **kwargs)
+        g_sites = [s for s in guide_trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
+        if not all(s["fn"].has_rsample for s in g_sites):  # score-function terms: Trace_ELBO's surrogate
+            model_trace, guide_trace = prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
+            model_trace.compute_log_prob()
+            guide_trace.compute_score_parts()
+            elbo = sum(s["log_prob_sum"].detach() for s in model_trace.nodes.values() if s["type"] == "sample") \
+                - sum(s["log_prob_sum"].detach() for s in guide_trace.nodes.values() if s["type"] == "sample")  # fmt: skip
+            _, surrogate_loss = self._differentiable_loss_particle(model_trace, guide_trace)
+            return -elbo + (surrogate_loss - surrogate_loss.detach())
+        elbo = 0.0
+        for s in model_trace.nodes.values():
+            if s["type"] == "sample" and not site_is_subsample(s):
+                elbo = elbo + _log_prob_sum(s)
+        for s in g_sites:
+            elbo = elbo - _log_prob_sum(s)
+        return -elbo
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        if is_validation_enabled() or not _ENABLED:  # the first step: Pyro's path with every check
+            return super().differentiable_loss(model, guide, *args, **kwargs)
+        if self.vectorize_particles:
+            if self.max_plate_nesting == float("inf"):
+                self._guess_max_plate_nesting(model, guide, args, kwargs)
+            model, guide = self._vectorized_num_particles(model), self._vectorized_num_particles(guide)
+            return self._particle(model, guide, args, kwargs) / self.num_particles  # one trace holds every particle
+        if self.num_particles == 1:
+            return self._particle(model, guide, args, kwargs)
+        loss = 0.0
+        for _ in range(self.num_particles):
+            loss = loss + self._particle(model, guide, args, kwargs) / self.num_particles
+        return loss
+
+
+def _log_prob_sum(site):
+    lp = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+    return scale_and_mask(lp, site["scale"], site["mask"]).sum()
+
+
+class FixedScaleNormal(pyro.distributions.Normal):
+    """N(loc, scale²) with one fixed ``scale`` for every entry, kept a 0-dim tensor (see the module docstring):
+    log-densities, draws and gradients with respect to ``loc`` are bitwise those of ``Normal(loc, scale)``."""
+
+    def __init__(self, loc: torch.Tensor, scale: float, validate_args=None) -> None:
+        self.loc = loc
+        self.scale = torch.as_tensor(scale, dtype=loc.dtype, device=loc.device)
+        torch.distributions.Distribution.__init__(self, loc.shape, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(FixedScaleNormal, _instance)
+        new.loc = self.loc.expand(batch_shape)
+        new.scale = self.scale
+        torch.distributions.Distribution.__init__(new, torch.Size(batch_shape), validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        return self.scale.expand(self.batch_shape)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self.stddev.pow(2)
+
+    def entropy(self) -> torch.Tensor:
+        return 0.5 + 0.5 * math.log(2 * math.pi) + torch.log(self.stddev)
+
+
+def gaussian(loc: torch.Tensor, scale: float) -> pyro.distributions.Normal:
+    """The Gaussian likelihood N(loc, scale²) with a fixed ``scale``: :class:`FixedScaleNormal` unless the fast paths
+    are :func:`disabled`."""
+    return FixedScaleNormal(loc, scale) if _ENABLED else pyro.distributions.Normal(loc, scale)

@@ -17,12 +17,12 @@ With W ranks, one training step is (``engine/trainer.py`` calls the methods belo
 2. **Noise.** Before the step, the random generator of the rank's device is seeded from (seed, step, rank)
    (:meth:`Ranks.seed_step`): ranks draw different noise, and a resumed or restarted job draws exactly the noise
    the uninterrupted one drew, without saving any random state.
-3. **Loss agreement.** Each rank's loss (and whether computing it raised) is summed over the ranks *before*
-   backward (:meth:`Ranks.loss`). The divergence check reads that global sum, so every rank stops at the same step
-   with the same message; an exception on one rank reaches every rank as the same error instead of leaving the
-   others blocked in a collective.
-4. **Gradients.** After backward, one all-reduce of all the stepped parameters' gradients (flattened into one
-   buffer per device and dtype; :meth:`Ranks.backward`). The reduction follows how the loss aggregates over rows:
+3. **One collective per optimizer step** (:meth:`Ranks.forward_backward`): after this rank's forward and backward,
+   one all-reduce carries every stepped parameter's gradient (flattened into one buffer per device and dtype),
+   this rank's loss and whether anything raised. The divergence check then reads the loss summed over the ranks
+   *before* any optimizer moves, so every rank stops at the same step with the same message; an exception on one
+   rank reaches every rank as the same error instead of leaving the others blocked in a collective.
+4. **Gradients.** The reduction follows how the loss aggregates over rows:
    a **sum** for losses summed over the batch (every main loss; GAN and CSVAE auxiliary losses), which gives the
    gradient of the sum of the W shard losses, i.e. what one process gets for the whole batch with the ranks'
    noise; a **mean** for losses averaged over rows (FactorVAE's discriminator,
@@ -161,63 +161,49 @@ class Ranks:
             torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()
                                           ].manual_seed(s)  # fmt: skip
 
-    def loss(self, compute: Callable[[], Any], value: Callable[[Any], float] = lambda t: t.detach().item()
-             ) -> Tuple[Any, float]:
-        """``compute()`` (this rank's forward), and its ``value`` summed over the ranks; an exception on any rank
-        raises on every rank (the same error), before any backward collective."""
-        if not self.active:
-            out = compute()
-            return out, value(out)
+    def forward_backward(self, compute: Callable[[], Any], params: Sequence[torch.Tensor], mean: bool = False,
+                         value: Callable[[Any], float] = lambda t: t.detach().item(), backward: bool = True
+                         ) -> Tuple[Any, float]:
+        """One rank's share of an optimizer's step, with a single collective: ``compute()`` (the forward), its
+        ``backward()``, then one all-reduce carrying the gradients of ``params`` (summed over the ranks, or averaged
+        when ``mean``: a loss averaged over rows), the loss ``value`` (summed) and whether anything raised. Returns
+        ``compute()``'s result and the loss summed over the ranks. An exception on any rank raises on every rank.
+        No optimizer has moved yet: the caller checks the summed loss (divergence) before stepping."""
         out, v, err = None, 0.0, None
         try:
             out = compute()
             v = value(out)
-        except Exception as e:  # noqa: BLE001 - passed to every rank below
+            if backward:
+                out.backward()
+        except Exception as e:  # noqa: BLE001 - passed to every rank by the all-reduce
             err = e
-        flags = torch.zeros(1 + self.world_size, dtype=torch.float64)
-        flags[0] = v
-        flags[1 + self.rank] = err is not None
-        self._all_reduce(flags, self.control)
-        self._raise_if_failed(flags[1:], err)
-        return out, float(flags[0])
-
-    def backward(self, loss: torch.Tensor, params: Sequence[torch.Tensor], mean: bool = False) -> None:
-        """``loss.backward()``, then (with ranks) the all-reduce of ``params``' gradients: their sum over ranks, or
-        their mean when ``mean`` (a loss averaged over rows). A backward that raised on any rank raises on every rank."""
-        if not self.active:
-            loss.backward()
-            return
-        err = None
-        try:
-            loss.backward()
-        except Exception as e:  # noqa: BLE001
-            err = e
-        self.all_reduce_gradients(params, mean, err)
+        (total,) = self.all_reduce_gradients(params, mean, err, values=[v])
+        return out, total
 
     def all_reduce_gradients(self, params: Sequence[torch.Tensor], mean: bool = False,
-                             err: Optional[BaseException] = None) -> None:
+                             err: Optional[BaseException] = None, values: Sequence[float] = ()) -> List[float]:
         """Replace every gradient of ``params`` by its sum (or mean) over the ranks, in one all-reduce per device and
-        dtype (usually one in all); a parameter that has no gradient on any rank keeps ``None``. ``err``: this rank's
-        backward raised it (its flag travels in the same all-reduce, and every rank raises it)."""
+        dtype (usually one in all); a parameter that has no gradient on any rank keeps ``None``. ``values`` travel in
+        the same all-reduce and come back summed; so does ``err`` (this rank raised it), which every rank then raises."""
         groups: Dict[Tuple[str, str], List[torch.Tensor]] = {}
         for p in params:
             groups.setdefault((str(p.device), str(p.dtype)), []).append(p)
-        failed = torch.zeros(self.world_size, dtype=torch.float64)
-        failed[self.rank] = err is not None
+        failed = [0.0] * self.world_size
+        failed[self.rank] = float(err is not None)
+        extra = list(values) + failed  # the values, then each rank's "raised" flag: in the first buffer
         for i, key in enumerate(sorted(groups)):  # the same order on every rank
             ps = groups[key]
             device, dtype = ps[0].device, ps[0].dtype
             ok = err is None
             parts = [p.grad.reshape(-1) if ok and p.grad is not None else torch.zeros(p.numel(), device=device,
                                                                                      dtype=dtype) for p in ps]
-            has = [float(ok and p.grad is not None) for p in ps]
-            # each parameter's "has a gradient here" flag, and (first buffer) each rank's "backward raised" flag
-            tail = torch.tensor(has + (failed.tolist() if i == 0 else []), device=device, dtype=dtype)
+            has = [float(ok and p.grad is not None) for p in ps]  # each parameter's "has a gradient here"
+            tail = torch.tensor(has + (extra if i == 0 else []), device=device, dtype=dtype)
             flat = torch.cat(parts + [tail])
             self._all_reduce(flat, None)
             counts = flat[flat.numel() - len(tail) :].tolist()
             if i == 0:
-                failed = torch.tensor(counts[len(ps) :], dtype=torch.float64)
+                extra = counts[len(ps) :]
             offset = 0
             for p, count in zip(ps, counts):
                 n = p.numel()
@@ -225,9 +211,12 @@ class Ranks:
                     g = flat[offset : offset + n].view_as(p)
                     p.grad = g / self.world_size if mean else g
                 offset += n
-        if not groups:  # nothing to reduce: the failure flags travel alone
-            self._all_reduce(failed, self.control)
-        self._raise_if_failed(failed, err)
+        if not groups:  # nothing to reduce: the values and flags travel alone
+            t = torch.tensor(extra, dtype=torch.float64)
+            self._all_reduce(t, self.control)
+            extra = t.tolist()
+        self._raise_if_failed(torch.tensor(extra[len(values) :]), err)
+        return extra[: len(values)]
 
     # -- rank 0's work, everyone's agreement ---------------------------------------------------------------------
     def on_main(self, fn: Callable[[], Any], broadcast: bool = True) -> Any:

@@ -13,9 +13,9 @@ model's and guide's parameters; ``svi`` runs :class:`pyro.infer.SVI` with ``pyro
 per parameter tensor, as classic Pyro code does). Auxiliary networks always use ``torch.optim.Adam``.
 
 Launched by ``torchrun``, the same loop trains data-parallel (:mod:`pyro_vaes.engine.distributed`): each rank
-takes its shard of the step's batch and noise seeded from (seed, step, rank), the losses are agreed on before
-backward, the gradients all-reduced before each optimizer steps, and only rank 0 evaluates and writes. In one
-process every one of those hooks is the plain operation.
+takes its shard of the step's batch and noise seeded from (seed, step, rank); after each backward one all-reduce
+sums the gradients and the losses, the loss is checked before any optimizer steps, and only rank 0 evaluates and
+writes. In one process every one of those hooks is the plain operation (the step's code path is the one above).
 """
 
 from __future__ import annotations
@@ -213,23 +213,30 @@ class Trainer:
             else:
                 opt = self.optimizer if name == "main" else self.aux_optimizers[name]
                 opt.zero_grad(set_to_none=True)
-                # this rank's loss, and its value summed over the ranks (one process: loss_t and its .item())
-                loss_t, loss = self.ranks.loss((lambda: self.learner(x, y)) if name == "main"
-                                               else (lambda: obj.network_loss(name, x, y)))  # fmt: skip
-                if name == "main":
-                    self._check_loss(loss, n)  # before the optimizer moves anything
-                elif not math.isfinite(loss):
-                    raise TrainingDiverged(f"the loss of the {name} network became {loss} at step {self.step + 1}; "
-                                           "training stopped (resume from the last checkpoint with a lower --aux-lr)")
-                self.ranks.backward(loss_t, self.stepped[name], mean=self.mean_loss[name])  # + all-reduce with ranks
+                compute = (lambda: self.learner(x, y)) if name == "main" else (lambda: obj.network_loss(name, x, y))
+                if self.ranks.active:  # forward, backward, then one all-reduce of gradients, loss and failures
+                    _, loss = self.ranks.forward_backward(compute, self.stepped[name], mean=self.mean_loss[name])
+                    self._check_step_loss(name, loss, n)  # the whole batch's loss, before the optimizer moves
+                else:
+                    loss_t = compute()
+                    loss = loss_t.detach().item()
+                    self._check_step_loss(name, loss, n)  # before the optimizer moves anything
+                    loss_t.backward()
                 opt.step()
             if name == "main":
                 main_loss = loss
         return main_loss
 
+    def _check_step_loss(self, name: str, loss: float, n: int) -> None:
+        if name == "main":
+            self._check_loss(loss, n)
+        elif not math.isfinite(loss):
+            raise TrainingDiverged(f"the loss of the {name} network became {loss} at step {self.step + 1}; training "
+                                   "stopped (resume from the last checkpoint with a lower --aux-lr)")
+
     def _svi_step_ranks(self, x: torch.Tensor, y: Optional[torch.Tensor], n: int) -> float:
-        """``SVI.step`` on torchrun ranks: ``SVI.step`` itself never synchronises anything, so its parts run here
-        with the loss agreed on before the Pyro optimizer steps and the gradients all-reduced in between."""
+        """``SVI.step`` on torchrun ranks: ``SVI.step`` itself never synchronises anything, so its parts run here,
+        the gradients and the loss all-reduced between SVI's backward and the Pyro optimizer's step."""
         svi = self.svi
 
         def forward_backward():
@@ -237,15 +244,15 @@ class Trainer:
                 value = svi.loss_and_grads(svi.model, svi.guide, x, y)
             return capture.trace, value
 
-        (trace, _), loss = self.ranks.loss(forward_backward, value=lambda out: float(out[1]))
-        self._check_loss(loss, n)
+        (trace, _), loss = self.ranks.forward_backward(forward_backward, self.params, backward=False,
+                                                       value=lambda out: float(out[1]))  # gradients all-reduced
         known = {id(p) for p in self.params}
         created = sorted(name for name, site in trace.nodes.items() if id(site["value"].unconstrained()) not in known)
         if created:
             raise ValueError(f"parameter(s) {', '.join(created)} are not parameters of the model's or guide's modules "
                              "(pyro.param created while training): data-parallel training synchronises module "
                              "parameters only; make them nn.Parameter/PyroParam attributes of the module")
-        self.ranks.all_reduce_gradients(self.params)
+        self._check_loss(loss, n)  # before the Pyro optimizer moves anything
         stepped = [p for p in self.params if p.grad is not None]  # the same on every rank after the all-reduce
         svi.optim(stepped)
         pyro.infer.util.zero_grads(stepped)

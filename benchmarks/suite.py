@@ -6,18 +6,20 @@ against its floor, the metrics' throughput. One command runs it all:
     OMP_NUM_THREADS=1 python benchmarks/suite.py --only steps --models vae,ugvae --rounds 21
 
 **Steps.** For every registered model with its default guide and objective (default sizes on MLP networks: the
-project's 784-400-… MLP, the UG-VAE family's own; binary 28×28 images, batch 128; class labels for the class-conditioned models, two 0/1 attributes for CSVAE/CondVAE): ``engine`` is
-``Trainer._step``, exactly what ``pyro-vaes fit`` runs per step (every optimizer of the objective, the loss read
-for the divergence check, Pyro's validation off after the first step as in ``fit``); ``hand`` is the same step on
-deep copies of the same modules, its loss written by hand in plain PyTorch (``benchmarks/hand_losses.py``: same
-networks, same estimator, same optimizers). Before timing, the two losses are compared on fresh draws: value and
-gradients equal when both draw the same random numbers, means within Monte-Carlo error otherwise (``check``).
-Timing alternates: each round runs ``--steps`` steps of each in turn, the order rotated, on the same batches; the
-ratio of a round is engine / hand in that round. Reported: the median step time of each and the median ratio with
-the 25th-75th percentiles of the per-round ratios (the machine is shared: paired rounds cancel most of its noise).
-Rows ``vae [conv28]`` and ``cvae [conv28]`` use the 28×28 convolutional networks; ``ugvae vs closed form``
-compares the enumerated step with the authors' closed-form loss (analytic KLs; a different, lower-variance
-estimator of the same bound, ``benchmarks/ugvae_speed.py``).
+project's 784-400-… MLP, the UG-VAE family's own; binary 28×28 images, batch 128; class labels for the class-
+conditioned models, two 0/1 attributes for CSVAE/CondVAE): ``engine`` is ``Trainer._step``, exactly what ``pyro-vaes
+fit`` runs per step (every optimizer of the objective, the loss read for the divergence check, Pyro's validation off
+after the first step as in ``fit``); ``pyro`` is that step with every exact fast path off
+(``pyro_vaes.fastpaths.disabled()``: what the engine ran before them); ``hand`` is the same step on deep copies of
+the same modules, its loss written by hand in plain PyTorch (``benchmarks/hand_losses.py``: same networks, same
+estimator, same optimizers). Before timing, the two losses are compared on fresh draws: value and gradients equal
+when both draw the same random numbers, means within Monte-Carlo error otherwise (``check``). Timing alternates:
+each round runs ``--steps`` steps of each in turn, the order rotated, on the same batches; the ratio of a round is
+engine / hand in that round. Reported: the median step time of each and the median ratio with the 25th-75th
+percentiles of the per-round ratios (the machine is shared: paired rounds cancel most of its noise). Rows ``vae
+[conv28]`` and ``cvae [conv28]`` use the 28×28 convolutional networks; ``ugvae vs closed form`` compares the
+enumerated step with the authors' closed-form loss (analytic KLs; a different, lower-variance estimator of the same
+bound, ``benchmarks/ugvae_speed.py``).
 
 **Evaluation.** ``pyro_vaes.evaluation.evaluate`` against the bare encoder/decoder passes it needs and a
 hand-written importance sampler (``benchmarks/bench_evaluation.py``), MLP and conv VAEs.
@@ -47,6 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hand_losses  # noqa: E402
+from pyro_vaes import fastpaths  # noqa: E402
 from pyro_vaes.config import FitConfig  # noqa: E402
 from pyro_vaes.data import ArraySplit, VAEData  # noqa: E402
 from pyro_vaes.engine import Trainer  # noqa: E402
@@ -100,9 +103,13 @@ def hand_copy(tr: Trainer) -> Tuple[Any, Any, Dict[str, Any], Dict[str, torch.op
     return model, guide, {**aux_modules, "objective": obj}, opts
 
 
-def engine_step(tr: Trainer) -> Callable:
+def engine_step(tr: Trainer, fast: bool = True) -> Callable:
+    """``Trainer._step`` as ``fit`` runs it after the first step; ``fast=False``: with every fast path off
+    (``pyro_vaes.fastpaths.disabled``: Pyro's own paths, what the engine ran before them)."""
+
     def step(x, y):
-        with pyro.validation_enabled(False), param_registration(tr.svi is not None):
+        with pyro.validation_enabled(False), param_registration(tr.svi is not None), \
+                fastpaths.plate_fastpaths() if fast else fastpaths.disabled():  # fmt: skip
             tr._step(x, y)
 
     return step
@@ -205,11 +212,12 @@ def bench_steps(args) -> List[Dict[str, Any]]:
         exact = check(tr, model, *batches[0], draws=args.draws)
         m, g, aux, opts = hand_copy(tr)
         fns = {"engine": engine_step(tr),
-               "hand": lambda x, y: hand_losses.hand_step(model, m, g, aux, opts, x, y)}  # fmt: skip
+               "hand": lambda x, y: hand_losses.hand_step(model, m, g, aux, opts, x, y),
+               "pyro": engine_step(make_trainer(model, data, args.batch, model_args), fast=False)}  # fmt: skip
         times = alternate(fns, batches, args.rounds, args.steps)
         res = {"row": row, "model": model, "guide": tr.config.guide, "objective": tr.config.objective,
                "arch": getattr(tr.parts.model, "arch", None), "target": target, "check": exact,
-               **summary(times, "engine", "hand")}  # fmt: skip
+               **summary(times, "engine", "hand"), "without_fastpaths": summary(times, "pyro", "hand")}  # fmt: skip
         rows.append(res)
         print(_step_line(res), flush=True)
         if model == "ugvae":
@@ -245,8 +253,11 @@ def _step_line(r: Dict[str, Any]) -> str:
         chk = f"{'ok' if c['ok'] else 'FAIL'} (loss {c['loss_rel_diff']:.1e}, grad {c['grad_rel_diff']:.1e})"
     else:
         chk = f"{'ok' if c['ok'] else 'FAIL'} (means {c['z']:+.1f} SE)"
+    before = r.get("without_fastpaths")
+    was = "" if before is None else f"  (without fast paths {before['ratio']:.3f} [{before['ratio_q1']:.3f}, " \
+                                    f"{before['ratio_q3']:.3f}])"  # fmt: skip
     return (f"{r['row']:<22} hand {r['hand_ms']:7.2f} ms  engine {r['engine_ms']:7.2f} ms  ratio {r['ratio']:.3f} "
-            f"[{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]  target {r['target']:.2f}  check {chk}")
+            f"[{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]{was}  target {r['target']:.2f}  check {chk}")
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------------------

@@ -48,8 +48,25 @@ def chyvae_config() -> Dict[str, Any]:
                 guide_args={"hidden": 16}, steps=3, seed=2, **TINY)  # fmt: skip
 
 
-def data_for(shape=(1, 28, 28)):
-    return example_data(shape, n_train=48, n_test=16, seed=5)
+def csvae_config() -> Dict[str, Any]:
+    return dict(model="csvae", data="linear-gaussian", model_args={"latent_dim": 3, "w_dim": 2, "hidden": 16,
+                                                                   "likelihood": "bernoulli"},
+                guide_args={"hidden": 16}, objective_args={"adversary_hidden": 8, "adversary_layers": 1}, steps=3,
+                seed=4, aux_lr=1e-3, **TINY)  # fmt: skip
+
+
+def cgan_config() -> Dict[str, Any]:
+    return dict(model="cgan", data="linear-gaussian", model_args={"latent_dim": 3, "hidden": 16},
+                objective_args={"disc_hidden": 16}, steps=3, seed=6, **TINY)  # fmt: skip
+
+
+#: what each scenario's model needs of the data: observation shape and labels
+DATA = {"csvae": ((1, 12, 12), "binary"), "cgan": ((1, 28, 28), "class")}
+
+
+def data_for(model: str = "vae"):
+    shape, labels = DATA.get(model, ((1, 28, 28), None))
+    return example_data(shape, labels, n_train=48, n_test=16, seed=5)
 
 
 def overflow_data():
@@ -108,6 +125,8 @@ def main(out: Path) -> None:
                                                progress=False))  # fmt: skip
     record("mlvae", lambda: pyro_vaes.fit(mlvae_config(), out=out / "mlvae", dataset=data_for(), progress=False))
     record("chyvae", lambda: pyro_vaes.fit(chyvae_config(), out=out / "chyvae", dataset=data_for(), progress=False))
+    record("csvae", lambda: pyro_vaes.fit(csvae_config(), out=out / "csvae", dataset=data_for("csvae"), progress=False))
+    record("cgan", lambda: pyro_vaes.fit(cgan_config(), out=out / "cgan", dataset=data_for("cgan"), progress=False))
     # errors: an infinite loss on rank 1 only; a missing run folder rank 0 finds; a batch that does not split
     gaussian = vae_config(model_args={"latent_dim": 3, "hidden": 16, "likelihood": "gaussian"})
     record("overflow", lambda: pyro_vaes.fit(gaussian, out=out / "overflow", dataset=overflow_data(), progress=False))

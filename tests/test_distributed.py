@@ -4,11 +4,12 @@ One launch of ``tests/ddp_scenarios.py`` on 2 ranks trains every scenario (a few
 checks what each rank wrote against
 
 * the other rank: parameters bitwise identical after training (every scenario);
-* an independent one-process computation: Adam on the gradient of the **sum of the 2 shard losses**, each shard's
-  noise seeded from (seed, step, rank), written here by hand (no engine code beyond building the modules): the
-  parameters must be bitwise equal. For per-datum models that is the gradient one process computes for the whole
-  batch (the loss is a sum over rows), drawn with the ranks' noise; for a batch-level latent (ML-VAE's c) it is one
-  process fitting one group per shard;
+* an independent one-process computation: each optimizer's Adam on the gradient of the **sum of the 2 shard losses**
+  (their mean for a mean loss), each shard's noise seeded from (seed, step, rank), written here by hand (no engine
+  code beyond building the modules): the parameters must be bitwise equal. For per-datum models that is the gradient
+  one process computes for the whole batch (the loss is a sum over rows), drawn with the ranks' noise; for a
+  batch-level latent (ML-VAE's c) it is one process fitting one group per shard; objectives with a second optimizer
+  (FactorVAE, CSVAE, CGAN) are covered with their step order;
 * an uninterrupted run (resume at step 2 under torchrun reproduces it bitwise);
 * the torch backend (the svi backend's SVI steps, synchronised, give the same parameters);
 * errors: a loss that overflows on rank 1 only, a missing run folder found by rank 0, a batch that does not split:
@@ -66,45 +67,42 @@ MEAN_LOSSES = {("factor-vae", "discriminator")}
 
 
 def summed_shards(cfg, data, world: int = 2):
-    """One process: Adam on the gradient of the sum of the ``world`` shard losses of each step's batch, shard r's
-    noise seeded from (seed, step, r); auxiliary networks step on the mean (:data:`MEAN_LOSSES`) or sum of their
-    shard losses, each shard's random stream continuing from its main loss (as on its rank). Returns the trained
-    parameters."""
+    """One process: each optimizer, in the objective's order, steps on the gradient of the sum of the ``world``
+    shard losses of each step's batch (the mean, for :data:`MEAN_LOSSES`); shard r's random stream is seeded from
+    (seed, step, r) and continues from one optimizer's loss to the next, as on rank r, and an objective that reuses
+    the codes of its main loss (FactorVAE, CSVAE) gets shard r's. Returns the trained parameters."""
     cfg = FitConfig.from_dict(cfg)
     parts = build(cfg, data)
     model, guide, obj = parts.model, parts.guide, parts.objective
     params = list(model.parameters()) + (list(guide.parameters()) if guide is not None else [])
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=obj.main_betas)
     nets = obj.networks()
-    aux = {n: torch.optim.Adam(net.module.parameters(), lr=cfg.aux_lr if net.lr is None else net.lr, betas=net.betas)
-           for n, net in nets.items()}  # fmt: skip
+    opts = {"main": torch.optim.Adam(params, lr=cfg.lr, betas=obj.main_betas)}
+    opts.update({n: torch.optim.Adam(net.module.parameters(), lr=cfg.aux_lr if net.lr is None else net.lr,
+                                     betas=net.betas) for n, net in nets.items()})  # fmt: skip
     b = cfg.batch_size // world
     batches = iterate_batches(len(data.train), cfg.batch_size, cfg.seed)
     for step in range(cfg.steps):
         _, idx = next(batches)
         obj.at_step(step)
-        opt.zero_grad(set_to_none=True)
-        shards = []
+        shards = [data.train.batch(idx[r * b : (r + 1) * b]) for r in range(world)]
+        states, codes = [], [None] * world
         for r in range(world):
             torch.default_generator.manual_seed(seed_of(cfg.seed, step, r))
-            x, y = data.train.batch(idx[r * b : (r + 1) * b])
-            with pyro.validation_enabled(step == 0), param_registration(False):
-                loss = obj.loss(x, y)
-            shards.append((x, y, torch.get_rng_state(), getattr(obj, "_codes_of", None)))
-            loss.backward()  # gradients accumulate: shard 0's + shard 1's
-        opt.step()
-        for name, aopt in aux.items():
-            aopt.zero_grad(set_to_none=True)
-            for x, y, rng, codes in shards:
-                torch.set_rng_state(rng)
-                if codes is not None:
-                    obj._codes_of = codes  # the codes of this shard's main loss, as its rank reuses them
-                obj.network_loss(name, x, y).backward()
+            states.append(torch.get_rng_state())
+        for name in obj.optimizer_order():
+            opts[name].zero_grad(set_to_none=True)
+            for r, (x, y) in enumerate(shards):
+                torch.set_rng_state(states[r])
+                obj._codes_of = codes[r]
+                with pyro.validation_enabled(step == 0), param_registration(False):
+                    loss = obj.loss(x, y) if name == "main" else obj.network_loss(name, x, y)
+                states[r], codes[r] = torch.get_rng_state(), obj._codes_of
+                loss.backward()  # gradients accumulate: shard 0's + shard 1's
             if (cfg.objective, name) in MEAN_LOSSES:
                 for p in nets[name].module.parameters():
                     if p.grad is not None:
                         p.grad /= world
-            aopt.step()
+            opts[name].step()
     out = {f"model.{k}": v.detach().clone() for k, v in model.named_parameters()}
     if guide is not None:
         out.update({f"guide.{k}": v.detach().clone() for k, v in guide.named_parameters()})
@@ -119,7 +117,8 @@ def assert_bitwise(a, b):
     assert not diff, f"differ: {diff}"
 
 
-@pytest.mark.parametrize("name", ["vae", "vae-half", "vae-resumed", "vae-svi", "factor-vae", "mlvae", "chyvae"])
+@pytest.mark.parametrize("name", ["vae", "vae-half", "vae-resumed", "vae-svi", "factor-vae", "mlvae", "chyvae",
+                                  "csvae", "cgan"])
 def test_ranks_hold_identical_parameters(ranks_out, name):
     r0, r1 = ranks(ranks_out, name)
     assert "error" not in r0, r0.get("error")
@@ -127,13 +126,15 @@ def test_ranks_hold_identical_parameters(ranks_out, name):
 
 
 @pytest.mark.parametrize("name, config", [("vae", sc.vae_config), ("mlvae", sc.mlvae_config),
-                                          ("chyvae", sc.chyvae_config), ("factor-vae", sc.factor_config)])
+                                          ("chyvae", sc.chyvae_config), ("factor-vae", sc.factor_config),
+                                          ("csvae", sc.csvae_config), ("cgan", sc.cgan_config)])
 def test_two_ranks_equal_one_process_summing_their_shards(ranks_out, name, config):
     """vae: a per-datum model (the whole batch's gradient); mlvae: one group latent per rank's shard; chyvae with the
     mean-field guide and the collapsed bound: guide parameters without gradients; factor-vae: a second optimizer
-    (the discriminator) whose loss is a mean over the shard."""
+    (the discriminator) whose loss is a mean over the shard; csvae: an adversary with a summed loss reusing the main
+    step's codes; cgan: a guide-less model whose discriminator steps first (dropout draws on each rank)."""
     r0, _ = ranks(ranks_out, name)
-    assert_bitwise(r0["params"], summed_shards(config(), sc.data_for()))
+    assert_bitwise(r0["params"], summed_shards(config(), sc.data_for(name if name in sc.DATA else "vae")))
 
 
 def test_parameters_without_gradients_stay_put(ranks_out):

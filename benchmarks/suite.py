@@ -1,7 +1,7 @@
 """The benchmark suite: every registered model's training step against its hand-written PyTorch floor, evaluation
 against its floor, the metrics' throughput. One command runs it all:
 
-    OMP_NUM_THREADS=1 python benchmarks/suite.py                       # ~10 minutes on one core
+    OMP_NUM_THREADS=1 python benchmarks/suite.py                       # ~15 minutes on one core
     OMP_NUM_THREADS=1 python benchmarks/suite.py --quick               # fewer rounds, a smoke run
     OMP_NUM_THREADS=1 python benchmarks/suite.py --only steps --models vae,ugvae --rounds 21
 
@@ -12,14 +12,14 @@ fit`` runs per step (every optimizer of the objective, the loss read for the div
 after the first step as in ``fit``); ``pyro`` is that step with every exact fast path off
 (``pyro_vaes.fastpaths.disabled()``: what the engine ran before them); ``hand`` is the same step on deep copies of
 the same modules, its loss written by hand in plain PyTorch (``benchmarks/hand_losses.py``: same networks, same
-estimator, same optimizers). Before timing, the two losses are compared on fresh draws: value and gradients equal
-when both draw the same random numbers, means within Monte-Carlo error otherwise (``check``). Timing alternates:
-each round runs ``--steps`` steps of each in turn, the order rotated, on the same batches; the ratio of a round is
-engine / hand in that round. Reported: the median step time of each and the median ratio with the 25th-75th
-percentiles of the per-round ratios (the machine is shared: paired rounds cancel most of its noise). Rows ``vae
-[conv28]`` and ``cvae [conv28]`` use the 28×28 convolutional networks; ``ugvae vs closed form`` compares the
-enumerated step with the authors' closed-form loss (analytic KLs; a different, lower-variance estimator of the same
-bound, ``benchmarks/ugvae_speed.py``).
+estimator, same optimizers). Before timing, the engine's and the hand-written losses are compared on fresh draws:
+value and gradients equal when both draw the same random numbers, means within Monte-Carlo error otherwise
+(``check``). Timing interleaves the three step by step (the order rotated at every step, on the same batches) and
+measures each step's CPU time on its thread, so that the shared machine's slow spells fall on all three alike; step
+i of the engine is paired with step i of the hand loss. Reported: the median step time of each, and the median of
+the paired ratios with their 25th-75th percentiles. Rows ``vae [conv28]`` and ``cvae [conv28]`` use the 28×28
+convolutional networks; ``ugvae vs closed form`` compares the enumerated step with the authors' closed-form loss
+(analytic KLs; a different, lower-variance estimator of the same bound, ``benchmarks/ugvae_speed.py``).
 
 **Evaluation.** ``pyro_vaes.evaluation.evaluate`` against the bare encoder/decoder passes it needs and a
 hand-written importance sampler (``benchmarks/bench_evaluation.py``), MLP and conv VAEs.
@@ -168,26 +168,29 @@ def check(tr: Trainer, name: str, x, y, draws: int = 20) -> Dict[str, Any]:
 
 
 # -- timing -----------------------------------------------------------------------------------------------------------
-def alternate(fns: Dict[str, Callable], batches: List[Tuple], rounds: int, steps: int) -> Dict[str, List[float]]:
-    """Per-round mean step time (s) of each function, the order rotated every round, after one warm-up round."""
+def alternate(fns: Dict[str, Callable], batches: List[Tuple], rounds: int, steps: int, warmup: int = 6
+              ) -> Dict[str, List[float]]:
+    """CPU time (s, this thread) of every step of each function, interleaved step by step (the order rotated at each
+    step) so that the shared machine's slow and fast spells fall on all of them alike, after a few warm-up steps.
+    ``rounds`` × ``steps`` steps each; step i of one function is paired with step i of another."""
     order = list(fns)
     times = {k: [] for k in fns}
-    for r in range(rounds + 1):
+    for i in range(-warmup, rounds * steps):  # negative: warm-up
         order = order[1:] + order[:1]
         for k in order:
-            t0 = time.perf_counter()
-            for s in range(steps):
-                fns[k](*batches[s % len(batches)])
-            if r:  # round 0 warms up
-                times[k].append((time.perf_counter() - t0) / steps)
+            t0 = time.thread_time()
+            fns[k](*batches[i % len(batches)])
+            if i >= 0:
+                times[k].append(time.thread_time() - t0)
     return times
 
 
 def summary(times: Dict[str, List[float]], a: str, b: str) -> Dict[str, float]:
+    """Median step times of ``a`` and ``b`` and the median, 25th and 75th percentiles of their paired step ratios."""
     ratios = sorted(x / y for x, y in zip(times[a], times[b]))
     q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
     return {f"{a}_ms": 1e3 * statistics.median(times[a]), f"{b}_ms": 1e3 * statistics.median(times[b]),
-            "ratio": statistics.median(ratios), "ratio_q1": q[0], "ratio_q3": q[2], "rounds": len(ratios)}  # fmt: skip
+            "ratio": statistics.median(ratios), "ratio_q1": q[0], "ratio_q3": q[2], "pairs": len(ratios)}  # fmt: skip
 
 
 #: the UG-VAE family's own MLP ("k_vae": 784-hidden-...) is their default on 28×28 images
@@ -275,7 +278,7 @@ def bench_eval(args) -> List[Dict[str, Any]]:
         fns = {"networks": lambda: be.networks(model, guide, split, P, N, B, C),
                "hand": lambda: be.hand(model, guide, split, P, N, B, C),
                "evaluate": lambda: evaluate(model, guide, split, P, B, N, C)}  # fmt: skip
-        times = alternate({k: (lambda f=f: f()) for k, f in fns.items()}, [()], args.eval_rounds, 1)
+        times = alternate({k: (lambda f=f: f()) for k, f in fns.items()}, [()], args.eval_rounds, 1, warmup=1)
         res = {"row": name, "particles": P, "examples": N, **summary(times, "evaluate", "networks"),
                "vs_hand": summary(times, "evaluate", "hand")}  # fmt: skip
         rows.append(res)
@@ -327,9 +330,9 @@ def bench_metrics(args) -> List[Dict[str, Any]]:
     for name, items, fn in cases:
         times = []
         for _ in range(args.metric_rounds):
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             out = fn()
-            times.append(time.perf_counter() - t0)
+            times.append(time.thread_time() - t0)
         if items is None:  # the FactorVAE metric: (num_train + num_eval) votes of batch_size renders + the variance set
             s = out["settings"]
             items = (s["num_train"] + s["num_eval"]) * s["batch_size"] + s["num_variance_estimate"]
@@ -344,8 +347,8 @@ def main() -> None:
     p.add_argument("--only", choices=("steps", "evaluation", "metrics"), action="append")
     p.add_argument("--models", help="comma-separated models (or row names) for the step table")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--steps", type=int, default=10, help="steps per round and method")
+    p.add_argument("--rounds", type=int, default=25)
+    p.add_argument("--steps", type=int, default=16, help="rounds × steps: the steps timed per method")
     p.add_argument("--draws", type=int, default=30, help="seeds of the expectation check")
     p.add_argument("--eval-particles", type=int, default=1000)
     p.add_argument("--eval-examples", type=int, default=100)
@@ -368,7 +371,7 @@ def main() -> None:
     out: Dict[str, Any] = {"environment": env, "settings": vars(args)}
     if "steps" in kinds:
         print(f"\nstep time, batch {args.batch}, {args.rounds} rounds x {args.steps} steps, ratio = engine / hand "
-              "(median [25th, 75th percentile] over rounds)")
+              "(median [25th, 75th percentile] of the paired steps' ratios; CPU time per step)")
         out["steps"] = bench_steps(args)
     if "evaluation" in kinds:
         print(f"\nevaluation, {args.eval_particles} particles x {args.eval_examples} examples, median of "

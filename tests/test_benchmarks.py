@@ -52,4 +52,4 @@ def test_a_hand_step_and_an_engine_step_move_the_same_modules_alike():
     for a, b in zip(tr.parts.model.parameters(), m.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     times = suite.alternate({"a": lambda x, y: None, "b": lambda x, y: None}, [(x, y)], rounds=2, steps=2)
-    assert len(times["a"]) == 2 and suite.summary(times, "a", "b")["rounds"] == 2
+    assert len(times["a"]) == 4 and suite.summary(times, "a", "b")["pairs"] == 4

@@ -110,6 +110,7 @@ def main(out: Path) -> None:
                 res["history"] = run.history
         except Exception as err:  # noqa: BLE001 - the message is what the test checks
             res["error"] = (type(err).__name__, " ".join(str(err).split()))
+            res["echoed"] = distributed.echoed(err)  # the command line prints it on rank 0 only
         results[name] = res
         torch.save(res, out / f"{name}-rank{rank}.pt")
 

@@ -176,6 +176,7 @@ def test_an_error_on_one_rank_stops_every_rank_with_the_same_line(ranks_out, nam
     r0, r1 = ranks(ranks_out, name)
     assert r0["error"] == r1["error"]
     assert r0["error"][0] == kind and text in r0["error"][1]
+    assert not r0["echoed"] and r1["echoed"]  # printed once, by rank 0
 
 
 def test_command_line_under_torchrun_prints_once(ranks_out):

@@ -216,7 +216,7 @@ class Trainer:
                 compute = (lambda: self.learner(x, y)) if name == "main" else (lambda: obj.network_loss(name, x, y))
                 if self.ranks.active:  # forward, backward, then one all-reduce of gradients, loss and failures
                     _, loss = self.ranks.forward_backward(compute, self.stepped[name], mean=self.mean_loss[name])
-                    self._check_step_loss(name, loss, n)  # the whole batch's loss, before the optimizer moves
+                    self._check_step_loss(name, loss, n)  # the whole batch's loss, on every rank alike
                 else:
                     loss_t = compute()
                     loss = loss_t.detach().item()
@@ -228,11 +228,14 @@ class Trainer:
         return main_loss
 
     def _check_step_loss(self, name: str, loss: float, n: int) -> None:
-        if name == "main":
-            self._check_loss(loss, n)
-        elif not math.isfinite(loss):
-            raise TrainingDiverged(f"the loss of the {name} network became {loss} at step {self.step + 1}; training "
-                                   "stopped (resume from the last checkpoint with a lower --aux-lr)")
+        try:
+            if name == "main":
+                self._check_loss(loss, n)
+            elif not math.isfinite(loss):
+                raise TrainingDiverged(f"the loss of the {name} network became {loss} at step {self.step + 1}; "
+                                       "training stopped (resume from the last checkpoint with a lower --aux-lr)")
+        except TrainingDiverged as err:  # under torchrun every rank raises it alike (the loss is the ranks' sum)
+            raise distributed.everywhere(err, self.ranks.rank) if self.ranks.active else err
 
     def _svi_step_ranks(self, x: torch.Tensor, y: Optional[torch.Tensor], n: int) -> float:
         """``SVI.step`` on torchrun ranks: ``SVI.step`` itself never synchronises anything, so its parts run here,
@@ -249,10 +252,11 @@ class Trainer:
         known = {id(p) for p in self.params}
         created = sorted(name for name, site in trace.nodes.items() if id(site["value"].unconstrained()) not in known)
         if created:
-            raise ValueError(f"parameter(s) {', '.join(created)} are not parameters of the model's or guide's modules "
-                             "(pyro.param created while training): data-parallel training synchronises module "
-                             "parameters only; make them nn.Parameter/PyroParam attributes of the module")
-        self._check_loss(loss, n)  # before the Pyro optimizer moves anything
+            raise distributed.everywhere(ValueError(
+                f"parameter(s) {', '.join(created)} are not parameters of the model's or guide's modules (pyro.param "
+                "created while training): data-parallel training synchronises module parameters only; make them "
+                "nn.Parameter/PyroParam attributes of the module"), self.ranks.rank)
+        self._check_step_loss("main", loss, n)  # before the Pyro optimizer moves anything
         stepped = [p for p in self.params if p.grad is not None]  # the same on every rank after the all-reduce
         svi.optim(stepped)
         pyro.infer.util.zero_grads(stepped)
@@ -317,8 +321,9 @@ class Trainer:
                 evaluate = self.step % c.eval_every == 0 or self.step == c.steps
                 if evaluate or self.step % c.checkpoint_every == 0:
                     if not self.ranks.all_equal(self.learner.children()):  # (one process: nothing to compare)
-                        raise RuntimeError(f"the ranks' parameters differ at step {self.step}: they should be identical "
-                                           "after every step; this is a bug, please report it")
+                        raise distributed.everywhere(RuntimeError(
+                            f"the ranks' parameters differ at step {self.step}: they should be identical after every "
+                            "step; this is a bug, please report it"), self.ranks.rank)
                     # rank 0's work under torchrun (the others wait; its errors reach them)
                     row = self.ranks.on_main(lambda: self._record(evaluate, running, t0, bar))
                     if row is not None:

@@ -25,8 +25,8 @@ are bitwise those of Pyro's own path, so parameters after any number of steps ar
   (no pruned trace copies, no ``compute_log_prob``/``compute_score_parts``, no ``.item()`` per site, no backward NaN
   hook). Its gradients are bitwise Trace_ELBO's; its value the same sum taken in float32 rather than Trace_ELBO's
   float64 Python sum of per-site values (a difference of float32 rounding). A guide with a non-reparameterised site
-  gets Trace_ELBO's own surrogate on the same traces; with Pyro's validation on, Trace_ELBO's path with every check
-  runs.
+  gets Trace_ELBO's own surrogate on the same traces; with Pyro's validation on, the traces come through Trace_ELBO's
+  path with every check and the value is summed the same lean way (a resumed run logs the same losses bit for bit).
 
 What stays (measured, README "Speed"): Pyro's distribution objects, the trace/replay messengers and ``TraceEnum_ELBO``'s
 contraction machinery; ``torch.compile`` of the Pyro loss was slower, not faster.
@@ -46,6 +46,7 @@ from pyro.distributions.util import scale_and_mask
 from pyro import poutine
 from pyro.infer import Trace_ELBO
 from pyro.infer.util import is_validation_enabled
+from pyro.util import warn_if_nan
 from pyro.poutine.broadcast_messenger import BroadcastMessenger
 from pyro.poutine.subsample_messenger import SubsampleMessenger
 from pyro.poutine.util import prune_subsample_sites, site_is_subsample
@@ -123,6 +124,10 @@ class LeanTrace_ELBO(Trace_ELBO):
     def _particle(self, model, guide, args, kwargs):
         guide_trace = poutine.trace(guide, graph_type="flat").get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace), graph_type="flat").get_trace(*args, **kwargs)
+        return self._loss(model_trace, guide_trace)
+
+    def _loss(self, model_trace, guide_trace):
+        """−(Σ log p − Σ log q) of one particle's traces, summed in float32 site by site (model sites, then guide)."""
         g_sites = [s for s in guide_trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
         if not all(s["fn"].has_rsample for s in g_sites):  # score-function terms: Trace_ELBO's surrogate
             model_trace, guide_trace = prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
@@ -141,8 +146,16 @@ class LeanTrace_ELBO(Trace_ELBO):
         return -elbo
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
-        if is_validation_enabled() or not _ENABLED:  # the first step: Pyro's path with every check
+        if not _ENABLED:
             return super().differentiable_loss(model, guide, *args, **kwargs)
+        if is_validation_enabled():
+            # the first step: the traces come through Pyro's checked path (shapes, supports, model/guide match); the
+            # value is summed as on every later step, so a run resumed mid-way logs the same losses bit for bit
+            losses = [self._loss(m, g) for m, g in self._get_traces(model, guide, args, kwargs)]
+            loss = losses[0] if len(losses) == 1 else sum(lp / self.num_particles for lp in losses)
+            loss = loss / self.num_particles if self.vectorize_particles else loss
+            warn_if_nan(loss, "loss")
+            return loss
         if self.vectorize_particles:
             if self.max_plate_nesting == float("inf"):
                 self._guess_max_plate_nesting(model, guide, args, kwargs)

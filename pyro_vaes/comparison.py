@@ -27,7 +27,8 @@ TIMING_BLOCKS, TIMING_STEPS = 5, 5
 
 
 def _check_out(out: Path) -> bool:
-    """True when ``out`` holds an earlier comparison (continued), False when absent or empty; anything else refused."""
+    """True when ``out`` holds an earlier comparison (continued; also one stopped before it wrote its results), False
+    when absent or empty; anything else refused."""
     from pyro_vaes.engine import check_output
     from pyro_vaes.engine.run_folder import check_writable
 
@@ -38,8 +39,10 @@ def _check_out(out: Path) -> bool:
         raise NotADirectoryError(f"--out {out} is a file; give a folder for the comparison")
     if not any(out.iterdir()):
         return False
-    if not (out / RESULTS_JSON).is_file():
-        held = sorted(p.name for p in out.iterdir())
+    held = sorted(p.name for p in out.iterdir())
+    # an earlier comparison: its results, or (stopped before it wrote them) only the run folders it fits into runs/
+    stopped_early = set(held) <= {RESULTS_JSON, RESULTS_MD, FIGURE, "runs"} and (out / "runs").is_dir()
+    if not (out / RESULTS_JSON).is_file() and not stopped_early:
         raise FileExistsError(f"--out {out} is not empty and holds no comparison ({', '.join(held[:5])}"
                               f"{', ...' if len(held) > 5 else ''}); choose a new or empty folder")
     for name in (RESULTS_MD, FIGURE):

@@ -77,3 +77,21 @@ def test_runs_of_different_models_are_refused(compared, tmp_path, capsys):
                  str(tmp_path / "c")]) == 2  # fmt: skip
     assert "one model and one dataset" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_comparison_stopped_before_its_results_continues_and_other_folders_are_refused(compared, tmp_path, capsys):
+    out, _ = compared
+    stopped = tmp_path / "stopped"  # what a comparison killed during its evaluations leaves: runs/ and nothing else
+    (stopped / "runs").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(out / "runs" / "diagonal-seed0", stopped / "runs" / "diagonal-seed0")
+    table = pyro_vaes.compare("vae", ["diagonal"], out=stopped, **{**SMALL, "seeds": (0,)})
+    assert "reusing" in capsys.readouterr().out and len(table["runs"]) == 1
+    assert (stopped / "compare.json").is_file()
+    foreign = tmp_path / "foreign"
+    (foreign / "runs").mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["compare", "vae", "--guides", "diagonal", "--data", "linear-gaussian", "--out", str(foreign)]) == 2
+    assert "holds no comparison" in capsys.readouterr().err
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt", "runs"]

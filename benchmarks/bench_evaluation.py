@@ -4,7 +4,8 @@ any importance sampler needs, measured in one process, alternating, on the same 
     python benchmarks/bench_evaluation.py                     # MLP 784-400-20 and the 28x28 conv VAE
     python benchmarks/bench_evaluation.py --particles 1000 --examples 100 --rounds 5
 
-Three timings on the same batches (``chunk`` particles at a time, as the estimator draws them):
+Three timings on the same batches (``chunk`` particles at a time and at most ``MAX_ROWS`` decoded rows a pass, as the
+estimator draws them; no autograd graph):
 
 * ``networks``  the encoder on each batch once and the decoder on every one of the S × N particles, nothing else;
 * ``hand``      a hand-written importance sampler on the same networks: those passes plus log p(x | z) (torch's
@@ -28,7 +29,7 @@ from torch.distributions import Bernoulli, Normal
 
 from pyro_vaes.data import ArraySplit
 from pyro_vaes.engine import build_component
-from pyro_vaes.evaluation import evaluate
+from pyro_vaes.evaluation import MAX_ROWS, evaluate
 from pyro_vaes.registry import GUIDES, MODELS
 
 
@@ -41,7 +42,9 @@ def make(arch: str, hidden: int, latent: int):
 
 
 @torch.no_grad()
+@torch.no_grad()
 def networks(model, guide, split, particles: int, examples: int, batch_size: int, chunk: int) -> None:
+    chunk = max(1, min(chunk, MAX_ROWS // batch_size))  # the passes evaluate makes (at most MAX_ROWS rows each)
     for start in range(0, examples, batch_size):
         x, _ = split.batch(torch.arange(start, min(examples, start + batch_size)))
         q = guide.encode(x)["z"]
@@ -53,6 +56,7 @@ def networks(model, guide, split, particles: int, examples: int, batch_size: int
 
 @torch.no_grad()
 def hand(model, guide, split, particles: int, examples: int, batch_size: int, chunk: int) -> torch.Tensor:
+    chunk = max(1, min(chunk, MAX_ROWS // batch_size))
     out = []
     for start in range(0, examples, batch_size):
         x, _ = split.batch(torch.arange(start, min(examples, start + batch_size)))

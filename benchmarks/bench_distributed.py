@@ -7,7 +7,8 @@ and with two threads, and the gradient all-reduce alone, alternating in one laun
 Every step is ``Trainer._step`` (what ``pyro-vaes fit`` runs) on the MLP VAE 784-400-20 (652,824 parameters) with
 Adam. Each round, for each batch size B, in turn:
 
-* ``2 ranks``: both ranks step on their B/2 rows each (loss agreement, gradient all-reduce: the whole engine path);
+* ``2 ranks``: both ranks step on their B/2 rows each (loss agreement, gradient all-reduce: the whole engine path),
+  split on rank 0 into the time spent in the engine's all-reduce (waiting for the other rank included) and the rest;
 * ``1 process, 1 thread`` and ``1 process, 2 threads``: rank 0 alone steps on all B rows of a one-process trainer
   (rank 1 waits at a barrier meanwhile);
 * ``1 process, B/2 rows``: rank 0 alone on B/2 rows, 1 thread: the work one rank does, without the collectives;
@@ -70,7 +71,8 @@ def main() -> None:
         raise SystemExit("run under torchrun with 2 ranks (see the module docstring)")
     torch.set_flush_denormal(True)
     rank = ranks.rank
-    results = {b: {k: [] for k in ("2 ranks", "1 process, 1 thread", "1 process, 2 threads", "1 process, B/2 rows",
+    results = {b: {k: [] for k in ("2 ranks", "  its all-reduce (waits included)", "  the rest of its step",
+                                   "1 process, 1 thread", "1 process, 2 threads", "1 process, B/2 rows",
                                    "all-reduce")} for b in args.batch}  # fmt: skip
     setups = {}
     for b in args.batch:
@@ -79,11 +81,26 @@ def main() -> None:
         shared.ranks.broadcast_(shared.learner.children())
         x = alone.parts.data.train.batch(torch.arange(b))[0]
         setups[b] = (shared, alone, x, ranks.shard(torch.arange(b)))
+    # inside the 2-rank step: the time this rank spends in the engine's all-reduce (waiting for the other rank included)
+    in_collective = [0.0]
+    plain_all_reduce = ranks.all_reduce_gradients
+
+    def timed_all_reduce(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return plain_all_reduce(*a, **k)
+        finally:
+            in_collective[0] += time.perf_counter() - t0
+
     for r in range(args.rounds + 1):  # round 0 warms up
         for b, (shared, alone, x, mine) in setups.items():
             torch.set_num_threads(1)
             dist.barrier()
+            in_collective[0] = 0.0
+            ranks.all_reduce_gradients = timed_all_reduce
             t_ranks = timed(shared, x[mine], args.steps)
+            ranks.all_reduce_gradients = plain_all_reduce
+            t_inside = in_collective[0] / args.steps
             dist.barrier()
             t = {}
             if rank == 0:
@@ -102,6 +119,8 @@ def main() -> None:
             t_ar = (time.perf_counter() - t0) / args.steps
             if r and rank == 0:
                 results[b]["2 ranks"].append(t_ranks)
+                results[b]["  its all-reduce (waits included)"].append(t_inside)
+                results[b]["  the rest of its step"].append(t_ranks - t_inside)
                 results[b]["all-reduce"].append(t_ar)
                 for name, v in t.items():
                     results[b][name].append(v)
@@ -115,7 +134,7 @@ def main() -> None:
         med = {k: 1e3 * statistics.median(v) for k, v in results[b].items()}
         table[b] = {k: {"median_ms": med[k], "min_ms": 1e3 * min(v), "max_ms": 1e3 * max(v)} for k, v in results[b].items()}
         for k, v in results[b].items():
-            print(f"B={b:<4} {k:<22} {med[k]:8.2f}  [{1e3 * min(v):.2f}, {1e3 * max(v):.2f}]")
+            print(f"B={b:<4} {k:<34} {med[k]:8.2f}  [{1e3 * min(v):.2f}, {1e3 * max(v):.2f}]")
         over = med["2 ranks"] - med["1 process, B/2 rows"]
         print(f"B={b:<4} data-parallel overhead (2 ranks - one rank's work alone) {over:.2f} ms; the all-reduce alone "
               f"{med['all-reduce']:.2f} ms; throughput of 2 ranks vs 1 thread {med['1 process, 1 thread'] / med['2 ranks']:.2f}x, "

@@ -121,10 +121,18 @@ def plate_fastpaths(enabled: bool = True) -> Iterator[None]:
 class LeanTrace_ELBO(Trace_ELBO):
     """``Trace_ELBO`` with less bookkeeping and the same gradients (see the module docstring)."""
 
-    def _particle(self, model, guide, args, kwargs):
-        guide_trace = poutine.trace(guide, graph_type="flat").get_trace(*args, **kwargs)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace), graph_type="flat").get_trace(*args, **kwargs)
-        return self._loss(model_trace, guide_trace)
+    def _lean_traces(self, model, guide, args, kwargs):
+        """(model trace, guide trace) of each particle, or of all of them at once when vectorized: plain traces,
+        without Pyro's checks."""
+        if self.vectorize_particles:
+            if self.max_plate_nesting == float("inf"):
+                self._guess_max_plate_nesting(model, guide, args, kwargs)
+            model, guide = self._vectorized_num_particles(model), self._vectorized_num_particles(guide)
+        for _ in range(1 if self.vectorize_particles else self.num_particles):
+            guide_trace = poutine.trace(guide, graph_type="flat").get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace), graph_type="flat").get_trace(
+                *args, **kwargs)
+            yield model_trace, guide_trace
 
     def _loss(self, model_trace, guide_trace):
         """−(Σ log p − Σ log q) of one particle's traces, summed in float32 site by site (model sites, then guide)."""
@@ -148,24 +156,19 @@ class LeanTrace_ELBO(Trace_ELBO):
     def differentiable_loss(self, model, guide, *args, **kwargs):
         if not _ENABLED:
             return super().differentiable_loss(model, guide, *args, **kwargs)
-        if is_validation_enabled():
-            # the first step: the traces come through Pyro's checked path (shapes, supports, model/guide match); the
-            # value is summed as on every later step, so a run resumed mid-way logs the same losses bit for bit
-            losses = [self._loss(m, g) for m, g in self._get_traces(model, guide, args, kwargs)]
-            loss = losses[0] if len(losses) == 1 else sum(lp / self.num_particles for lp in losses)
-            loss = loss / self.num_particles if self.vectorize_particles else loss
-            warn_if_nan(loss, "loss")
-            return loss
+        # the first step (Pyro's validation on): the traces come through Pyro's checked path (shapes, supports,
+        # model/guide match); either way the value is summed alike, so a run resumed mid-way logs the same losses
+        checked = is_validation_enabled()
+        traces = self._get_traces(model, guide, args, kwargs) if checked else self._lean_traces(model, guide, args, kwargs)
+        losses = [self._loss(m, g) for m, g in traces]  # one particle traced, then its loss, then the next
         if self.vectorize_particles:
-            if self.max_plate_nesting == float("inf"):
-                self._guess_max_plate_nesting(model, guide, args, kwargs)
-            model, guide = self._vectorized_num_particles(model), self._vectorized_num_particles(guide)
-            return self._particle(model, guide, args, kwargs) / self.num_particles  # one trace holds every particle
-        if self.num_particles == 1:
-            return self._particle(model, guide, args, kwargs)
-        loss = 0.0
-        for _ in range(self.num_particles):
-            loss = loss + self._particle(model, guide, args, kwargs) / self.num_particles
+            loss = losses[0] / self.num_particles  # one trace holds every particle
+        elif self.num_particles == 1:
+            loss = losses[0]
+        else:
+            loss = sum(lp / self.num_particles for lp in losses)
+        if checked:
+            warn_if_nan(loss, "loss")
         return loss
 
 

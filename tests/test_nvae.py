@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyro
 import pyro.poutine as poutine
 import pytest
 import torch

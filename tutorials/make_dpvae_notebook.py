@@ -1,25 +1,9 @@
 """Write tutorials/dpvae.ipynb (run: python tutorials/make_dpvae_notebook.py [--execute])."""
 
-from __future__ import annotations
+from notebook_cells import Notebook
 
-import sys
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = Path(__file__).resolve().parent
-
-cells = []
-
-
-def md(s: str) -> None:
-    cells.append(new_markdown_cell(s.strip("\n")))
-
-
-def code(s: str) -> None:
-    cells.append(new_code_cell(s.strip("\n")))
-
+nb = Notebook("dpvae")
+md, code = nb.md, nb.code
 
 md(r"""
 # dpVAE: a decoupled flow prior for regularised VAEs
@@ -226,18 +210,4 @@ pyro-vaes reproduce dpvae-mnist --scale small --data-root ../shared/data   # Tab
 """)
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
-
-
-if __name__ == "__main__":
-    nb = build()
-    path = HERE / "dpvae.ipynb"
-    if "--execute" in sys.argv:
-        from nbclient import NotebookClient
-
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
-    nbformat.write(nb, path)
-    print(f"wrote {path}")
+nb.write()

@@ -1,12 +1,9 @@
-"""Writes tutorials/inference_gaps.ipynb (run: python tutorials/make_inference_gaps_notebook.py)."""
+"""Writes tutorials/inference_gaps.ipynb (run: python tutorials/make_inference_gaps_notebook.py [--execute])."""
 
-from pathlib import Path
+from notebook_cells import Notebook
 
-import nbformat as nbf
-
-cells = []
-md = lambda s: cells.append(nbf.v4.new_markdown_cell(s.strip()))  # noqa: E731
-code = lambda s: cells.append(nbf.v4.new_code_cell(s.strip()))  # noqa: E731
+nb = Notebook("inference_gaps")
+md, code = nb.md, nb.code
 
 md(r"""
 # Where the gap to $\log p(x)$ comes from: the family or the amortization
@@ -155,5 +152,4 @@ guides, CHyVAE's two, and the second families of GMVAE and ML-VAE: which family 
 choice is the best one at our scale.
 """)
 
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-nbf.write(nb, Path(__file__).with_name("inference_gaps.ipynb"))
+nb.write()

@@ -1,25 +1,9 @@
 """Write tutorials/nvae.ipynb (run: python tutorials/make_nvae_notebook.py [--execute])."""
 
-from __future__ import annotations
+from notebook_cells import Notebook
 
-import sys
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = Path(__file__).resolve().parent
-
-cells = []
-
-
-def md(s: str) -> None:
-    cells.append(new_markdown_cell(s.strip("\n")))
-
-
-def code(s: str) -> None:
-    cells.append(new_code_cell(s.strip("\n")))
-
+nb = Notebook("nvae")
+md, code = nb.md, nb.code
 
 md(r"""
 # N-VAE: class-dependent and shared factors, from the bound on log p(x, y) to the masked decoder
@@ -300,18 +284,4 @@ pyro-vaes reproduce nvae-augmentation --scale small                             
 """)
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
-
-
-if __name__ == "__main__":
-    nb = build()
-    path = HERE / "nvae.ipynb"
-    if "--execute" in sys.argv:
-        from nbclient import NotebookClient
-
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
-    nbformat.write(nb, path)
-    print(f"wrote {path}")
+nb.write()

@@ -1,19 +1,9 @@
-"""Generate tutorials/ugvae.ipynb (run: python tutorials/make_ugvae_notebook.py)."""
+"""Generate tutorials/ugvae.ipynb (run: python tutorials/make_ugvae_notebook.py [--execute])."""
 
-from pathlib import Path
+from notebook_cells import Notebook
 
-import nbformat as nbf
-
-cells = []
-
-
-def md(s):
-    cells.append(nbf.v4.new_markdown_cell(s.strip()))
-
-
-def code(s):
-    cells.append(nbf.v4.new_code_cell(s.strip()))
-
+nb = Notebook("ugvae")
+md, code = nb.md, nb.code
 
 md(r"""
 # UG-VAE: global factors from random batches, in Pyro
@@ -286,8 +276,4 @@ md(r"""
   what does not hold.
 """)
 
-nb = nbf.v4.new_notebook()
-nb["cells"] = cells
-nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, Path(__file__).with_name("ugvae.ipynb"))
-print("wrote", Path(__file__).with_name("ugvae.ipynb"))
+nb.write()

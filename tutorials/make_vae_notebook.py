@@ -1,12 +1,9 @@
-"""Writes tutorials/vae.ipynb (run: python tutorials/make_vae_notebook.py)."""
+"""Writes tutorials/vae.ipynb (run: python tutorials/make_vae_notebook.py [--execute])."""
 
-from pathlib import Path
+from notebook_cells import Notebook
 
-import nbformat as nbf
-
-cells = []
-md = lambda s: cells.append(nbf.v4.new_markdown_cell(s.strip()))  # noqa: E731
-code = lambda s: cells.append(nbf.v4.new_code_cell(s.strip()))  # noqa: E731
+nb = Notebook("vae")
+md, code = nb.md, nb.code
 
 md(r"""
 # The VAE in Pyro: model, guide, objective — and what the engine does with them
@@ -114,5 +111,4 @@ evaluate runs/vae-shapes2d-seed0` prints the table above, and `--guide full-cova
 `--objective iwae` swap the variational family or the bound without touching the model.
 """)
 
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-nbf.write(nb, Path(__file__).with_name("vae.ipynb"))
+nb.write()

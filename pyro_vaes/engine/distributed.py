@@ -224,16 +224,7 @@ class Ranks:
         rank (``broadcast``); an exception it raises reaches every rank as the same error."""
         if not self.active:
             return fn()
-        out, err = None, None
-        if self.is_main:
-            try:
-                out = fn()
-            except Exception as e:  # noqa: BLE001
-                err = e
-        failed = torch.zeros(self.world_size, dtype=torch.float64)
-        failed[self.rank] = err is not None
-        self._all_reduce(failed, self.control)
-        self._raise_if_failed(failed, err)
+        out = self.agree(lambda: fn() if self.is_main else None)
         return self.broadcast_object(out) if broadcast else out
 
     @contextmanager

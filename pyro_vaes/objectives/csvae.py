@@ -51,7 +51,7 @@ from torch.nn import functional as F
 
 from pyro_vaes.models.csvae import check_binary_labels
 from pyro_vaes.objectives.base import AuxiliaryNetwork
-from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO, elbo_terms
+from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO
 from pyro_vaes.registry import OBJECTIVES
 
 
@@ -144,7 +144,6 @@ class LabelAdversaryELBO(RegularizedELBO):
         self.adversary_hidden, self.adversary_layers = int(adversary_hidden), int(adversary_layers)
         self.adversary_lr = None if adversary_lr is None else float(adversary_lr)
         self.adversary: Optional[nn.Module] = None
-        self._codes_of = None  # (x, detached codes) of the last main loss, reused by the adversary step
 
     def site_weights(self) -> Dict[str, float]:
         raise NotImplementedError
@@ -163,9 +162,6 @@ class LabelAdversaryELBO(RegularizedELBO):
 
     def networks(self) -> Dict[str, AuxiliaryNetwork]:
         return {"adversary": AuxiliaryNetwork(self.adversary, lr=self.adversary_lr)}
-
-    def _codes(self, terms: ELBOTerms) -> torch.Tensor:
-        return terms.code(self.model.code_site)
 
     def penalty_per_datum(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The term the encoder minimises, per datum: −H(q(y | z)) or −L(q(y | z), y)."""
@@ -187,15 +183,9 @@ class LabelAdversaryELBO(RegularizedELBO):
         when it saw the same batch, else fresh draws from the guide)."""
         if name != "adversary":
             return super().network_loss(name, x, y)
-        if self._codes_of is not None and self._codes_of[0] is x:
-            z = self._codes_of[1]
-        else:
-            with torch.no_grad():
-                model_fn, guide_fn = self.model_and_guide()
-                z = self._codes(elbo_terms(model_fn, guide_fn, x, y, analytic_kl=False))
-        self._codes_of = None
+        z = self.network_codes(x, y)
         labels = check_binary_labels(self.model, y, x.shape[0])
-        return self.adversary_loss_weight * label_cross_entropy(self.adversary(z.detach()), labels).sum()
+        return self.adversary_loss_weight * label_cross_entropy(self.adversary(z), labels).sum()
 
     @torch.no_grad()
     def adversary_accuracy(self, z: torch.Tensor, y: torch.Tensor) -> float:

@@ -30,7 +30,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from pyro_vaes.objectives.base import AuxiliaryNetwork
-from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO, elbo_terms
+from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO
 from pyro_vaes.registry import OBJECTIVES
 
 
@@ -110,7 +110,6 @@ class FactorVAE(RegularizedELBO):
         self.disc_hidden = int(disc_hidden)
         self.disc_layers = int(disc_layers)
         self.discriminator: Optional[nn.Module] = None
-        self._codes_of = None  # (x, detached codes) of the last main step, reused by the discriminator step
 
     def bind(self, model, guide, num_data=None) -> "FactorVAE":
         self.latent_site = self.latent_site or model.code_site
@@ -146,12 +145,5 @@ class FactorVAE(RegularizedELBO):
         and their dimension-wise permutation."""
         if name != "discriminator":
             return super().network_loss(name, x, y)
-        if self._codes_of is not None and self._codes_of[0] is x:
-            z = self._codes_of[1]
-        else:
-            with torch.no_grad():
-                model_fn, guide_fn = self.model_and_guide()
-                z = self._codes(elbo_terms(model_fn, guide_fn, x, y, analytic_kl=False))
-        z = z.detach()
-        self._codes_of = None
+        z = self.network_codes(x, y)
         return discriminator_loss(self.discriminator, z, permute_dims(z))

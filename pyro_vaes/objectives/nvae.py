@@ -52,7 +52,7 @@ import pyro.infer as infer
 import pyro.poutine as poutine
 import torch
 from pyro.distributions.util import scale_and_mask
-from torch.distributions import Dirichlet, kl_divergence
+from torch.distributions import kl_divergence
 from torch.nn import functional as F
 
 from pyro_vaes.objectives.base import Objective, check_particles

@@ -21,7 +21,7 @@ It needs a reparameterised guide with no enumerated sites (``requires``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import pyro.poutine as poutine
 import torch
@@ -88,14 +88,15 @@ class RegularizedELBO(Objective):
     """loss = −recon + kl_term(terms) + regularizer(terms, x, y), from one :func:`elbo_terms` pass.
 
     Subclasses override :meth:`kl_term` (β-VAE-B's capacity) or :meth:`regularizer` (FactorVAE's TC penalty);
-    with neither it is the ELBO with analytic KLs. ``last_terms`` keeps the terms of the last main loss (for an
-    auxiliary network's step on the same codes).
+    with neither it is the ELBO with analytic KLs. ``last_terms`` keeps the terms of the last main loss; a
+    regularizer with an auxiliary network records ``_codes_of`` = (x, detached codes) for :meth:`network_codes`.
     """
 
     def __init__(self, analytic_kl: bool = True):
         super().__init__()
         self.analytic_kl = bool(analytic_kl)
         self.last_terms: Optional[ELBOTerms] = None
+        self._codes_of: Optional[Tuple[torch.Tensor, torch.Tensor]] = None  # (x, detached codes) of the last main loss
 
     def make_elbo(self) -> Callable:
         return self._loss
@@ -112,3 +113,19 @@ class RegularizedELBO(Objective):
     def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
         """An extra penalty added to the loss (default: none)."""
         return x.new_zeros(())
+
+    def _codes(self, terms: ELBOTerms) -> torch.Tensor:
+        """The codes an auxiliary network reads (default: the model's code site)."""
+        return terms.code(self.model.code_site)
+
+    def network_codes(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Detached codes of ``x`` for an auxiliary network's step: those the main loss recorded when it saw this very
+        batch, else fresh draws from the guide. Either way the record is used up."""
+        if self._codes_of is not None and self._codes_of[0] is x:
+            z = self._codes_of[1]
+        else:
+            with torch.no_grad():
+                model_fn, guide_fn = self.model_and_guide()
+                z = self._codes(elbo_terms(model_fn, guide_fn, x, y, analytic_kl=False))
+        self._codes_of = None
+        return z.detach()

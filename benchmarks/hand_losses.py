@@ -7,10 +7,10 @@ the same order, discrete latents summed out where the Pyro objective enumerates 
 them. What it leaves out is everything Pyro adds: effect handlers, traces, distribution objects, plates. Log
 densities are written as formulas (no ``torch.distributions`` objects, no argument validation).
 
-Where the Pyro step draws randomness its loss never reads (CHyVAE's guide samples Σ ~ q(Σ | z), N-VAE's guide
-π ~ Dir(α̂(x)); neither enters the default bound), the hand loss does not draw it. N-VAE draws π after z, so the
-values still match draw for draw; CHyVAE draws Σ between z and the second code z̃, so its values match in
-expectation only (``same_draws`` below says which).
+Where the Pyro step draws randomness its loss never reads (N-VAE's guide draws π ~ Dir(α̂(x)), which the default
+bound never reads), the hand loss does not draw it; N-VAE draws π after z, so the values still match draw for draw.
+(CHyVAE's closed form traces its guide only up to Σ, so it draws no Σ.) ``same_draws`` says whether the values match
+draw for draw; otherwise they match in expectation only.
 
 ``HAND[model]`` is a :class:`Hand`: ``losses(modules, x, y)`` -> the loss of each optimizer in step order, as the
 engine steps them (``main``: model and guide; an auxiliary network's own loss).
@@ -124,7 +124,7 @@ def csvae(m, g, aux, x, y):
 
 def chyvae(m, g, aux, x, y):
     """The authors' closed form (−log p(x|z) − R(x), eq. 41 with B = 1): z ~ N(μ(x), S(x)), a second draw z̃ for
-    q(Σ | z̃) = IW(Ψ + z̃z̃ᵀ, ν + 1). (The Pyro guide also draws Σ, which the closed form never reads.)"""
+    q(Σ | z̃) = IW(Ψ + z̃z̃ᵀ, ν + 1), the same two draws as the Pyro objective (which draws no Σ either)."""
     h = g.encoder(x)
     loc = g.loc(h)
     cov = covariance_from_raw(g.raw_tril(h), g.latent_dim)
@@ -262,7 +262,7 @@ HAND: Dict[str, Hand] = {
     "cvae": Hand(cvae),
     "condvae": Hand(condvae),
     "csvae": Hand(csvae),
-    "chyvae": Hand(chyvae, same_draws=False),
+    "chyvae": Hand(chyvae),
     "gmvae": Hand(gmvae),
     "ugvae": Hand(ugvae),
     "mlvae": Hand(mlvae),

@@ -24,7 +24,8 @@ of the negative ELBO of that family (what ``tests/test_chyvae.py`` checks agains
 
 The loss is computed from traces of the model and guide it is given: q(z | x) from the guide's ``z`` site,
 IW(Ψ, ν) from the model's ``sigma`` site, the likelihood from its ``x`` site, each term multiplied by its site's
-scale, so wrappers such as a KL weight apply to it as to any ELBO.
+scale, so wrappers such as a KL weight apply to it as to any ELBO. Nothing reads a draw of Σ, so none is made: the
+guide is traced up to its ``sigma`` site and the model replayed with Σ held at Ψ (its ``x`` site depends on z only).
 
 Because z̃ ⟂ z, this family is mean-field given z̃, so its bound is **below** the collapsed bound
 (``chyvae-collapsed``, or ``elbo`` with the default structured guide), where q(Σ | z) = p(Σ | z) exactly.
@@ -40,10 +41,24 @@ from typing import Callable, Optional, Tuple
 
 import pyro.infer as infer
 import pyro.poutine as poutine
+from pyro.poutine.runtime import NonlocalExit
 import torch
 
 from pyro_vaes.objectives.base import Objective, check_particles
 from pyro_vaes.registry import OBJECTIVES
+
+
+def trace_until(fn: Callable, site: str, *args) -> poutine.Trace:
+    """The trace of ``fn(*args)`` up to, not including, the sample site ``site``: ``fn`` stops there (Pyro's
+    ``poutine.escape``), so that site and everything after it are never drawn."""
+    tracer = poutine.trace(poutine.escape(fn, escape_fn=lambda msg: msg["name"] == site))
+    try:
+        tracer(*args)
+    except NonlocalExit:  # raised at ``site``; the handlers it passed through are already off the stack
+        pass
+    else:
+        raise ValueError(f"{getattr(fn, '__name__', fn)} has no sample site {site!r}")
+    return tracer.msngr.trace
 
 
 def dropped_constant(nu: float, psi: torch.Tensor) -> torch.Tensor:
@@ -106,8 +121,10 @@ class CHyVAEClosedForm(Objective):
         """(log p(x_i | z_i), R(x_i)) per datum, each of shape (batch,), read off traces of the model and guide
         (each multiplied by its site's scale); z̃ is a second, independent draw from the guide's q(z | x)."""
         model_fn, guide_fn = self.model_and_guide()
-        guide_trace = poutine.trace(guide_fn).get_trace(x, y)
-        model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(x, y)
+        guide_trace = trace_until(guide_fn, "sigma", x, y)  # q(z | x): Σ ~ q(Σ | ·) is never drawn, nothing reads it
+        # the model with Σ held at Ψ: it builds p(z | Σ) (unused) and p(x | z) at the guide's z, and draws nothing
+        conditioned = poutine.condition(model_fn, data={"sigma": self.model.psi})
+        model_trace = poutine.trace(poutine.replay(conditioned, trace=guide_trace)).get_trace(x, y)
         z_site, obs = guide_trace.nodes["z"], model_trace.nodes["x"]
         q, prior = z_site["fn"], model_trace.nodes["sigma"]["fn"]
         recon = obs["fn"].log_prob(obs["value"]) * obs["scale"]

@@ -252,34 +252,45 @@ def markdown(table: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def figure(table: Dict[str, Any], path: Path) -> None:
+def figure(table: Dict[str, Any], path: Path) -> Any:
     """Left: log p(x) and the amortized and refined ELBOs per guide (mean over seeds ± sd, each seed a dot). Right: the
-    inference gap log p(x) − L[q_φ] stacked as approximation gap + amortization gap (± sd over seeds)."""
+    inference gap log p(x) − L[q_φ] stacked as approximation gap + amortization gap (± sd over seeds). A guide whose
+    log p(x) is unreliable (ESS < 10 on some seed) gets a hollow log p(x) marker labelled "ESS < 10" and a hatched
+    approximation-gap bar: that estimate is a loose lower bound, so its approximation gap is too small. Returns the
+    figure (also saved to ``path``)."""
     from matplotlib.figure import Figure
 
     guides = list(table["guides"])
     idx = range(len(guides))
+    unreliable = [not table["guides"][g]["log_likelihood_reliable"] for g in guides]
     fig = Figure(figsize=(4 + 1.6 * len(guides), 3.4))
     ax = fig.add_subplot(1, 2, 1)
     for j, (key, source, label) in enumerate([("log_likelihood", "log_likelihood", "log p(x)"),
                                               ("elbo_refined", "elbo_refined", "ELBO, refined q*"),
                                               ("elbo", "elbo_amortized", "ELBO, amortized q_φ")]):  # fmt: skip
         xs = [i + (j - 1) * 0.2 for i in idx]
-        ax.errorbar(xs, [table["guides"][g][key]["mean"] for g in guides],
-                    yerr=[table["guides"][g][key]["sd"] for g in guides], fmt="o", capsize=3, label=label)
+        bars = ax.errorbar(xs, [table["guides"][g][key]["mean"] for g in guides],
+                           yerr=[table["guides"][g][key]["sd"] for g in guides], fmt="o", capsize=3, label=label)
         for i, g in zip(idx, guides):
             vals = [r["gaps"][source] for r in table["runs"] if r["guide"] == g]
             ax.scatter([xs[i]] * len(vals), vals, color="black", s=6, zorder=3)
+            if key == "log_likelihood" and not unreliable[i]:
+                continue
+            if key == "log_likelihood":  # hollow marker over the filled one, and the reason beside it
+                mean = table["guides"][g][key]["mean"]
+                ax.scatter([xs[i]], [mean], s=60, facecolors="white", edgecolors=bars[0].get_color(), zorder=4)
+                ax.annotate("ESS < 10", (xs[i], mean), xytext=(4, 4), textcoords="offset points", fontsize=7)
     ax.set_ylabel("nats per datum")
     ax.legend(fontsize=7)
     ax = fig.add_subplot(1, 2, 2)
     approx = [table["guides"][g]["approximation_gap"] for g in guides]
     amort = [table["guides"][g]["amortization_gap"] for g in guides]
-    ax.bar(idx, [a["mean"] for a in approx], 0.6, yerr=[a["sd"] for a in approx], capsize=3, label="approximation")
+    ax.bar(idx, [a["mean"] for a in approx], 0.6, yerr=[a["sd"] for a in approx], capsize=3, label="approximation",
+           hatch=["//" if u else "" for u in unreliable])  # fmt: skip
     ax.bar(idx, [a["mean"] for a in amort], 0.6, bottom=[a["mean"] for a in approx], yerr=[a["sd"] for a in amort],
            capsize=3, label="amortization")  # fmt: skip
     ax.set_ylabel("gap (nats per datum)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, title="hatched: log p(x) ESS < 10" if any(unreliable) else None, title_fontsize=7)
     for a in fig.axes:
         a.set_xticks(list(idx))
         a.set_xticklabels(guides, rotation=20, ha="right", fontsize=8)
@@ -288,3 +299,4 @@ def figure(table: Dict[str, Any], path: Path) -> None:
     fig.suptitle(f"{table['model']} on {table['data']} ({len(table['runs'])} runs; black dots: each seed)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    return fig

@@ -1,7 +1,8 @@
 """Evaluation that works for any model/guide pair through their Pyro traces.
 
 One vectorized pass draws S particles from the guide for a batch (a ``particles`` plate left of the model's
-plates), replays the model on them, and reads every site's log-density. Discrete sites the **model** sums out by
+plates; the encoder sees the batch once for all of them), the model is replayed on them a chunk at a time
+(:func:`particle_chunks`), and every site's log-density is read off the traces. Discrete sites the **model** sums out by
 enumeration and the guide does not sample (UG-VAE's d with the ``ugvae-marginal`` guide) are summed out exactly
 inside the weight, as ``TraceEnum_ELBO`` does in training: the model is replayed under ``poutine.enum``, and every
 per-datum configuration of its enumerated sites is summed in log space (log Σ_k p(d=k) p(z | k, β)). Discrete sites
@@ -34,7 +35,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import pyro
 import pyro.poutine as poutine
@@ -72,44 +73,74 @@ def _has_enum_dims(lp: torch.Tensor) -> bool:
     return lp.dim() > 2 and any(s > 1 for s in lp.shape[:-2])
 
 
-def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num_particles: int) -> SiteLogProbs:
-    """Trace ``num_particles`` draws of the guide and the replayed model for a batch ``x``, every discrete site that
-    can be enumerated summed out exactly (see the module docstring):
+def _aligned(site: dict, S: int, B: int) -> torch.Tensor:
+    """The site's unscaled log-density as (..., S, B), enumeration dims on the left; a batch-level site's spread
+    evenly over the batch."""
+    lp = site["fn"].log_prob(site["value"])
+    lp = lp.reshape((1,) * max(0, 2 - lp.dim()) + tuple(lp.shape))
+    lp = lp.expand(*lp.shape[:-2], S, lp.shape[-1])
+    return lp.expand(*lp.shape[:-1], B) if _in_data_plate(site) else lp.expand(*lp.shape[:-1], B) / B
 
-    * a discrete site the guide marks for enumeration and on which no other guide site depends (a leaf of the guide,
-      as UG-VAE's and GMVAE's d) is enumerated in the guide: the ELBO takes its exact expectation under q(d | ·) and
-      the importance weight sums it out of p, log w = log Σ_d p(x, d, ·) − log q(·) (Rao-Blackwellised);
-    * a discrete site the model enumerates and the guide does not sample is enumerated in the model and summed out
-      of both (UG-VAE's mixture prior with ``ugvae-marginal``);
-    * any other discrete guide site is sampled with the rest.
-    """
+
+def _latent_sites(trace) -> List[Tuple[str, dict]]:
+    return [(n, s) for n, s in trace.nodes.items()
+            if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)]  # fmt: skip
+
+
+@dataclass
+class GuideParticles:
+    """``num_particles`` draws of the guide for one batch: its trace (a ``particles`` plate at ``dim``, left of the
+    model's plates), each latent site's log q as (..., S, B) and the guide-enumerated sites."""
+
+    trace: poutine.Trace
+    q_lp: Dict[str, torch.Tensor]
+    enumerated: Set[str]
+    num_particles: int
+    dim: int
+
+    def narrow(self, start: int, size: int) -> "GuideParticles":
+        """Particles ``start`` … ``start + size − 1``: every value and log q cut along the particle dimension (the
+        guide is not run again)."""
+        if start == 0 and size == self.num_particles:
+            return self
+        trace = self.trace.copy()
+        for name, site in self.trace.nodes.items():
+            if site["type"] != "sample" or site_is_subsample(site):
+                continue
+            value = site["value"]
+            axis = value.dim() - len(site["fn"].event_shape) + self.dim  # the particle dimension of the value
+            if axis >= 0 and value.shape[axis] == self.num_particles:  # (an enumerated value has size 1 there)
+                trace.nodes[name] = {**site, "value": value.narrow(axis, start, size)}
+        q_lp = {n: lp.narrow(-2, start, size) for n, lp in self.q_lp.items()}
+        return GuideParticles(trace, q_lp, self.enumerated, size, self.dim)
+
+
+def guide_particles(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num_particles: int) -> GuideParticles:
+    """Trace ``num_particles`` draws of the guide for a batch ``x`` in one pass (a ``particles`` plate), a discrete
+    site that can be enumerated in the guide enumerated (see :func:`site_log_probs`)."""
     S, B = num_particles, x.shape[0]
     dim = -(model.max_plate_nesting + 1)
-
-    def aligned(site: dict) -> torch.Tensor:
-        """The site's unscaled log-density as (..., S, B), enumeration dims on the left; a batch-level site's
-        spread evenly over the batch."""
-        lp = site["fn"].log_prob(site["value"])
-        lp = lp.reshape((1,) * max(0, 2 - lp.dim()) + tuple(lp.shape))
-        lp = lp.expand(*lp.shape[:-2], S, lp.shape[-1])
-        return lp.expand(*lp.shape[:-1], B) if _in_data_plate(site) else lp.expand(*lp.shape[:-1], B) / B
-
-    def latent_sites(trace):
-        return [(n, s) for n, s in trace.nodes.items()
-                if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)]  # fmt: skip
-
     with pyro.plate("particles", S, dim=dim):
         guide_trace = poutine.trace(poutine.enum(guide.guide, first_available_dim=dim - 1)).get_trace(x, y)
-        q_lp = {n: aligned(site) for n, site in latent_sites(guide_trace)}
-        enumerated = {n for n, site in latent_sites(guide_trace) if site["infer"].get("_enumerate_dim") is not None}
+        q_lp = {n: _aligned(site, S, B) for n, site in _latent_sites(guide_trace)}
+        enumerated = {n for n, site in _latent_sites(guide_trace) if site["infer"].get("_enumerate_dim") is not None}
         if any(_has_enum_dims(lp) for n, lp in q_lp.items() if n not in enumerated):  # not a leaf: sample it
             guide_trace = poutine.trace(guide.guide).get_trace(x, y)
-            q_lp = {n: aligned(site) for n, site in latent_sites(guide_trace)}
+            q_lp = {n: _aligned(site, S, B) for n, site in _latent_sites(guide_trace)}
             enumerated = set()
+    return GuideParticles(guide_trace, q_lp, enumerated, S, dim)
+
+
+def replay_log_probs(model, particles: GuideParticles, x: torch.Tensor, y: Optional[torch.Tensor]) -> SiteLogProbs:
+    """Replay the model on the guide's particles and combine the log-densities into the weights and the bound's
+    terms (see :func:`site_log_probs`)."""
+    S, B, dim = particles.num_particles, x.shape[0], particles.dim
+    guide_trace, q_lp, enumerated = particles.trace, particles.q_lp, particles.enumerated
+    with pyro.plate("particles", S, dim=dim):
         replayed = poutine.replay(model.model, trace=guide_trace)
         model_trace = poutine.trace(poutine.enum(replayed, first_available_dim=dim - 1)).get_trace(x, y)
-    values = {n: site["value"] for n, site in latent_sites(guide_trace) if n not in enumerated}
-    p_lp = {n: aligned(site) for n, site in model_trace.nodes.items()
+    values = {n: site["value"] for n, site in _latent_sites(guide_trace) if n not in enumerated}
+    p_lp = {n: _aligned(site, S, B) for n, site in model_trace.nodes.items()
             if site["type"] == "sample" and not site_is_subsample(site)}  # fmt: skip
     observed = [n for n in p_lp if model_trace.nodes[n]["is_observed"]]
     for n in [n for n, lp in p_lp.items() if n not in q_lp and n not in observed and not _has_enum_dims(lp)]:
@@ -142,6 +173,46 @@ def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num
         kl = {n: q_lp[n].reshape(S, B) - (summed if n == owner else p_lp[n].reshape(S, B)) for n in q_lp}
     elbo = obs - sum(kl.values(), zero)
     return SiteLogProbs(log_w, elbo, obs, kl, values)
+
+
+def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num_particles: int) -> SiteLogProbs:
+    """Trace ``num_particles`` draws of the guide and the replayed model for a batch ``x``, every discrete site that
+    can be enumerated summed out exactly (see the module docstring):
+
+    * a discrete site the guide marks for enumeration and on which no other guide site depends (a leaf of the guide,
+      as UG-VAE's and GMVAE's d) is enumerated in the guide: the ELBO takes its exact expectation under q(d | ·) and
+      the importance weight sums it out of p, log w = log Σ_d p(x, d, ·) − log q(·) (Rao-Blackwellised);
+    * a discrete site the model enumerates and the guide does not sample is enumerated in the model and summed out
+      of both (UG-VAE's mixture prior with ``ugvae-marginal``);
+    * any other discrete guide site is sampled with the rest.
+    """
+    return replay_log_probs(model, guide_particles(model, guide, x, y, num_particles), x, y)
+
+
+#: at most this many decoded observations per pass (particles × batch), so a conv decoder's activations stay small
+MAX_ROWS = 1000
+#: at most this many guide draws per guide pass (particles × batch): a pass encodes the batch once for all of them
+GUIDE_ROWS = 100_000
+
+
+def particle_chunks(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num_particles: int, chunk: int,
+                    ) -> Iterator[SiteLogProbs]:
+    """:func:`site_log_probs` of ``num_particles`` draws, ``chunk`` particles at a time. The guide runs once per
+    block of up to ``GUIDE_ROWS`` draws (its encoder sees the batch once, not once per chunk); the model is replayed
+    on each chunk of the block's particles. Pyro's validation checks run on the first guide pass and the first
+    replay only."""
+    B = x.shape[0]
+    block = max(chunk, GUIDE_ROWS // B)
+    checked = pyro.infer.util.is_validation_enabled()
+    done = 0
+    while done < num_particles:
+        size = min(block, num_particles - done)
+        with pyro.validation_enabled(checked and done == 0):
+            particles = guide_particles(model, guide, x, y, size)
+        for start in range(0, size, chunk):
+            with pyro.validation_enabled(checked and done == 0 and start == 0):
+                yield replay_log_probs(model, particles.narrow(start, min(chunk, size - start)), x, y)
+        done += size
 
 
 def log_mean_exp_se(log_w: torch.Tensor, dim: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -181,19 +252,16 @@ class ParticleEstimates:
     num_particles: int
 
 
-#: at most this many decoded observations per pass (particles × batch), so a conv decoder's activations stay small
-MAX_ROWS = 1000
-
-
 @torch.no_grad()
 def particle_estimates(
     model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100,
     keep_values: bool = False,
 ) -> ParticleEstimates:
-    """``num_particles`` draws from the guide for a batch, ``chunk`` at a time (and at most ``MAX_ROWS`` decoded
-    observations per pass: memory is bounded), reduced to the importance-sampled log-likelihood (with its standard
-    error), the ELBO, the reconstruction term and the KL per site. Pyro's validation checks run on the first chunk
-    only. For a model with batch-level latents the weight is joint and the likelihood is the batch's log p(X)/B."""
+    """``num_particles`` draws from the guide for a batch, the model replayed on ``chunk`` of them at a time (and at
+    most ``MAX_ROWS`` decoded observations per pass: memory is bounded; :func:`particle_chunks`), reduced to the
+    importance-sampled log-likelihood (with its standard error), the ELBO, the reconstruction term and the KL per
+    site. Pyro's validation checks run on the first chunk only. For a model with batch-level latents the weight is
+    joint and the likelihood is the batch's log p(X)/B."""
     B = x.shape[0]
     chunk = max(1, min(chunk, MAX_ROWS // B))
     joint = len(model.global_sites) > 0
@@ -201,11 +269,7 @@ def particle_estimates(
     elbo, obs = x.new_zeros(B), x.new_zeros(B)
     kl: Dict[str, torch.Tensor] = {}
     values: Dict[str, List[torch.Tensor]] = {}
-    done = 0
-    while done < num_particles:
-        s = min(chunk, num_particles - done)
-        with pyro.validation_enabled(done == 0 and pyro.infer.util.is_validation_enabled()):
-            lp = site_log_probs(model, guide, x, y, s)  # (s, B) each
+    for lp in particle_chunks(model, guide, x, y, num_particles, chunk):  # (s, B) each
         weights.append(lp.log_w.sum(-1, keepdim=True) if joint else lp.log_w)
         elbo += lp.elbo.sum(0)
         obs += lp.obs.sum(0)
@@ -214,7 +278,6 @@ def particle_estimates(
         if keep_values:
             for name, v in lp.values.items():
                 values.setdefault(name, []).append(v)
-        done += s
     log_w = torch.cat(weights, 0)
     (ll, se), ess = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0)
     if joint:

@@ -44,7 +44,7 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import Distribution, Independent, biject_to, constraints, transform_to
 
-from pyro_vaes.evaluation import MIN_ESS, effective_sample_size, site_log_probs
+from pyro_vaes.evaluation import MIN_ESS, effective_sample_size, particle_chunks, site_log_probs
 from pyro_vaes.isolation import eval_mode, isolated_rng
 
 Params = Dict[str, Dict[str, torch.Tensor]]
@@ -258,13 +258,9 @@ def bounds(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_
     errors, for an i.i.d. batch or a batch of one (models with batch-level latents)."""
     B = x.shape[0]
     elbos, log_ws = [], []
-    done = 0
-    while done < num_particles:
-        s = min(chunk, num_particles - done)
-        lp = site_log_probs(model, guide, x, y, s)
+    for lp in particle_chunks(model, guide, x, y, num_particles, chunk):  # the guide runs once per block
         elbos.append(lp.elbo)
         log_ws.append(lp.log_w)
-        done += s
     elbo, log_w = torch.cat(elbos), torch.cat(log_ws)  # (S, B)
     if len(model.global_sites) > 0:  # the batch's joint weight (B = 1 for per-datum numbers)
         elbo, log_w = elbo.sum(-1, keepdim=True), log_w.sum(-1, keepdim=True)

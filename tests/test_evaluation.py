@@ -236,7 +236,12 @@ class LinearGroupGuide(GuideBase):
 
 def test_batch_latent_reports_log_p_of_the_batch_and_per_datum_from_batches_of_one():
     """log p(X)/B of the batch and the per-datum log p(x_i) are different quantities; each estimate converges to its
-    own exact value within its reported standard error."""
+    own exact value within its reported standard error.
+
+    100,000 particles: for one datum the mean-field proposal (fitted on batches of 10) has lighter tails than the
+    posterior of c and s, which one datum confounds, so the weights are heavy-tailed. At 20,000 the per-datum error
+    over six evaluation seeds was up to 6 reported standard errors (the sample variance of such weights understates
+    their variance, and with it the error); at 100,000 it was within 2.3."""
     torch.manual_seed(0)
     model, guide = LinearGroupModel(), None
     guide = LinearGroupGuide(model)
@@ -244,7 +249,7 @@ def test_batch_latent_reports_log_p_of_the_batch_and_per_datum_from_batches_of_o
     c = torch.randn(2, generator=g)
     X = (torch.randn(10, 2, generator=g) @ model.W.T + model.V @ c + model.b + 0.5 * torch.randn(10, 4, generator=g))
     _fit_guide(model, guide, X, steps=400)
-    res = evaluate(model, guide, ArraySplit(X), num_particles=20000, batch_size=10, chunk=5000)
+    res = evaluate(model, guide, ArraySplit(X), num_particles=100_000, batch_size=10, chunk=5000)
     exact_batch = float(model.log_px_batch(X)) / 10
     exact_datum = sum(float(model.log_px_batch(X[i : i + 1])) for i in range(10)) / 10
     assert res["batch_size"] == 10 and abs(exact_batch - exact_datum) > 0.1  # not the same quantity

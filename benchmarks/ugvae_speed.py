@@ -8,7 +8,9 @@ their ratio (Pyro / PyTorch). Implementations:
 * ``torch``      ``hand_loss`` below: the authors' closed form (analytic KLs, Σ_k over d in tensors), plain
                  PyTorch on the same networks, no Pyro machinery;
 * ``enum``       ``TraceEnum_ELBO.differentiable_loss`` on model/guide (parallel enumeration of d), torch Adam
-                 (the engine's default backend);
+                 (the engine's default backend before its fast paths);
+* ``engine``     the same through the engine's fast paths (``fastpaths.LeanTraceEnum_ELBO``, the plate fast paths),
+                 as ``pyro-vaes fit`` steps it after its first step;
 * ``enum-svi``   ``pyro.infer.SVI`` + ``TraceEnum_ELBO`` + ``pyro.optim.Adam`` (classic Pyro).
 
     python benchmarks/ugvae_speed.py --threads 1 --blocks 7 --steps 20
@@ -30,6 +32,7 @@ from torch.distributions import Normal, kl_divergence
 
 from pyro_vaes.guides.ugvae import UGVAEStructuredGuide
 from pyro_vaes.models.ugvae import UGVAE
+from pyro_vaes import fastpaths
 from pyro_vaes.params import param_registration
 
 
@@ -80,6 +83,10 @@ def main() -> None:
     m_e.pyro_name, g_e.pyro_name = "enum_model", "enum_guide"
     opt_e = torch.optim.Adam(list(m_e.parameters()) + list(g_e.parameters()), lr=5e-3)
     elbo = TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False)
+    m_l, g_l = make(0, args)
+    m_l.pyro_name, g_l.pyro_name = "lean_model", "lean_guide"
+    opt_l = torch.optim.Adam(list(m_l.parameters()) + list(g_l.parameters()), lr=5e-3)
+    lean = fastpaths.LeanTraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False)
     m_s, g_s = make(0, args)
     m_s.pyro_name, g_s.pyro_name = "svi_model", "svi_guide"
     svi = SVI(m_s.model, g_s.guide, pyro.optim.Adam({"lr": 5e-3}), TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False))
@@ -97,10 +104,17 @@ def main() -> None:
         loss.backward()
         opt_e.step()
 
+    def step_engine():
+        opt_l.zero_grad(set_to_none=True)
+        with param_registration(False), fastpaths.plate_fastpaths(not args.validation):
+            loss = lean.differentiable_loss(m_l.model, g_l.guide, x)
+        loss.backward()
+        opt_l.step()
+
     def step_svi():
         svi.step(x)
 
-    impls = {"torch": step_torch, "enum": step_enum, "enum-svi": step_svi}
+    impls = {"torch": step_torch, "enum": step_enum, "engine": step_engine, "enum-svi": step_svi}
     for fn in impls.values():  # warm-up
         for _ in range(3):
             fn()
@@ -119,11 +133,14 @@ def main() -> None:
         "median_ms_per_step": med,
         "min_ms_per_step": {k: min(v) for k, v in times.items()},
         "ratio_enum_over_torch": med["enum"] / med["torch"],
+        "ratio_engine_over_torch": med["engine"] / med["torch"],
         "ratio_svi_over_torch": med["enum-svi"] / med["torch"],
     }
     for k in impls:
         print(f"{k:9s} median {med[k]:7.2f} ms/step   min {res['min_ms_per_step'][k]:7.2f}")
     print(f"TraceEnum_ELBO + torch Adam / hand-written PyTorch: x{res['ratio_enum_over_torch']:.2f}")
+    print(f"the engine (LeanTraceEnum_ELBO, fast paths) + torch Adam / hand-written PyTorch: "
+          f"x{res['ratio_engine_over_torch']:.2f}")
     print(f"SVI(TraceEnum_ELBO) + pyro Adam / hand-written PyTorch: x{res['ratio_svi_over_torch']:.2f}")
     if args.out:
         with open(args.out, "w") as f:

@@ -39,8 +39,8 @@ One more, exact in value but **not bitwise** in its gradients:
   contraction; in float64 they agree to 1e-10, ``tests/test_fastpaths.py``), so runs are not bit for bit those of
   Pyro's path. Whether the case applies is decided on the first call, whose traces come through TraceEnum_ELBO's
   own path (with Pyro's checks on the engine's first step); its value is summed the same way, so a resumed run
-  repeats the uninterrupted one bit for bit. Anything else (d summed out by
-  the model, several enumerated sites, sequential enumeration) is TraceEnum_ELBO's own computation.
+  repeats the uninterrupted one bit for bit. Anything else (d summed out by the model, several enumerated sites,
+  sequential enumeration) is TraceEnum_ELBO's own computation.
 
 What stays (measured, README "Speed"): Pyro's distribution objects and the trace/replay messengers; ``torch.compile``
 of the Pyro loss was slower, not faster.
@@ -268,8 +268,7 @@ def _scaled_log_prob(site) -> torch.Tensor:
 
 
 def _log_prob_sum(site):
-    lp = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
-    return scale_and_mask(lp, site["scale"], site["mask"]).sum()
+    return _scaled_log_prob(site).sum()
 
 
 class FixedScaleNormal(pyro.distributions.Normal):

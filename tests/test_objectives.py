@@ -132,3 +132,31 @@ def test_differentiable_renyi_gradient_equals_pyro_surrogate_gradient():
     obj.elbo.loss_and_grads(model.model, guide.guide, x)
     for a, p in zip(ours, params):
         assert torch.allclose(a, p.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_trace_until_runs_a_program_only_up_to_the_site():
+    """``tracing.trace_until`` (CHyVAE's closed form, ``code_prior``): the sites before ``site`` are traced, ``site``
+    comes back with its distribution but no draw, nothing after it runs, and the random stream moved by one draw."""
+    import pyro.distributions as dist
+
+    from pyro_vaes.tracing import trace_until
+
+    ran = []
+
+    def program(scale):
+        a = pyro.sample("a", dist.Normal(0.0, scale))
+        b = pyro.sample("b", dist.Normal(a, scale))
+        ran.append("after b")
+        pyro.sample("c", dist.Normal(b, scale))
+
+    torch.manual_seed(0)
+    trace, stopped = trace_until(program, "b", 2.0)
+    after = torch.get_rng_state()
+    torch.manual_seed(0)
+    a = dist.Normal(0.0, 2.0).sample()
+    assert torch.equal(after, torch.get_rng_state())
+    assert [n for n, s in trace.nodes.items() if s["type"] == "sample"] == ["a"] and not ran
+    assert torch.equal(trace.nodes["a"]["value"], a)
+    assert stopped["name"] == "b" and float(stopped["fn"].loc) == float(a) and float(stopped["fn"].scale) == 2.0
+    with pytest.raises(ValueError, match="no sample site 'd'"):
+        trace_until(program, "d", 1.0)

@@ -43,14 +43,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import pyro.poutine as poutine
 import torch
-from pyro.poutine.runtime import NonlocalExit
 from torch.distributions import Independent, MultivariateNormal, Normal
 
 from pyro_vaes.distributions.flows import generation_space
 from pyro_vaes.isolation import eval_mode, isolated_rng
 from pyro_vaes.metrics.classifier import Recipe, cached_classifier
+from pyro_vaes.tracing import trace_until
 
 # -- sample-based divergences -------------------------------------------------------------------------------------
 
@@ -200,14 +199,9 @@ def code_prior(model, n: int, y: Optional[torch.Tensor] = None) -> torch.distrib
     site = model.code_site
     m = n if y is not None else 1
     x0 = torch.zeros(m, *model.input_shape, device=model.device)
-    stopped = poutine.escape(model.model, escape_fn=lambda msg: msg["type"] == "sample" and msg["name"] == site)
-    try:
-        stopped(x0, y)
-    except NonlocalExit as e:
-        e.reset_stack()
-        fn = e.site["fn"]
-        return fn if m == n else fn.expand(torch.Size([n]))
-    raise ValueError(f"model {type(model).__name__} has no sample site {site!r}")
+    _, stopped = trace_until(model.model, site, x0, y)
+    fn = stopped["fn"]
+    return fn if m == n else fn.expand(torch.Size([n]))
 
 
 def posterior(params: Dict[str, torch.Tensor]) -> torch.distributions.Distribution:

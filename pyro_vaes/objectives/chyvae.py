@@ -41,24 +41,11 @@ from typing import Callable, Optional, Tuple
 
 import pyro.infer as infer
 import pyro.poutine as poutine
-from pyro.poutine.runtime import NonlocalExit
 import torch
 
 from pyro_vaes.objectives.base import Objective, check_particles
 from pyro_vaes.registry import OBJECTIVES
-
-
-def trace_until(fn: Callable, site: str, *args) -> poutine.Trace:
-    """The trace of ``fn(*args)`` up to, not including, the sample site ``site``: ``fn`` stops there (Pyro's
-    ``poutine.escape``), so that site and everything after it are never drawn."""
-    tracer = poutine.trace(poutine.escape(fn, escape_fn=lambda msg: msg["name"] == site))
-    try:
-        tracer(*args)
-    except NonlocalExit:  # raised at ``site``; the handlers it passed through are already off the stack
-        pass
-    else:
-        raise ValueError(f"{getattr(fn, '__name__', fn)} has no sample site {site!r}")
-    return tracer.msngr.trace
+from pyro_vaes.tracing import trace_until
 
 
 def dropped_constant(nu: float, psi: torch.Tensor) -> torch.Tensor:
@@ -121,7 +108,7 @@ class CHyVAEClosedForm(Objective):
         """(log p(x_i | z_i), R(x_i)) per datum, each of shape (batch,), read off traces of the model and guide
         (each multiplied by its site's scale); z̃ is a second, independent draw from the guide's q(z | x)."""
         model_fn, guide_fn = self.model_and_guide()
-        guide_trace = trace_until(guide_fn, "sigma", x, y)  # q(z | x): Σ ~ q(Σ | ·) is never drawn, nothing reads it
+        guide_trace, _ = trace_until(guide_fn, "sigma", x, y)  # q(z | x): Σ ~ q(Σ | ·) is never drawn
         # the model with Σ held at Ψ: it builds p(z | Σ) (unused) and p(x | z) at the guide's z, and draws nothing
         conditioned = poutine.condition(model_fn, data={"sigma": self.model.psi})
         model_trace = poutine.trace(poutine.replay(conditioned, trace=guide_trace)).get_trace(x, y)

@@ -11,7 +11,8 @@ from pyro.poutine.runtime import Message, NonlocalExit
 def trace_until(fn: Callable, site: str, *args) -> Tuple[poutine.Trace, Message]:
     """Run ``fn(*args)`` up to its sample site ``site`` and stop there (Pyro's ``poutine.escape``): that site and
     everything after it are never drawn. Returns the trace of what ran before it and the site's message, whose
-    ``"fn"`` is the site's distribution (not sampled). A program without that site is a ``ValueError``."""
+    ``"fn"`` is the site's distribution as the program wrote it (not sampled; no other handler has seen the message,
+    so plates have not broadcast it and scales are not applied). A program without that site is a ``ValueError``."""
     tracer = poutine.trace(poutine.escape(fn, escape_fn=lambda msg: msg["type"] == "sample" and msg["name"] == site))
     try:
         tracer(*args)

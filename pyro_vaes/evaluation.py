@@ -82,9 +82,10 @@ def _aligned(site: dict, S: int, B: int) -> torch.Tensor:
     return lp.expand(*lp.shape[:-1], B) if _in_data_plate(site) else lp.expand(*lp.shape[:-1], B) / B
 
 
-def _latent_sites(trace) -> List[Tuple[str, dict]]:
-    return [(n, s) for n, s in trace.nodes.items()
-            if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)]  # fmt: skip
+def latent_sites(trace) -> Dict[str, dict]:
+    """The trace's latent sample sites by name: sampled, not observed, not a plate's subsample site."""
+    return {n: s for n, s in trace.nodes.items()
+            if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)}  # fmt: skip
 
 
 @dataclass
@@ -122,11 +123,11 @@ def guide_particles(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], nu
     dim = -(model.max_plate_nesting + 1)
     with pyro.plate("particles", S, dim=dim):
         guide_trace = poutine.trace(poutine.enum(guide.guide, first_available_dim=dim - 1)).get_trace(x, y)
-        q_lp = {n: _aligned(site, S, B) for n, site in _latent_sites(guide_trace)}
-        enumerated = {n for n, site in _latent_sites(guide_trace) if site["infer"].get("_enumerate_dim") is not None}
+        q_lp = {n: _aligned(site, S, B) for n, site in latent_sites(guide_trace).items()}
+        enumerated = {n for n, site in latent_sites(guide_trace).items() if site["infer"].get("_enumerate_dim") is not None}
         if any(_has_enum_dims(lp) for n, lp in q_lp.items() if n not in enumerated):  # not a leaf: sample it
             guide_trace = poutine.trace(guide.guide).get_trace(x, y)
-            q_lp = {n: _aligned(site, S, B) for n, site in _latent_sites(guide_trace)}
+            q_lp = {n: _aligned(site, S, B) for n, site in latent_sites(guide_trace).items()}
             enumerated = set()
     return GuideParticles(guide_trace, q_lp, enumerated, S, dim)
 
@@ -139,7 +140,7 @@ def replay_log_probs(model, particles: GuideParticles, x: torch.Tensor, y: Optio
     with pyro.plate("particles", S, dim=dim):
         replayed = poutine.replay(model.model, trace=guide_trace)
         model_trace = poutine.trace(poutine.enum(replayed, first_available_dim=dim - 1)).get_trace(x, y)
-    values = {n: site["value"] for n, site in _latent_sites(guide_trace) if n not in enumerated}
+    values = {n: site["value"] for n, site in latent_sites(guide_trace).items() if n not in enumerated}
     p_lp = {n: _aligned(site, S, B) for n, site in model_trace.nodes.items()
             if site["type"] == "sample" and not site_is_subsample(site)}  # fmt: skip
     observed = [n for n in p_lp if model_trace.nodes[n]["is_observed"]]
@@ -316,9 +317,7 @@ def kl_per_dimension(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = 
     guide_trace = poutine.trace(pyro.plate("particles", num_particles, dim=-(model.max_plate_nesting + 1))(guide.guide)
                                 ).get_trace(x, y)  # fmt: skip
     out: Dict[str, Dict[str, object]] = {}
-    for name, site in guide_trace.nodes.items():
-        if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
-            continue
+    for name, site in latent_sites(guide_trace).items():
         marginal = model.marginal_prior(name)
         q = _marginal_normal(site["fn"])
         if marginal is None or q is None:

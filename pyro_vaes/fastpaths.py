@@ -152,7 +152,7 @@ class LeanTrace_ELBO(Trace_ELBO):
 
     def _loss(self, model_trace, guide_trace):
         """−(Σ log p − Σ log q) of one particle's traces, summed in float32 site by site (model sites, then guide)."""
-        g_sites = [s for s in guide_trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
+        g_sites = _sample_sites(guide_trace)
         if not all(s["fn"].has_rsample for s in g_sites):  # score-function terms: Trace_ELBO's surrogate
             model_trace, guide_trace = prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
             model_trace.compute_log_prob()
@@ -162,9 +162,8 @@ class LeanTrace_ELBO(Trace_ELBO):
             _, surrogate_loss = self._differentiable_loss_particle(model_trace, guide_trace)
             return -elbo + (surrogate_loss - surrogate_loss.detach())
         elbo = 0.0
-        for s in model_trace.nodes.values():
-            if s["type"] == "sample" and not site_is_subsample(s):
-                elbo = elbo + _log_prob_sum(s)
+        for s in _sample_sites(model_trace):
+            elbo = elbo + _log_prob_sum(s)
         for s in g_sites:
             elbo = elbo - _log_prob_sum(s)
         return -elbo

@@ -41,10 +41,10 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.poutine.messenger import Messenger
-from pyro.poutine.util import site_is_subsample
 from torch.distributions import Distribution, Independent, biject_to, constraints, transform_to
 
-from pyro_vaes.evaluation import MIN_ESS, effective_sample_size, particle_chunks, site_log_probs
+from pyro_vaes.evaluation import (MIN_ESS, effective_sample_size, latent_sites, log_mean_exp_se,
+                                  particle_chunks, site_log_probs)
 from pyro_vaes.isolation import eval_mode, isolated_rng
 
 Params = Dict[str, Dict[str, torch.Tensor]]
@@ -136,11 +136,6 @@ class RefinedGuide:
             return self.base.guide(x, y)
 
 
-def _latent_sites(trace) -> Dict[str, dict]:
-    return {n: s for n, s in trace.nodes.items()
-            if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)}  # fmt: skip
-
-
 @torch.no_grad()
 def local_parameters(guide, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Params:
     """The guide's local parameters for a batch: ``{site: {name: tensor}}`` for every latent site whose parameters
@@ -151,7 +146,7 @@ def local_parameters(guide, x: torch.Tensor, y: Optional[torch.Tensor] = None) -
         with isolated_rng(seed):
             traces.append(poutine.trace(guide.guide).get_trace(x, y))
     out: Params = {}
-    for name, site in _latent_sites(traces[0]).items():
+    for name, site in latent_sites(traces[0]).items():
         first, second = family_parameters(site["fn"]), family_parameters(traces[1].nodes[name]["fn"])
         if first is None or second is None:
             continue
@@ -265,10 +260,8 @@ def bounds(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_
     if len(model.global_sites) > 0:  # the batch's joint weight (B = 1 for per-datum numbers)
         elbo, log_w = elbo.sum(-1, keepdim=True), log_w.sum(-1, keepdim=True)
     S = log_w.shape[0]
-    lse = torch.logsumexp(log_w, 0)
-    ess = effective_sample_size(log_w, 0)
-    ll_se = ((S / ess - 1).clamp_min(0) / S).sqrt()
-    out = _Bounds(elbo.mean(0), elbo.std(0) / math.sqrt(S), lse - math.log(S), ll_se, ess)
+    (ll, ll_se), ess = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0)
+    out = _Bounds(elbo.mean(0), elbo.std(0) / math.sqrt(S), ll, ll_se, ess)
     if len(model.global_sites) > 0:
         out = _Bounds(*(t.expand(B) / (B if i < 4 else 1) for i, t in enumerate(
             (out.elbo, out.elbo_se, out.log_likelihood, out.log_likelihood_se, out.ess))))

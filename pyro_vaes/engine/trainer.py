@@ -319,16 +319,17 @@ class Trainer:
                 if self.step % 25 == 0:
                     bar.set_postfix(loss=f"{running:.3f}", refresh=False)
                 evaluate = self.step % c.eval_every == 0 or self.step == c.steps
-                if evaluate or self.step % c.checkpoint_every == 0:
+                checkpoint = self.step % c.checkpoint_every == 0 or self.step == c.steps
+                if evaluate or checkpoint:
                     if not self.ranks.all_equal(self.learner.children()):  # (one process: nothing to compare)
                         raise distributed.everywhere(RuntimeError(
                             f"the ranks' parameters differ at step {self.step}: they should be identical after every "
                             "step; this is a bug, please report it"), self.ranks.rank)
                     # rank 0's work under torchrun (the others wait; its errors reach them)
-                    row = self.ranks.on_main(lambda: self._record(evaluate, running, t0, bar))
+                    row = self.ranks.on_main(lambda: self._record(evaluate, checkpoint, running, t0, bar))
                     if row is not None:
                         history.append(row)
-                    if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                    if checkpoint:
                         self.last_checkpoint = self.step  # the other ranks' messages name rank 0's checkpoint too
         except KeyboardInterrupt:
             where = ("no checkpoint was written yet: rerun the same command to start again" if self.last_checkpoint is None
@@ -339,9 +340,9 @@ class Trainer:
             bar.close()
         return history
 
-    def _record(self, evaluate: bool, running: float, t0: float, bar) -> Optional[Dict[str, float]]:
-        """The held-out loss into ``metrics.jsonl`` (when ``evaluate``), then the checkpoint when one is due."""
-        c, row = self.config, None
+    def _record(self, evaluate: bool, checkpoint: bool, running: float, t0: float, bar) -> Optional[Dict[str, float]]:
+        """The held-out loss into ``metrics.jsonl`` (when ``evaluate``), then the checkpoint (when ``checkpoint``)."""
+        row = None
         if evaluate:
             row = {
                 "step": self.step,
@@ -352,6 +353,6 @@ class Trainer:
             with open(self.run_dir / METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
             bar.write(f"step {self.step}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}")
-        if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+        if checkpoint:
             self.save_checkpoint()
         return row

@@ -18,14 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import pyro
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hand_losses  # noqa: E402
 import suite  # noqa: E402
-from pyro_vaes.params import param_registration  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +41,7 @@ def main() -> None:
     aux = {n: net.module for n, net in obj.networks().items()}
 
     def engine():
-        with pyro.validation_enabled(False), param_registration(False), suite.fastpaths.plate_fastpaths():
+        with suite.engine_context():
             return obj.loss(x, y)
 
     def hand():

@@ -103,13 +103,21 @@ def hand_copy(tr: Trainer) -> Tuple[Any, Any, Dict[str, Any], Dict[str, torch.op
     return model, guide, {**aux_modules, "objective": obj}, opts
 
 
+@contextlib.contextmanager
+def engine_context(register: bool = False, fast: bool = True):
+    """What ``fit`` runs every step after the first inside: Pyro's validation off, parameter registration only for
+    the svi backend (``register``), the plate fast paths on (``fast=False``: every fast path off,
+    ``pyro_vaes.fastpaths.disabled``: Pyro's own paths, what the engine ran before them)."""
+    with pyro.validation_enabled(False), param_registration(register), \
+            fastpaths.plate_fastpaths() if fast else fastpaths.disabled():  # fmt: skip
+        yield
+
+
 def engine_step(tr: Trainer, fast: bool = True) -> Callable:
-    """``Trainer._step`` as ``fit`` runs it after the first step; ``fast=False``: with every fast path off
-    (``pyro_vaes.fastpaths.disabled``: Pyro's own paths, what the engine ran before them)."""
+    """``Trainer._step`` as ``fit`` runs it after the first step (see :func:`engine_context`)."""
 
     def step(x, y):
-        with pyro.validation_enabled(False), param_registration(tr.svi is not None), \
-                fastpaths.plate_fastpaths() if fast else fastpaths.disabled():  # fmt: skip
+        with engine_context(tr.svi is not None, fast):
             tr._step(x, y)
 
     return step

@@ -22,13 +22,11 @@ The differences between consecutive rows are what each layer costs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import pyro
 import pyro.distributions as dist
 import torch
 
@@ -37,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hand_losses  # noqa: E402
 import suite  # noqa: E402
 from pyro_vaes import fastpaths, likelihoods  # noqa: E402
-from pyro_vaes.params import param_registration  # noqa: E402
 
 
 def main() -> None:
@@ -52,12 +49,6 @@ def main() -> None:
     elbo = obj.elbo
     assert isinstance(elbo, fastpaths.LeanTrace_ELBO), type(elbo)
 
-    def engine_context() -> contextlib.ExitStack:
-        stack = contextlib.ExitStack()
-        for c in (pyro.validation_enabled(False), param_registration(False), fastpaths.plate_fastpaths()):
-            stack.enter_context(c)
-        return stack
-
     def networks():
         q = g.encode(x)["z"]
         z = q["loc"] + q["scale"] * torch.randn_like(q["loc"])
@@ -67,7 +58,7 @@ def main() -> None:
         return hand_losses.HAND["vae"].fn(m, g, {"objective": obj}, x, y)["main"]
 
     def distributions():
-        with engine_context():
+        with suite.engine_context():
             q = g.encode(x)["z"]
             z = dist.Normal(q["loc"], q["scale"]).to_event(1).rsample()
             m.prior(x.shape[0], x)
@@ -75,12 +66,12 @@ def main() -> None:
         return obs.base_dist.logits.sum()
 
     def traces():
-        with engine_context():
+        with suite.engine_context():
             model_trace, _ = next(elbo._lean_traces(m.model, g.guide, (x, y), {}))
         return model_trace.nodes["x"]["fn"].base_dist.logits.sum()
 
     def engine():
-        with engine_context():
+        with suite.engine_context():
             return obj.loss(x, y)
 
     kinds = {"networks": networks, "hand": hand, "distributions": distributions, "traces": traces, "engine": engine}

@@ -337,6 +337,13 @@ def _cli(*argv, **kw):
                             stderr=subprocess.DEVNULL, **kw)  # fmt: skip
 
 
+def _rows(path: Path) -> int:
+    try:
+        return len(path.read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
 def _params(run_dir):
     state = torch.load(Path(run_dir) / "checkpoint.pt", weights_only=True)
     return {k: v for part in ("model", "guide") for k, v in state[part].items()}, state["step"]
@@ -354,12 +361,18 @@ def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_
             else [*argv, "--out", str(target)]  # fmt: skip
         proc = _cli(*cmd)
         if kills < 3:
-            time.sleep(rng.uniform(2.5, 5.0))  # imports take ~2 s; then kill mid-training (or mid-write)
+            # kill mid-training at a random moment: after 1 or 2 more metrics rows (every 5 steps, each followed by a
+            # checkpoint write), then up to 50 ms into what follows. Timed by the run's progress, not the wall clock:
+            # an idle machine finishes the whole run within the few seconds a fixed delay would wait.
+            wanted = _rows(target / "metrics.jsonl") + rng.randint(1, 2)
+            while proc.poll() is None and _rows(target / "metrics.jsonl") < wanted:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.05))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
-        code = proc.wait()
-        if code == 0 and _params(target)[1] == 40:
+        proc.wait()
+        if (target / "checkpoint.pt").exists() and _params(target)[1] == 40:  # (a kill may land after the last one)
             break
     assert kills >= 1 and _params(target)[1] == 40
     full, _ = _params(tmp_path / "full")

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hand_losses  # noqa: E402
 import suite  # noqa: E402
+
 from pyro_vaes.params import param_registration  # noqa: E402
 
 
@@ -36,8 +37,10 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     data = suite.make_data("vae")
-    make = lambda: suite.make_trainer("vae", data, 128, {"arch": "mlp", "hidden": 400, "latent_dim": 20},  # noqa: E731
-                                      {"hidden": 400})
+
+    def make():
+        return suite.make_trainer("vae", data, 128, {"arch": "mlp", "hidden": 400, "latent_dim": 20}, {"hidden": 400})
+
     batches = [data.train.batch(torch.arange(i * 128, (i + 1) * 128)) for i in range(3)]
     x, y = batches[0]
 
@@ -49,9 +52,12 @@ def main() -> None:
     hand_c = torch.compile(hand_fn)
     loss_c = torch.compile(obj.loss)
     out = {}
-    for name, fn in (("hand", lambda: hand_fn(tr.parts.model, tr.parts.guide, x)),
-                     ("hand compiled", lambda: hand_c(tr.parts.model, tr.parts.guide, x)),
-                     ("engine", lambda: obj.loss(x, y)), ("engine compiled", lambda: loss_c(x, y))):  # fmt: skip
+    for name, fn in (
+        ("hand", lambda: hand_fn(tr.parts.model, tr.parts.guide, x)),
+        ("hand compiled", lambda: hand_c(tr.parts.model, tr.parts.guide, x)),
+        ("engine", lambda: obj.loss(x, y)),
+        ("engine compiled", lambda: loss_c(x, y)),
+    ):
         torch.manual_seed(0)
         t0 = time.perf_counter()
         with pyro.validation_enabled(False), param_registration(False):
@@ -62,12 +68,16 @@ def main() -> None:
     def rel(a, b):
         return max(float((u - v).abs().max() / u.abs().max().clamp_min(1e-12)) for u, v in zip(a, b))
 
-    print(f"first call (compile) s: hand compiled {out['hand compiled'][2]:.1f}, engine compiled "
-          f"{out['engine compiled'][2]:.1f}")
-    print(f"gradient rel. difference, compiled vs eager at the same draws: hand {rel(out['hand'][1], out['hand compiled'][1]):.1e}"
-          f", engine {rel(out['engine'][1], out['engine compiled'][1]):.1e}; loss: hand "
-          f"{float((out['hand'][0] - out['hand compiled'][0]).abs() / out['hand'][0].abs()):.1e}, engine "
-          f"{float((out['engine'][0] - out['engine compiled'][0]).abs() / out['engine'][0].abs()):.1e}")
+    print(
+        f"first call (compile) s: hand compiled {out['hand compiled'][2]:.1f}, engine compiled "
+        f"{out['engine compiled'][2]:.1f}"
+    )
+    print(
+        f"gradient rel. difference, compiled vs eager at the same draws: hand {rel(out['hand'][1], out['hand compiled'][1]):.1e}"
+        f", engine {rel(out['engine'][1], out['engine compiled'][1]):.1e}; loss: hand "
+        f"{float((out['hand'][0] - out['hand compiled'][0]).abs() / out['hand'][0].abs()):.1e}, engine "
+        f"{float((out['engine'][0] - out['engine compiled'][0]).abs() / out['engine'][0].abs()):.1e}"
+    )
 
     # timing: four trainers / copies
     tr_e, tr_c = make(), make()
@@ -83,13 +93,18 @@ def main() -> None:
         loss.backward()
         opts2["main"].step()
 
-    fns = {"hand": lambda x, y: hand_losses.hand_step("vae", m1, g1, aux1, opts1, x, y),
-           "hand compiled": hand_compiled_step, "engine": suite.engine_step(tr_e),
-           "engine compiled": suite.engine_step(tr_c)}  # fmt: skip
+    fns = {
+        "hand": lambda x, y: hand_losses.hand_step("vae", m1, g1, aux1, opts1, x, y),
+        "hand compiled": hand_compiled_step,
+        "engine": suite.engine_step(tr_e),
+        "engine compiled": suite.engine_step(tr_c),
+    }
     times = suite.alternate(fns, batches, args.rounds, args.steps)
     base = times["hand"]
-    print(f"\nms per step (median of {args.rounds} rounds x {args.steps} steps), ratio to the eager hand loss "
-          "[25th, 75th percentile of the per-round ratios]")
+    print(
+        f"\nms per step (median of {args.rounds} rounds x {args.steps} steps), ratio to the eager hand loss "
+        "[25th, 75th percentile of the per-round ratios]"
+    )
     for k, v in times.items():
         r = sorted(a / b for a, b in zip(v, base))
         q = statistics.quantiles(r, n=4)

@@ -44,7 +44,9 @@ def main() -> None:
                 break
         t_epoch = time.perf_counter() - t0
         print(f"mnist: load {n}+{len(d.test)} images into memory (stochastic binarization): {t_load:.2f} s")
-        print(f"mnist: one epoch, {steps} batches of {a.batch_size} (iterate_batches + ArraySplit.batch): {t_epoch:.3f} s")
+        print(
+            f"mnist: one epoch, {steps} batches of {a.batch_size} (iterate_batches + ArraySplit.batch): {t_epoch:.3f} s"
+        )
     except FileNotFoundError as err:
         print(f"mnist: skipped ({err})")
 

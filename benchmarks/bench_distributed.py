@@ -44,9 +44,14 @@ def trainer(batch: int) -> Trainer:
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(4 * 512, 1, 28, 28, generator=g) < 0.2).float()
     data = VAEData("bench", ArraySplit(x[: 3 * 512]), ArraySplit(x[3 * 512 :]))
-    cfg = FitConfig(model="vae", data="linear-gaussian", batch_size=batch, figures=False,
-                    model_args={"arch": "mlp", "hidden": 400, "latent_dim": 20, "likelihood": "bernoulli"},
-                    guide_args={"hidden": 400})  # fmt: skip
+    cfg = FitConfig(
+        model="vae",
+        data="linear-gaussian",
+        batch_size=batch,
+        figures=False,
+        model_args={"arch": "mlp", "hidden": 400, "latent_dim": 20, "likelihood": "bernoulli"},
+        guide_args={"hidden": 400},
+    )
     with contextlib.redirect_stdout(io.StringIO()):
         return Trainer(cfg, Path(tempfile.gettempdir()) / "pyro-vaes-bench-unused", data=data, progress=False)
 
@@ -71,9 +76,21 @@ def main() -> None:
         raise SystemExit("run under torchrun with 2 ranks (see the module docstring)")
     torch.set_flush_denormal(True)
     rank = ranks.rank
-    results = {b: {k: [] for k in ("2 ranks", "  its all-reduce (waits included)", "  the rest of its step",
-                                   "1 process, 1 thread", "1 process, 2 threads", "1 process, B/2 rows",
-                                   "all-reduce")} for b in args.batch}  # fmt: skip
+    results = {
+        b: {
+            k: []
+            for k in (
+                "2 ranks",
+                "  its all-reduce (waits included)",
+                "  the rest of its step",
+                "1 process, 1 thread",
+                "1 process, 2 threads",
+                "1 process, B/2 rows",
+                "all-reduce",
+            )
+        }
+        for b in args.batch
+    }
     setups = {}
     for b in args.batch:
         shared, alone = trainer(b), trainer(b)
@@ -104,8 +121,11 @@ def main() -> None:
             dist.barrier()
             t = {}
             if rank == 0:
-                for name, threads, rows in (("1 process, 1 thread", 1, x), ("1 process, 2 threads", 2, x),
-                                            ("1 process, B/2 rows", 1, x[mine])):  # fmt: skip
+                for name, threads, rows in (
+                    ("1 process, 1 thread", 1, x),
+                    ("1 process, 2 threads", 2, x),
+                    ("1 process, B/2 rows", 1, x[mine]),
+                ):
                     torch.set_num_threads(threads)
                     t[name] = timed(alone, rows, args.steps)
                 torch.set_num_threads(1)
@@ -128,22 +148,38 @@ def main() -> None:
         return
     table = {}
     n_params = sum(p_.numel() for p_ in setups[args.batch[0]][0].params)
-    print(f"MLP VAE 784-400-20 ({n_params:,} parameters), Adam, {args.rounds} rounds x {args.steps} steps; ms per step, "
-          "median [min, max] over rounds")
+    print(
+        f"MLP VAE 784-400-20 ({n_params:,} parameters), Adam, {args.rounds} rounds x {args.steps} steps; ms per step, "
+        "median [min, max] over rounds"
+    )
     for b in args.batch:
         med = {k: 1e3 * statistics.median(v) for k, v in results[b].items()}
-        table[b] = {k: {"median_ms": med[k], "min_ms": 1e3 * min(v), "max_ms": 1e3 * max(v)} for k, v in results[b].items()}
+        table[b] = {
+            k: {"median_ms": med[k], "min_ms": 1e3 * min(v), "max_ms": 1e3 * max(v)} for k, v in results[b].items()
+        }
         for k, v in results[b].items():
             print(f"B={b:<4} {k:<34} {med[k]:8.2f}  [{1e3 * min(v):.2f}, {1e3 * max(v):.2f}]")
         over = med["2 ranks"] - med["1 process, B/2 rows"]
-        print(f"B={b:<4} data-parallel overhead (2 ranks - one rank's work alone) {over:.2f} ms; the all-reduce alone "
-              f"{med['all-reduce']:.2f} ms; throughput of 2 ranks vs 1 thread {med['1 process, 1 thread'] / med['2 ranks']:.2f}x, "
-              f"vs 2 threads {med['1 process, 2 threads'] / med['2 ranks']:.2f}x")
+        print(
+            f"B={b:<4} data-parallel overhead (2 ranks - one rank's work alone) {over:.2f} ms; the all-reduce alone "
+            f"{med['all-reduce']:.2f} ms; throughput of 2 ranks vs 1 thread {med['1 process, 1 thread'] / med['2 ranks']:.2f}x, "
+            f"vs 2 threads {med['1 process, 2 threads'] / med['2 ranks']:.2f}x"
+        )
         table[b]["overhead_ms"] = over
     if args.out:
-        Path(args.out).write_text(json.dumps({"torch": torch.__version__, "pyro": pyro.__version__,
-                                              "rounds": args.rounds, "steps": args.steps, "results": table},
-                                             indent=2) + "\n")  # fmt: skip
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "torch": torch.__version__,
+                    "pyro": pyro.__version__,
+                    "rounds": args.rounds,
+                    "steps": args.steps,
+                    "results": table,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

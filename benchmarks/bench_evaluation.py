@@ -35,8 +35,9 @@ from pyro_vaes.registry import GUIDES, MODELS
 
 def make(arch: str, hidden: int, latent: int):
     torch.manual_seed(0)
-    model = build_component(MODELS, "vae", (1, 28, 28), latent_dim=latent, arch=arch, hidden=hidden,
-                            likelihood="bernoulli")  # fmt: skip
+    model = build_component(
+        MODELS, "vae", (1, 28, 28), latent_dim=latent, arch=arch, hidden=hidden, likelihood="bernoulli"
+    )
     guide = build_component(GUIDES, "diagonal", model, hidden=hidden)
     return model.eval(), guide.eval()
 
@@ -66,7 +67,9 @@ def hand(model, guide, split, particles: int, examples: int, batch_size: int, ch
             s = min(chunk, particles - done)
             z = q["loc"] + q["scale"] * torch.randn(s, *q["loc"].shape)
             log_px = Bernoulli(logits=model.decoder(z), validate_args=False).log_prob(x).flatten(-3).sum(-1)
-            log_w.append(log_px + Normal(0.0, 1.0).log_prob(z).sum(-1) - Normal(q["loc"], q["scale"]).log_prob(z).sum(-1))
+            log_w.append(
+                log_px + Normal(0.0, 1.0).log_prob(z).sum(-1) - Normal(q["loc"], q["scale"]).log_prob(z).sum(-1)
+            )
         out.append(torch.logsumexp(torch.cat(log_w), 0) - math.log(particles))
     return torch.cat(out)
 
@@ -83,16 +86,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     split = ArraySplit((torch.rand(args.examples, 1, 28, 28, generator=g) < 0.15).float())
-    print(f"{args.particles} particles x {args.examples} examples, batch {args.batch_size}, chunk {args.chunk}, "
-          f"{args.threads} thread(s), median of {args.rounds} alternating rounds")
+    print(
+        f"{args.particles} particles x {args.examples} examples, batch {args.batch_size}, chunk {args.chunk}, "
+        f"{args.threads} thread(s), median of {args.rounds} alternating rounds"
+    )
     print(f"{'network':<24} {'networks s':>10} {'hand s':>7} {'evaluate s':>10} {'/networks':>9} {'/hand':>6}")
-    kinds = {"networks": networks, "hand": hand,
-             "evaluate": lambda m, g, *a: evaluate(m, g, split, args.particles, args.batch_size, args.examples, args.chunk)}
+    kinds = {
+        "networks": networks,
+        "hand": hand,
+        "evaluate": lambda m, g, *a: evaluate(m, g, split, args.particles, args.batch_size, args.examples, args.chunk),
+    }
     for name, arch, hidden in (("MLP 784-400-20", "mlp", 400), ("28x28 conv net, z = 20", "conv28", 400)):
         model, guide = make(arch, hidden, 20)
         times = {k: [] for k in kinds}
         for r in range(args.rounds + 1):  # the first round warms up and is not counted
-            order = list(kinds)[r % 3:] + list(kinds)[: r % 3]  # rotate the order
+            order = list(kinds)[r % 3 :] + list(kinds)[: r % 3]  # rotate the order
             for kind in order:
                 t0 = time.perf_counter()
                 kinds[kind](model, guide, split, args.particles, args.examples, args.batch_size, args.chunk)

@@ -47,7 +47,9 @@ def hand_loss(model, guide, x):
 
 def make(arch, hidden, latent, seed=0):
     torch.manual_seed(seed)
-    model = build_component(MODELS, "vae", (1, 28, 28), latent_dim=latent, arch=arch, hidden=hidden, likelihood="bernoulli")
+    model = build_component(
+        MODELS, "vae", (1, 28, 28), latent_dim=latent, arch=arch, hidden=hidden, likelihood="bernoulli"
+    )
     guide = build_component(GUIDES, "diagonal", model, hidden=hidden)
     return model, guide
 
@@ -93,7 +95,7 @@ def bench(name, arch, hidden, latent, batch, rounds, steps):
     times = {k: [] for k in fns}
     order = list(fns)
     with pyro.validation_enabled(False):
-        for r in range(rounds):
+        for _ in range(rounds):
             order = order[1:] + order[:1]
             for k in order:
                 t = time.perf_counter()
@@ -105,8 +107,10 @@ def bench(name, arch, hidden, latent, batch, rounds, steps):
     print(f"\n{name}: batch {batch}, {rounds} rounds x {steps} steps, {torch.get_num_threads()} thread(s)")
     print(f"{'method':<8} {'best ms/step':>13} {'ratio':>7} {'median ms/step':>15} {'ratio':>7}")
     for k in fns:
-        print(f"{k:<8} {1e3 * best[k]:>13.2f} {best[k] / best['hand']:>7.3f} {1e3 * med[k]:>15.2f} "
-              f"{med[k] / med['hand']:>7.3f}")
+        print(
+            f"{k:<8} {1e3 * best[k]:>13.2f} {best[k] / best['hand']:>7.3f} {1e3 * med[k]:>15.2f} "
+            f"{med[k] / med['hand']:>7.3f}"
+        )
     return best
 
 

@@ -53,10 +53,15 @@ def main() -> None:
         for reg in args.regularizers.split(","):
             trainers = {}
             for prior in ("normal", "flow"):
-                cfg = regularizer_config(reg, prior, MNIST_REGULARIZERS, latent_dim=args.latent_dim, hidden=400,
-                                         steps=1000)  # fmt: skip
-                trainers[prior] = Trainer(FitConfig(**cfg, data="mnist", batch_size=args.batch_size, steps=1000),
-                                          Path(tmp) / f"{reg}-{prior}", data=data, progress=False)  # fmt: skip
+                cfg = regularizer_config(
+                    reg, prior, MNIST_REGULARIZERS, latent_dim=args.latent_dim, hidden=400, steps=1000
+                )
+                trainers[prior] = Trainer(
+                    FitConfig(**cfg, data="mnist", batch_size=args.batch_size, steps=1000),
+                    Path(tmp) / f"{reg}-{prior}",
+                    data=data,
+                    progress=False,
+                )
             times = {k: [] for k in trainers}
             with pyro.validation_enabled(False), param_registration(False):
                 for t in trainers.values():
@@ -69,12 +74,22 @@ def main() -> None:
                             t._step(batch, None)
                         times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
             med = {k: statistics.median(v) for k, v in times.items()}
-            results[reg] = {"median_ms": med, "min_ms": {k: min(v) for k, v in times.items()},
-                            "ratio_flow_over_normal": med["flow"] / med["normal"]}  # fmt: skip
-            print(f"{reg:12s} normal {med['normal']:7.2f} ms/step   flow {med['flow']:7.2f} ms/step   "
-                  f"ratio x{med['flow'] / med['normal']:.2f}", flush=True)
-    res = {"setting": vars(args), "torch_version": torch.__version__, "pyro_version": pyro.__version__,
-           "results": results}  # fmt: skip
+            results[reg] = {
+                "median_ms": med,
+                "min_ms": {k: min(v) for k, v in times.items()},
+                "ratio_flow_over_normal": med["flow"] / med["normal"],
+            }
+            print(
+                f"{reg:12s} normal {med['normal']:7.2f} ms/step   flow {med['flow']:7.2f} ms/step   "
+                f"ratio x{med['flow'] / med['normal']:.2f}",
+                flush=True,
+            )
+    res = {
+        "setting": vars(args),
+        "torch_version": torch.__version__,
+        "pyro_version": pyro.__version__,
+        "results": results,
+    }
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
 

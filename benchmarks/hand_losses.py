@@ -19,8 +19,8 @@ engine steps them (``main``: model and guide; an auxiliary network's own loss).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch.nn import functional as F
@@ -151,8 +151,13 @@ def gmvae(m, g, aux, x, y):
     loc_k, scale_k = m.components(w)  # (B, K, d)
     log_pz_k = normal_lp(z.unsqueeze(-2), loc_k, scale_k).sum(-1)
     enum = (log_pi.exp() * (log_pz_k - math.log(m.K) - log_pi)).sum()
-    elbo = (_obs_ugvae(m, m.decoder(z), x) + std_normal_lp(w).sum() - normal_lp(z, z_loc, z_scale).sum()
-            - normal_lp(w, w_loc, w_scale).sum() + enum)  # fmt: skip
+    elbo = (
+        _obs_ugvae(m, m.decoder(z), x)
+        + std_normal_lp(w).sum()
+        - normal_lp(z, z_loc, z_scale).sum()
+        - normal_lp(w, w_loc, w_scale).sum()
+        + enum
+    )
     return {"main": -elbo}
 
 
@@ -168,8 +173,13 @@ def ugvae(m, g, aux, x, y):
     log_pz_k = normal_lp(z.unsqueeze(-2), loc_k, scale_k).sum(-1)  # (B, K)
     enum = (log_pi.exp() * (log_pz_k - math.log(m.K) - log_pi)).sum()
     raw = m.decoder(torch.cat([z, beta.expand(z.shape[0], -1)], -1))
-    elbo = (_obs_ugvae(m, raw, x) + std_normal_lp(beta).sum() - normal_lp(beta, b_loc, b_scale).sum()
-            - normal_lp(z, z_loc, z_scale).sum() + enum)  # fmt: skip
+    elbo = (
+        _obs_ugvae(m, raw, x)
+        + std_normal_lp(beta).sum()
+        - normal_lp(beta, b_loc, b_scale).sum()
+        - normal_lp(z, z_loc, z_scale).sum()
+        + enum
+    )
     return {"main": -elbo}
 
 
@@ -179,8 +189,13 @@ def mlvae(m, g, aux, x, y):
     c = c_loc + c_scale * torch.randn_like(c_loc)
     s = s_loc + s_scale * torch.randn_like(s_loc)
     raw = m.decoder(torch.cat([s, c.expand(s.shape[0], -1)], -1))
-    elbo = (_obs_ugvae(m, raw, x) + std_normal_lp(c).sum() + std_normal_lp(s).sum() - normal_lp(c, c_loc, c_scale).sum()
-            - normal_lp(s, s_loc, s_scale).sum())  # fmt: skip
+    elbo = (
+        _obs_ugvae(m, raw, x)
+        + std_normal_lp(c).sum()
+        + std_normal_lp(s).sum()
+        - normal_lp(c, c_loc, c_scale).sum()
+        - normal_lp(s, s_loc, s_scale).sum()
+    )
     return {"main": -elbo}
 
 
@@ -257,7 +272,7 @@ class Hand:
     same_draws: bool = True
 
 
-HAND: Dict[str, Hand] = {
+HAND: dict[str, Hand] = {
     "vae": Hand(vae),
     "cvae": Hand(cvae),
     "condvae": Hand(condvae),
@@ -272,8 +287,15 @@ HAND: Dict[str, Hand] = {
 }
 
 
-def hand_step(name: str, model, guide, aux: Dict, optimizers: Dict[str, torch.optim.Optimizer], x: torch.Tensor,
-              y: Optional[torch.Tensor]) -> Tuple[float, ...]:
+def hand_step(
+    name: str,
+    model,
+    guide,
+    aux: dict,
+    optimizers: dict[str, torch.optim.Optimizer],
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+) -> tuple[float, ...]:
     """One training step by hand: each optimizer in turn zeroes its gradients, takes its loss (``.item()`` read, as
     any training loop logs it), backward, step. Returns the losses."""
     losses = HAND[name].fn(model, guide, aux, x, y)

@@ -50,8 +50,10 @@ def main():
     res = run.evaluate(num_particles=args.particles, max_examples=args.test)
     eval_s = time.perf_counter() - t0
     epochs = args.steps * 128 / len(run.data.train)
-    print("| model | steps (epochs) | test images | particles | test NLL (nats) | -ELBO | KL | active units |"
-          " train s | eval s |")  # fmt: skip
+    print(
+        "| model | steps (epochs) | test images | particles | test NLL (nats) | -ELBO | KL | active units |"
+        " train s | eval s |"
+    )
     print(
         f"| conv VAE z=20 | {args.steps} ({epochs:.1f}) | {res['n']} | {args.particles} | "
         f"{-res['log_likelihood']:.2f} | {-res['elbo']:.2f} | {res['kl_total']:.2f} | {res['active_units']} | "

@@ -40,8 +40,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
 import pyro
 import torch
@@ -49,6 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hand_losses  # noqa: E402
+
 from pyro_vaes import fastpaths  # noqa: E402
 from pyro_vaes.config import FitConfig  # noqa: E402
 from pyro_vaes.data import ArraySplit, VAEData  # noqa: E402
@@ -72,34 +74,58 @@ def make_data(model: str, shape=(1, 28, 28), n: int = 512, seed: int = 0) -> VAE
         y = torch.randint(NUM_CLASSES, (n,), generator=g)
     elif kind == "binary":
         y = torch.randint(2, (n, NUM_LABELS), generator=g)
-    names = [f"c{i}" for i in range(NUM_CLASSES)] if kind == "class" else (
-        [f"a{i}" for i in range(NUM_LABELS)] if kind == "binary" else None)  # fmt: skip
+    names = (
+        [f"c{i}" for i in range(NUM_CLASSES)]
+        if kind == "class"
+        else ([f"a{i}" for i in range(NUM_LABELS)] if kind == "binary" else None)
+    )
     split = n * 3 // 4
-    return VAEData("bench", ArraySplit(x[:split], None if y is None else y[:split]),
-                   ArraySplit(x[split:], None if y is None else y[split:]), label_names=names)  # fmt: skip
+    return VAEData(
+        "bench",
+        ArraySplit(x[:split], None if y is None else y[:split]),
+        ArraySplit(x[split:], None if y is None else y[split:]),
+        label_names=names,
+    )
 
 
-def make_trainer(model: str, data: VAEData, batch_size: int = 128, model_args: Optional[Dict[str, Any]] = None,
-                 guide_args: Optional[Dict[str, Any]] = None, objective_args: Optional[Dict[str, Any]] = None,
-                 seed: int = 0) -> Trainer:
+def make_trainer(
+    model: str,
+    data: VAEData,
+    batch_size: int = 128,
+    model_args: dict[str, Any] | None = None,
+    guide_args: dict[str, Any] | None = None,
+    objective_args: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> Trainer:
     """The engine's trainer for ``model`` with its default guide and objective (nothing written anywhere)."""
-    cfg = FitConfig(model=model, data="linear-gaussian", batch_size=batch_size, seed=seed, figures=False,
-                    model_args=dict(model_args or {}), guide_args=dict(guide_args or {}),
-                    objective_args=dict(objective_args or {}))  # fmt: skip
+    cfg = FitConfig(
+        model=model,
+        data="linear-gaussian",
+        batch_size=batch_size,
+        seed=seed,
+        figures=False,
+        model_args=dict(model_args or {}),
+        guide_args=dict(guide_args or {}),
+        objective_args=dict(objective_args or {}),
+    )
     with contextlib.redirect_stdout(io.StringIO()):  # the likelihood note
         return Trainer(cfg, Path(tempfile.gettempdir()) / "pyro-vaes-bench-unused", data=data, progress=False)
 
 
-def hand_copy(tr: Trainer) -> Tuple[Any, Any, Dict[str, Any], Dict[str, torch.optim.Optimizer]]:
+def hand_copy(tr: Trainer) -> tuple[Any, Any, dict[str, Any], dict[str, torch.optim.Optimizer]]:
     """Deep copies of the trainer's model, guide and auxiliary networks (identical initial values) with optimizers
     set as the engine's."""
     obj, c = tr.parts.objective, tr.config
     nets = obj.networks()
-    model, guide, aux_modules = copy.deepcopy((tr.parts.model, tr.parts.guide, {n: net.module for n, net in nets.items()}))
+    model, guide, aux_modules = copy.deepcopy(
+        (tr.parts.model, tr.parts.guide, {n: net.module for n, net in nets.items()})
+    )
     params = list(model.parameters()) + (list(guide.parameters()) if guide is not None else [])
     opts = {"main": torch.optim.Adam(params, lr=c.lr, betas=obj.main_betas)}
     for n, net in nets.items():
-        opts[n] = torch.optim.Adam(aux_modules[n].parameters(), lr=c.aux_lr if net.lr is None else net.lr, betas=net.betas)
+        opts[n] = torch.optim.Adam(
+            aux_modules[n].parameters(), lr=c.aux_lr if net.lr is None else net.lr, betas=net.betas
+        )
     return model, guide, {**aux_modules, "objective": obj}, opts
 
 
@@ -108,8 +134,11 @@ def engine_context(register: bool = False, fast: bool = True):
     """What ``fit`` runs every step after the first inside: Pyro's validation off, parameter registration only for
     the svi backend (``register``), the plate fast paths on (``fast=False``: every fast path off,
     ``pyro_vaes.fastpaths.disabled``: Pyro's own paths, what the engine ran before them)."""
-    with pyro.validation_enabled(False), param_registration(register), \
-            fastpaths.plate_fastpaths() if fast else fastpaths.disabled():  # fmt: skip
+    with (
+        pyro.validation_enabled(False),
+        param_registration(register),
+        fastpaths.plate_fastpaths() if fast else fastpaths.disabled(),
+    ):
         yield
 
 
@@ -124,7 +153,7 @@ def engine_step(tr: Trainer, fast: bool = True) -> Callable:
 
 
 # -- the exactness check -------------------------------------------------------------------------------------------
-def _engine_losses(tr: Trainer, name: str, x, y) -> Dict[str, torch.Tensor]:
+def _engine_losses(tr: Trainer, name: str, x, y) -> dict[str, torch.Tensor]:
     obj = tr.parts.objective
     out = {}
     with pyro.validation_enabled(False), param_registration(False):
@@ -133,13 +162,13 @@ def _engine_losses(tr: Trainer, name: str, x, y) -> Dict[str, torch.Tensor]:
     return out
 
 
-def _hand_losses(tr: Trainer, name: str, x, y) -> Dict[str, torch.Tensor]:
+def _hand_losses(tr: Trainer, name: str, x, y) -> dict[str, torch.Tensor]:
     aux = {n: net.module for n, net in tr.parts.objective.networks().items()}
     raw = hand_losses.HAND[name].fn(tr.parts.model, tr.parts.guide, {**aux, "objective": tr.parts.objective}, x, y)
     return {k: v() if callable(v) else v for k, v in raw.items()}
 
 
-def check(tr: Trainer, name: str, x, y, draws: int = 20) -> Dict[str, Any]:
+def check(tr: Trainer, name: str, x, y, draws: int = 20) -> dict[str, Any]:
     """Compare the engine's losses with the hand-written ones on the same modules (no step taken). Same draws:
     the largest relative difference of the values and of the main loss's gradients. Otherwise: the difference of
     the means over ``draws`` seeds in units of its standard error."""
@@ -159,8 +188,13 @@ def check(tr: Trainer, name: str, x, y, draws: int = 20) -> Dict[str, Any]:
         floor = 1e-4 * max((float(a.abs().max()) for a, _ in pairs), default=1.0)
         grad = max((float((a - b).abs().max()) / max(float(a.abs().max()), floor) for a, b in pairs), default=0.0)
         unused = sum((a is None) != (b is None) for a, b in zip(ge, gh))
-        return {"same_draws": True, "loss_rel_diff": rel, "grad_rel_diff": grad, "grad_presence_mismatch": unused,
-                "ok": rel < 1e-5 and grad < 1e-4 and unused == 0}  # fmt: skip
+        return {
+            "same_draws": True,
+            "loss_rel_diff": rel,
+            "grad_rel_diff": grad,
+            "grad_presence_mismatch": unused,
+            "ok": rel < 1e-5 and grad < 1e-4 and unused == 0,
+        }
     diffs = []
     with torch.no_grad():
         for s in range(draws):
@@ -171,13 +205,19 @@ def check(tr: Trainer, name: str, x, y, draws: int = 20) -> Dict[str, Any]:
             diffs.append(e - h)
     mean = statistics.fmean(diffs)
     se = statistics.stdev(diffs) / len(diffs) ** 0.5
-    return {"same_draws": False, "mean_diff": mean, "se": se, "z": mean / se if se > 0 else 0.0,
-            "ok": abs(mean) <= 4 * se}  # fmt: skip
+    return {
+        "same_draws": False,
+        "mean_diff": mean,
+        "se": se,
+        "z": mean / se if se > 0 else 0.0,
+        "ok": abs(mean) <= 4 * se,
+    }
 
 
 # -- timing -----------------------------------------------------------------------------------------------------------
-def alternate(fns: Dict[str, Callable], batches: List[Tuple], rounds: int, steps: int, warmup: int = 6
-              ) -> Dict[str, List[float]]:
+def alternate(
+    fns: dict[str, Callable], batches: list[tuple], rounds: int, steps: int, warmup: int = 6
+) -> dict[str, list[float]]:
     """CPU time (s, this thread) of every step of each function, interleaved step by step (the order rotated at each
     step) so that the shared machine's slow and fast spells fall on all of them alike, after a few warm-up steps.
     ``rounds`` × ``steps`` steps each; step i of one function is paired with step i of another."""
@@ -193,12 +233,18 @@ def alternate(fns: Dict[str, Callable], batches: List[Tuple], rounds: int, steps
     return times
 
 
-def summary(times: Dict[str, List[float]], a: str, b: str) -> Dict[str, float]:
+def summary(times: dict[str, list[float]], a: str, b: str) -> dict[str, float]:
     """Median step times of ``a`` and ``b`` and the median, 25th and 75th percentiles of their paired step ratios."""
     ratios = sorted(x / y for x, y in zip(times[a], times[b]))
     q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
-    return {f"{a}_ms": 1e3 * statistics.median(times[a]), f"{b}_ms": 1e3 * statistics.median(times[b]),
-            "ratio": statistics.median(ratios), "ratio_q1": q[0], "ratio_q3": q[2], "pairs": len(ratios)}  # fmt: skip
+    return {
+        f"{a}_ms": 1e3 * statistics.median(times[a]),
+        f"{b}_ms": 1e3 * statistics.median(times[b]),
+        "ratio": statistics.median(ratios),
+        "ratio_q1": q[0],
+        "ratio_q3": q[2],
+        "pairs": len(ratios),
+    }
 
 
 #: the UG-VAE family's own MLP ("k_vae": 784-hidden-...) is their default on 28×28 images
@@ -210,7 +256,7 @@ STEP_CASES = [  # (row, model, model_args, target): every model on MLP networks,
 ]
 
 
-def bench_steps(args) -> List[Dict[str, Any]]:
+def bench_steps(args) -> list[dict[str, Any]]:
     rows = []
     wanted = None if args.models is None else set(args.models.split(","))
     for row, model, model_args, target in STEP_CASES:
@@ -222,13 +268,23 @@ def bench_steps(args) -> List[Dict[str, Any]]:
         batches = [data.train.batch(i) for i in idx]
         exact = check(tr, model, *batches[0], draws=args.draws)
         m, g, aux, opts = hand_copy(tr)
-        fns = {"engine": engine_step(tr),
-               "hand": lambda x, y: hand_losses.hand_step(model, m, g, aux, opts, x, y),
-               "pyro": engine_step(make_trainer(model, data, args.batch, model_args), fast=False)}  # fmt: skip
+        fns = {
+            "engine": engine_step(tr),
+            "hand": lambda x, y: hand_losses.hand_step(model, m, g, aux, opts, x, y),
+            "pyro": engine_step(make_trainer(model, data, args.batch, model_args), fast=False),
+        }
         times = alternate(fns, batches, args.rounds, args.steps)
-        res = {"row": row, "model": model, "guide": tr.config.guide, "objective": tr.config.objective,
-               "arch": getattr(tr.parts.model, "arch", None), "target": target, "check": exact,
-               **summary(times, "engine", "hand"), "without_fastpaths": summary(times, "pyro", "hand")}  # fmt: skip
+        res = {
+            "row": row,
+            "model": model,
+            "guide": tr.config.guide,
+            "objective": tr.config.objective,
+            "arch": getattr(tr.parts.model, "arch", None),
+            "target": target,
+            "check": exact,
+            **summary(times, "engine", "hand"),
+            "without_fastpaths": summary(times, "pyro", "hand"),
+        }
         rows.append(res)
         print(_step_line(res), flush=True)
         if model == "ugvae":
@@ -237,7 +293,7 @@ def bench_steps(args) -> List[Dict[str, Any]]:
     return rows
 
 
-def _ugvae_closed_form(tr: Trainer, batches, args) -> Dict[str, Any]:
+def _ugvae_closed_form(tr: Trainer, batches, args) -> dict[str, Any]:
     """The enumerated engine step against the authors' closed-form loss on copies of the same networks."""
     import ugvae_speed
 
@@ -251,12 +307,19 @@ def _ugvae_closed_form(tr: Trainer, batches, args) -> Dict[str, Any]:
         opts["main"].step()
 
     times = alternate({"engine": engine_step(tr), "hand": closed}, batches, args.rounds, args.steps)
-    return {"row": "ugvae vs closed form", "model": "ugvae", "guide": tr.config.guide, "objective": "enum-elbo vs "
-            "the authors' closed form", "arch": tr.parts.model.arch, "target": TARGET_ENUM_VS_CLOSED,
-            "check": {"ok": None, "note": "a different estimator (analytic KLs)"}, **summary(times, "engine", "hand")}
+    return {
+        "row": "ugvae vs closed form",
+        "model": "ugvae",
+        "guide": tr.config.guide,
+        "objective": "enum-elbo vs the authors' closed form",
+        "arch": tr.parts.model.arch,
+        "target": TARGET_ENUM_VS_CLOSED,
+        "check": {"ok": None, "note": "a different estimator (analytic KLs)"},
+        **summary(times, "engine", "hand"),
+    }
 
 
-def _step_line(r: Dict[str, Any]) -> str:
+def _step_line(r: dict[str, Any]) -> str:
     c = r["check"]
     if c.get("ok") is None:
         chk = "n/a"
@@ -265,14 +328,19 @@ def _step_line(r: Dict[str, Any]) -> str:
     else:
         chk = f"{'ok' if c['ok'] else 'FAIL'} (means {c['z']:+.1f} SE)"
     before = r.get("without_fastpaths")
-    was = "" if before is None else f"  (without fast paths {before['ratio']:.3f} [{before['ratio_q1']:.3f}, " \
-                                    f"{before['ratio_q3']:.3f}])"  # fmt: skip
-    return (f"{r['row']:<22} hand {r['hand_ms']:7.2f} ms  engine {r['engine_ms']:7.2f} ms  ratio {r['ratio']:.3f} "
-            f"[{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]{was}  target {r['target']:.2f}  check {chk}")
+    was = (
+        ""
+        if before is None
+        else f"  (without fast paths {before['ratio']:.3f} [{before['ratio_q1']:.3f}, {before['ratio_q3']:.3f}])"
+    )
+    return (
+        f"{r['row']:<22} hand {r['hand_ms']:7.2f} ms  engine {r['engine_ms']:7.2f} ms  ratio {r['ratio']:.3f} "
+        f"[{r['ratio_q1']:.3f}, {r['ratio_q3']:.3f}]{was}  target {r['target']:.2f}  check {chk}"
+    )
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------------------
-def bench_eval(args) -> List[Dict[str, Any]]:
+def bench_eval(args) -> list[dict[str, Any]]:
     import bench_evaluation as be
 
     from pyro_vaes.evaluation import evaluate
@@ -283,21 +351,31 @@ def bench_eval(args) -> List[Dict[str, Any]]:
     rows = []
     for name, arch, hidden in (("MLP 784-400-20", "mlp", 400), ("conv 28x28, z = 20", "conv28", 400)):
         model, guide = be.make(arch, hidden, 20)
-        fns = {"networks": lambda: be.networks(model, guide, split, P, N, B, C),
-               "hand": lambda: be.hand(model, guide, split, P, N, B, C),
-               "evaluate": lambda: evaluate(model, guide, split, P, B, N, C)}  # fmt: skip
+        fns = {
+            "networks": lambda: be.networks(model, guide, split, P, N, B, C),
+            "hand": lambda: be.hand(model, guide, split, P, N, B, C),
+            "evaluate": lambda: evaluate(model, guide, split, P, B, N, C),
+        }
         times = alternate({k: (lambda f=f: f()) for k, f in fns.items()}, [()], args.eval_rounds, 1, warmup=1)
-        res = {"row": name, "particles": P, "examples": N, **summary(times, "evaluate", "networks"),
-               "vs_hand": summary(times, "evaluate", "hand")}  # fmt: skip
+        res = {
+            "row": name,
+            "particles": P,
+            "examples": N,
+            **summary(times, "evaluate", "networks"),
+            "vs_hand": summary(times, "evaluate", "hand"),
+        }
         rows.append(res)
-        print(f"evaluate {name:<20} networks {res['networks_ms'] / 1e3:.3f} s  evaluate {res['evaluate_ms'] / 1e3:.3f} s"
-              f"  ÷ networks {res['ratio']:.2f} [{res['ratio_q1']:.2f}, {res['ratio_q3']:.2f}]  ÷ hand IS "
-              f"{res['vs_hand']['ratio']:.2f}", flush=True)
+        print(
+            f"evaluate {name:<20} networks {res['networks_ms'] / 1e3:.3f} s  evaluate {res['evaluate_ms'] / 1e3:.3f} s"
+            f"  ÷ networks {res['ratio']:.2f} [{res['ratio_q1']:.2f}, {res['ratio_q3']:.2f}]  ÷ hand IS "
+            f"{res['vs_hand']['ratio']:.2f}",
+            flush=True,
+        )
     return rows
 
 
 # -- metrics ------------------------------------------------------------------------------------------------------------
-def bench_metrics(args) -> List[Dict[str, Any]]:
+def bench_metrics(args) -> list[dict[str, Any]]:
     import numpy as np
 
     from pyro_vaes.metrics.factor_vae_metric import factor_vae_metric, representation
@@ -330,8 +408,11 @@ def bench_metrics(args) -> List[Dict[str, Any]]:
         ("  its floor (encoder + decoder passes)", n, floor_recon),
         ("elbo_decomposition", 1000, lambda: elbo_decomposition(model, guide, split, n=1000)),
         ("mig (10,000 codes x 5 factors)", 10000, lambda: mig(codes, factors)),
-        ("factor_vae_metric (renders encoded)", None, lambda: factor_vae_metric(
-            rep, source, num_train=200, num_eval=100, num_variance_estimate=2000)),
+        (
+            "factor_vae_metric (renders encoded)",
+            None,
+            lambda: factor_vae_metric(rep, source, num_train=200, num_eval=100, num_variance_estimate=2000),
+        ),
         ("symmetric_kl kNN (2,000 vs 2,000)", 2000, lambda: symmetric_kl(z1, z2)),
     ]
     rows = []
@@ -372,18 +453,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # small Adam states intermittently slowed one side by ~60 % (denormals)
     kinds = args.only or ["steps", "evaluation", "metrics"]
-    env = {"torch": torch.__version__, "pyro": pyro.__version__, "python": platform.python_version(),
-           "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-           "threads": args.threads, "cpus": __import__("os").cpu_count()}  # fmt: skip
+    env = {
+        "torch": torch.__version__,
+        "pyro": pyro.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "cpus": __import__("os").cpu_count(),
+    }
     print(json.dumps(env))
-    out: Dict[str, Any] = {"environment": env, "settings": vars(args)}
+    out: dict[str, Any] = {"environment": env, "settings": vars(args)}
     if "steps" in kinds:
-        print(f"\nstep time, batch {args.batch}, {args.rounds} rounds x {args.steps} steps, ratio = engine / hand "
-              "(median [25th, 75th percentile] of the paired steps' ratios; CPU time per step)")
+        print(
+            f"\nstep time, batch {args.batch}, {args.rounds} rounds x {args.steps} steps, ratio = engine / hand "
+            "(median [25th, 75th percentile] of the paired steps' ratios; CPU time per step)"
+        )
         out["steps"] = bench_steps(args)
     if "evaluation" in kinds:
-        print(f"\nevaluation, {args.eval_particles} particles x {args.eval_examples} examples, median of "
-              f"{args.eval_rounds} alternating rounds")
+        print(
+            f"\nevaluation, {args.eval_particles} particles x {args.eval_examples} examples, median of "
+            f"{args.eval_rounds} alternating rounds"
+        )
         out["evaluation"] = bench_eval(args)
     if "metrics" in kinds:
         print("\nmetrics throughput (VAE 784-400-10, median of rounds)")

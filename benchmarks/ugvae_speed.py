@@ -30,9 +30,9 @@ import torch
 from pyro.infer import SVI, TraceEnum_ELBO
 from torch.distributions import Normal, kl_divergence
 
+from pyro_vaes import fastpaths
 from pyro_vaes.guides.ugvae import UGVAEStructuredGuide
 from pyro_vaes.models.ugvae import UGVAE
-from pyro_vaes import fastpaths
 from pyro_vaes.params import param_registration
 
 
@@ -47,7 +47,9 @@ def hand_loss(model, guide, x):
     beta = b_loc + b_scale * torch.randn_like(b_loc)
     p_loc, p_scale = model.prior_z(beta)
     recon = -model.observation(model.decoder(torch.cat([z, beta.expand(z.shape[0], -1)], -1))).log_prob(x).sum()
-    kl_z = (pi * kl_divergence(Normal(z_loc.unsqueeze(-2), z_scale.unsqueeze(-2)), Normal(p_loc, p_scale)).sum(-1)).sum()
+    kl_z = (
+        pi * kl_divergence(Normal(z_loc.unsqueeze(-2), z_scale.unsqueeze(-2)), Normal(p_loc, p_scale)).sum(-1)
+    ).sum()
     kl_d = (pi * (log_pi + math.log(model.K))).sum()
     kl_beta = kl_divergence(Normal(b_loc, b_scale), Normal(torch.zeros_like(b_loc), torch.ones_like(b_scale))).sum()
     return recon + kl_z + kl_d + kl_beta
@@ -89,7 +91,12 @@ def main() -> None:
     lean = fastpaths.LeanTraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False)
     m_s, g_s = make(0, args)
     m_s.pyro_name, g_s.pyro_name = "svi_model", "svi_guide"
-    svi = SVI(m_s.model, g_s.guide, pyro.optim.Adam({"lr": 5e-3}), TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False))
+    svi = SVI(
+        m_s.model,
+        g_s.guide,
+        pyro.optim.Adam({"lr": 5e-3}),
+        TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False),
+    )
 
     def step_torch():
         opt_t.zero_grad(set_to_none=True)
@@ -127,7 +134,10 @@ def main() -> None:
             times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
     med = {k: statistics.median(v) for k, v in times.items()}
     res = {
-        "setting": {k: getattr(args, k) for k in ("batch_size", "z_dim", "beta_dim", "K", "blocks", "steps", "threads", "validation")},
+        "setting": {
+            k: getattr(args, k)
+            for k in ("batch_size", "z_dim", "beta_dim", "K", "blocks", "steps", "threads", "validation")
+        },
         "torch_version": torch.__version__,
         "pyro_version": pyro.__version__,
         "median_ms_per_step": med,
@@ -139,8 +149,10 @@ def main() -> None:
     for k in impls:
         print(f"{k:9s} median {med[k]:7.2f} ms/step   min {res['min_ms_per_step'][k]:7.2f}")
     print(f"TraceEnum_ELBO + torch Adam / hand-written PyTorch: x{res['ratio_enum_over_torch']:.2f}")
-    print(f"the engine (LeanTraceEnum_ELBO, fast paths) + torch Adam / hand-written PyTorch: "
-          f"x{res['ratio_engine_over_torch']:.2f}")
+    print(
+        f"the engine (LeanTraceEnum_ELBO, fast paths) + torch Adam / hand-written PyTorch: "
+        f"x{res['ratio_engine_over_torch']:.2f}"
+    )
     print(f"SVI(TraceEnum_ELBO) + pyro Adam / hand-written PyTorch: x{res['ratio_svi_over_torch']:.2f}")
     if args.out:
         with open(args.out, "w") as f:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hand_losses  # noqa: E402
 import suite  # noqa: E402
+
 from pyro_vaes import fastpaths, likelihoods  # noqa: E402
 
 
@@ -77,7 +78,7 @@ def main() -> None:
     kinds = {"networks": networks, "hand": hand, "distributions": distributions, "traces": traces, "engine": engine}
     times = {k: [] for k in kinds}
     for r in range(args.rounds + 20):  # the first 20 rounds warm up
-        order = list(kinds)[r % 5:] + list(kinds)[: r % 5]
+        order = list(kinds)[r % 5 :] + list(kinds)[: r % 5]
         for k in order:
             t0 = time.thread_time()
             loss = kinds[k]()

@@ -17,14 +17,14 @@ and declares ``enumerated_sites`` (discrete sites it marks for parallel enumerat
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import torch
 from torch import nn
 
 from pyro_vaes.models.base import ModelBase
 
-Encoded = Dict[str, Dict[str, torch.Tensor]]
+Encoded = dict[str, dict[str, torch.Tensor]]
 
 
 class GuideBase(nn.Module):
@@ -32,27 +32,27 @@ class GuideBase(nn.Module):
 
     pyro_name: str = "guide"
     #: discrete sites this guide samples with ``infer={"enumerate": "parallel"}``
-    enumerated_sites: Tuple[str, ...] = ()
+    enumerated_sites: tuple[str, ...] = ()
     #: whether q factorises over the latent sites given x, sampled in the model's site order (what analytic
     #: per-site KLs, ``TraceMeanField_ELBO`` included, need)
     mean_field: bool = False
     #: the objective ``pyro-vaes fit`` uses with this guide when none is given (None: the model's default)
-    default_objective: Optional[str] = None
+    default_objective: str | None = None
     #: small constructor arguments for the contract tests
-    example_args: Dict[str, Any] = {}
+    example_args: dict[str, Any] = {}
 
     def __init__(self, model: ModelBase):
         super().__init__()
         self.input_shape = model.input_shape
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Any:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
         raise NotImplementedError
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """Posterior parameters per latent site for a batch ``x`` (see the module docstring)."""
         raise NotImplementedError
 
 
-def posterior_means(encoded: Encoded) -> Dict[str, torch.Tensor]:
+def posterior_means(encoded: Encoded) -> dict[str, torch.Tensor]:
     """``{site: loc}`` for every site of an :meth:`GuideBase.encode` result that has a posterior mean."""
     return {site: params["loc"] for site, params in encoded.items() if "loc" in params}

@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -61,7 +59,7 @@ class _FullCovarianceEncoder(GuideBase):
         cov = covariance_from_raw(self.raw_tril(h), self.latent_dim)
         return {"loc": self.loc(h), "covariance": cov, "scale_tril": torch.linalg.cholesky(cov)}
 
-    def guide_z(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def guide_z(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """q(z | x) only (for the collapsed model, where Σ is integrated out)."""
         register(self)
         with pyro.plate("data", x.shape[0]):
@@ -92,13 +90,13 @@ class StructuredGuide(_FullCovarianceEncoder):
         scale = m.psi + z.unsqueeze(-1) * z.unsqueeze(-2)
         return InverseWishart(torch.tensor(m.nu + 1.0, dtype=z.dtype, device=z.device), scale)
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x), and q(Σ | z) at z = μ(x): IW(Ψ + μμᵀ, ν + 1)."""
         qz = self.encode_z(self.encoder(x))
         q_sigma = self.sigma_posterior(qz["loc"])
         return {"z": qz, "sigma": {"df": q_sigma.df.expand(qz["loc"].shape[:-1]), "scale_matrix": q_sigma.scale_matrix}}
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         with pyro.plate("data", x.shape[0]):
             q = self.encode_z(self.encoder(x))
@@ -136,14 +134,18 @@ class MeanFieldGuide(_FullCovarianceEncoder):
             self.raw_psi.bias.copy_((torch.eye(p) * inv_softplus(s)).flatten())
             self.raw_nu.bias.fill_(inv_softplus(model.nu - (p - 1) - 1e-2))
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         h = self.encoder(x)
         p = self.latent_dim
-        return {"z": self.encode_z(h), "sigma": {
-            "df": (p - 1) + F.softplus(self.raw_nu(h)).squeeze(-1) + 1e-2,
-            "scale_matrix": covariance_from_raw(self.raw_psi(h), p)}}
+        return {
+            "z": self.encode_z(h),
+            "sigma": {
+                "df": (p - 1) + F.softplus(self.raw_nu(h)).squeeze(-1) + 1e-2,
+                "scale_matrix": covariance_from_raw(self.raw_psi(h), p),
+            },
+        }
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         with pyro.plate("data", x.shape[0]):
             q = self.encode(x)

@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -48,43 +46,52 @@ class _CondVAEGuide(GuideBase):
         self.loc = nn.Linear(hidden + k, self.latent_dim)
         self.raw_scale = nn.Linear(hidden + k, self.latent_dim)
 
-    def _params(self, h: torch.Tensor, y: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def _params(self, h: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
         if self.uses_labels:
             h = torch.cat([h, check_binary_labels(self, y, h.shape[0]).to(h.dtype)], -1)
         return {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x, y); without labels (a label-free metric) the labelled encoder gives the mixture
         Σ_y p(y) q(z | x, y) over the model's label prior y_i ~ Bernoulli(½): its mean and per-dimension std."""
         h = self.encoder(x)
         if y is not None or not self.uses_labels:
             return {"z": self._params(h, y)}
         if self.num_labels > MAX_ENUMERATED_LABELS:
-            raise ValueError(f"{type(self).__name__} needs the labels y to encode (batch, {self.num_labels}); without "
-                             f"them it averages over all 2^k label vectors, done for k <= {MAX_ENUMERATED_LABELS} only")
+            raise ValueError(
+                f"{type(self).__name__} needs the labels y to encode (batch, {self.num_labels}); without "
+                f"them it averages over all 2^k label vectors, done for k <= {MAX_ENUMERATED_LABELS} only"
+            )
         grid = torch.cartesian_prod(*[torch.tensor([0.0, 1.0])] * self.num_labels).reshape(-1, self.num_labels)
         parts = [self._params(h, row.to(h).expand(h.shape[0], -1)) for row in grid]
         loc = torch.stack([p["loc"] for p in parts]).mean(0)
         second = torch.stack([p["scale"] ** 2 + p["loc"] ** 2 for p in parts]).mean(0)
         return {"z": {"loc": loc, "scale": (second - loc**2).clamp_min(0).sqrt()}}
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         q = self._params(self.encoder(x), y)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(q["loc"], q["scale"]).to_event(1))
 
 
-@GUIDES.register("condvae-labelled", models=("condvae",), default_for=("condvae",),
-                 help="q(z | x, y): CondVAE's encoder (label concatenated with the features)")
+@GUIDES.register(
+    "condvae-labelled",
+    models=("condvae",),
+    default_for=("condvae",),
+    help="q(z | x, y): CondVAE's encoder (label concatenated with the features)",
+)
 class CondVAELabelledGuide(_CondVAEGuide):
     """q(z | x, y) = N(μ([h(x), y]), diag σ([h(x), y])²). :param hidden: width of the trunk's features."""
 
     uses_labels = True
 
 
-@GUIDES.register("condvae-unlabelled", models=("condvae",),
-                 help="q(z | x): CondVAE-info's encoder, which ignores the label (default objective condvae-info)")
+@GUIDES.register(
+    "condvae-unlabelled",
+    models=("condvae",),
+    help="q(z | x): CondVAE-info's encoder, which ignores the label (default objective condvae-info)",
+)
 class CondVAEUnlabelledGuide(_CondVAEGuide):
     """q(z | x) = N(μ(h(x)), diag σ(h(x))²), the label ignored. :param hidden: width of the trunk's features."""
 

@@ -16,8 +16,6 @@ the bound it must infer from x which label-conditional prior p(w | y) the image 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -32,8 +30,12 @@ from pyro_vaes.params import register
 from pyro_vaes.registry import GUIDES
 
 
-@GUIDES.register("csvae-mean-field", models=("csvae",), default_for=("csvae",),
-                 help="q(z | x) q(w | x, y), diagonal Gaussians, two encoders (the paper's)")
+@GUIDES.register(
+    "csvae-mean-field",
+    models=("csvae",),
+    default_for=("csvae",),
+    help="q(z | x) q(w | x, y), diagonal Gaussians, two encoders (the paper's)",
+)
 class CSVAEGuide(GuideBase):
     """q(z | x) q(w | x, y): diagonal Gaussians from two encoder trunks (or one with ``shared_encoder``).
 
@@ -56,7 +58,7 @@ class CSVAEGuide(GuideBase):
         self.w_loc = nn.Linear(hidden + self.num_labels, self.w_size)
         self.w_raw_scale = nn.Linear(hidden + self.num_labels, self.w_size)
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x) and q(w | x, y); without labels only q(z | x), which does not need them (label-free metrics)."""
         hz = self.z_encoder(x)
         out = {"z": {"loc": self.z_loc(hz), "scale": positive_scale(self.z_raw_scale(hz))}}
@@ -67,7 +69,7 @@ class CSVAEGuide(GuideBase):
         out["w"] = {"loc": self.w_loc(hwy), "scale": positive_scale(self.w_raw_scale(hwy))}
         return out
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         check_binary_labels(self, y, x.shape[0])  # q(w | x, y) needs them
         q = self.encode(x, y)
@@ -76,8 +78,9 @@ class CSVAEGuide(GuideBase):
             pyro.sample("w", dist.Normal(q["w"]["loc"], q["w"]["scale"]).to_event(1))
 
 
-@GUIDES.register("csvae-unlabelled", models=("csvae",),
-                 help="q(z | x) q(w | x), diagonal Gaussians, the labels not an input")
+@GUIDES.register(
+    "csvae-unlabelled", models=("csvae",), help="q(z | x) q(w | x), diagonal Gaussians, the labels not an input"
+)
 class CSVAEUnlabelledGuide(CSVAEGuide):
     """q(z | x) q(w | x): as ``csvae-mean-field`` with the label columns of q(w)'s heads removed."""
 
@@ -87,14 +90,16 @@ class CSVAEUnlabelledGuide(CSVAEGuide):
         self.w_loc = nn.Linear(hidden, self.w_size)
         self.w_raw_scale = nn.Linear(hidden, self.w_size)
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x) and q(w | x), with or without labels."""
         hz = self.z_encoder(x)
         hw = hz if self.w_encoder is None else self.w_encoder(x)
-        return {"z": {"loc": self.z_loc(hz), "scale": positive_scale(self.z_raw_scale(hz))},
-                "w": {"loc": self.w_loc(hw), "scale": positive_scale(self.w_raw_scale(hw))}}
+        return {
+            "z": {"loc": self.z_loc(hz), "scale": positive_scale(self.z_raw_scale(hz))},
+            "w": {"loc": self.w_loc(hw), "scale": positive_scale(self.w_raw_scale(hw))},
+        }
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         q = self.encode(x)
         with pyro.plate("data", x.shape[0]):

@@ -13,8 +13,6 @@ posterior p(z | x, y) depends on y; this family cannot follow that dependence).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -53,7 +51,7 @@ class CVAEGuide(GuideBase):
         hy = torch.cat([h, F.one_hot(y.long(), self.num_classes).to(h.dtype)], -1)
         return self.loc(hy), positive_scale(self.raw_scale(hy))
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """``z``: loc, scale (B, latent_dim) of q(z | x, y); without y, the moments of (1/K) Σ_k q(z | x, k)."""
         h = self.encoder(x)
         if y is not None:
@@ -67,7 +65,7 @@ class CVAEGuide(GuideBase):
         var = (scale**2 + loc**2).mean(1) - mean**2
         return {"z": {"loc": mean, "scale": var.clamp_min(1e-8).sqrt()}}
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         if y is None:
             raise ValueError("the CVAE's guide q(z | x, y) needs the labels y")
         register(self)

@@ -13,8 +13,6 @@ optimises with the Gaussians'.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -34,7 +32,7 @@ class GMVAEGuide(GuideBase):
 
     enumerated_sites = ("d",)
 
-    def __init__(self, model: GMVAE, hidden: Optional[int] = None):
+    def __init__(self, model: GMVAE, hidden: int | None = None):
         super().__init__(model)
         hidden = model.hidden if hidden is None else int(hidden)
         self.latent_dim, self.w_dim, self.K = model.latent_dim, model.w_dim, model.K
@@ -44,7 +42,7 @@ class GMVAEGuide(GuideBase):
         self.d_net = nn.Sequential(nn.Linear(self.latent_dim + self.w_dim, 256), nn.Tanh(), nn.Linear(256, self.K))
 
     @staticmethod
-    def _gaussian(out: torch.Tensor, dim: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _gaussian(out: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
         loc, pre = out.split(dim, dim=-1)
         return loc, torch.exp(0.5 * torch.tanh(pre))  # variance exp(tanh(·)) (authors' GMVAE)
 
@@ -55,7 +53,7 @@ class GMVAEGuide(GuideBase):
     def d_logits(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.d_net(broadcast_cat([z, w])), -1)
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         (z_loc, z_scale), (w_loc, w_scale) = self.local(x)
         with pyro.plate("data", x.shape[0]):
@@ -63,7 +61,7 @@ class GMVAEGuide(GuideBase):
             w = pyro.sample("w", dist.Normal(w_loc, w_scale).to_event(1))
             pyro.sample("d", dist.Categorical(logits=self.d_logits(z, w)), infer={"enumerate": "parallel"})
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x), q(w | x) and q(d | μ_z, μ_w) (``probs`` (B, K))."""
         (z_loc, z_scale), (w_loc, w_scale) = self.local(x)
         pi = self.d_logits(z_loc, w_loc).exp()
@@ -76,7 +74,7 @@ class GMVAEMeanFieldGuide(GMVAEGuide):
 
     mean_field = True
 
-    def __init__(self, model: GMVAE, hidden: Optional[int] = None):
+    def __init__(self, model: GMVAE, hidden: int | None = None):
         super().__init__(model, hidden)
         hidden = model.hidden if hidden is None else int(hidden)
         del self.d_net
@@ -87,7 +85,7 @@ class GMVAEMeanFieldGuide(GMVAEGuide):
         z, w = self._gaussian(self.z_head(h), self.latent_dim), self._gaussian(self.w_head(h), self.w_dim)
         return z, w, torch.log_softmax(self.d_head(h), -1)
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         (z_loc, z_scale), (w_loc, w_scale), logits = self._all(x)
         with pyro.plate("data", x.shape[0]):  # w, d, z in the model's order (TraceMeanField_ELBO checks it)
@@ -95,7 +93,11 @@ class GMVAEMeanFieldGuide(GMVAEGuide):
             pyro.sample("d", dist.Categorical(logits=logits), infer={"enumerate": "parallel"})
             pyro.sample("z", dist.Normal(z_loc, z_scale).to_event(1))
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x), q(w | x) and q(d | x) (``probs`` (B, K))."""
         (z_loc, z_scale), (w_loc, w_scale), logits = self._all(x)
-        return {"z": {"loc": z_loc, "scale": z_scale}, "w": {"loc": w_loc, "scale": w_scale}, "d": {"probs": logits.exp()}}
+        return {
+            "z": {"loc": z_loc, "scale": z_scale},
+            "w": {"loc": w_loc, "scale": w_scale},
+            "d": {"probs": logits.exp()},
+        }

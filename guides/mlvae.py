@@ -14,7 +14,6 @@ compare inference choices.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import pyro
 import pyro.distributions as dist
@@ -37,7 +36,7 @@ class MLVAEGuide(GuideBase):
     #: the per-sample natural parameters of q(C | X) are summed (``product``) or averaged (``average``)
     combine = "product"
 
-    def __init__(self, model: MLVAE, hidden: Optional[int] = None):
+    def __init__(self, model: MLVAE, hidden: int | None = None):
         super().__init__(model)
         hidden = model.hidden if hidden is None else int(hidden)
         self.latent_dim, self.c_dim = model.latent_dim, model.c_dim
@@ -54,14 +53,14 @@ class MLVAEGuide(GuideBase):
             c_scale = c_scale * math.sqrt(x.shape[0])
         return s_loc, torch.exp(0.5 * torch.tanh(s_pre)), c_loc, c_scale
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         s_loc, s_scale, c_loc, c_scale = self.params(x)
         pyro.sample("c", dist.Normal(c_loc, c_scale).to_event(1))
         with pyro.plate("data", x.shape[0]):
             pyro.sample("s", dist.Normal(s_loc, s_scale).to_event(1))
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         s_loc, s_scale, c_loc, c_scale = self.params(x)
         return {"s": {"loc": s_loc, "scale": s_scale}, "c": {"loc": c_loc, "scale": c_scale}}
 

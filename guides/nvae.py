@@ -21,8 +21,6 @@ are unreliable for smaller concentrations).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -77,17 +75,20 @@ class NVAEDirichletGuide(_NVAEEncoder):
         self.min_concentration = float(min_concentration)
         self.raw_concentration = nn.Linear(self.encoder.out_features, model.num_classes)
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """``z``: loc, scale (B, latent_dim); ``pi``: concentration α̂ (B, K). Neither depends on y."""
         h = self.encoder(x)
-        return {"z": self._z(h), "pi": {"concentration": F.softplus(self.raw_concentration(h)) + self.min_concentration}}
+        return {
+            "z": self._z(h),
+            "pi": {"concentration": F.softplus(self.raw_concentration(h)) + self.min_concentration},
+        }
 
     def class_probs(self, x: torch.Tensor) -> torch.Tensor:
         """q(y | x) = E_{Dir(α̂)}[π] = α̂ / Σ_k α̂_k."""
         a = self.encode(x)["pi"]["concentration"]
         return a / a.sum(-1, keepdim=True)
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         q = self.encode(x)
         with pyro.plate("data", x.shape[0]):
@@ -111,14 +112,14 @@ class NVAEEnumGuide(_NVAEEncoder):
         super().__init__(model, hidden)
         self.class_logits = nn.Linear(self.encoder.out_features, model.num_classes)
 
-    def _parts(self, x: torch.Tensor, y: Optional[torch.Tensor]):
+    def _parts(self, x: torch.Tensor, y: torch.Tensor | None):
         h = self.encoder(x)
         z = self._z(h)
         logits = self.class_logits(h)
         soft = torch.softmax(logits, -1) if y is None else F.one_hot(y.long(), self.num_classes).to(logits.dtype)
         return z, logits, self.alpha + soft
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """``z``: loc, scale (B, latent_dim); ``pi``: concentration α 1 + q̃ (B, K), q̃ = y one-hot or q(y | x)."""
         z, _, concentration = self._parts(x, y)
         return {"z": z, "pi": {"concentration": concentration}}
@@ -127,7 +128,7 @@ class NVAEEnumGuide(_NVAEEncoder):
         """q(y | x) = softmax(g(x))."""
         return torch.softmax(self.class_logits(self.encoder(x)), -1)
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         z, logits, concentration = self._parts(x, y)
         with pyro.plate("data", x.shape[0]):

@@ -19,8 +19,6 @@ outside the data plate depends on an enumerated variable inside it.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -38,7 +36,7 @@ from pyro_vaes.registry import GUIDES
 class _UGVAEGuideBase(GuideBase):
     """Pre-encoder h(x), the local head q(z | x), and the β head; subclasses say what feeds q(β) and q(d)."""
 
-    def __init__(self, model: UGVAE, hidden: Optional[int] = None, beta_input_pi: bool = True):
+    def __init__(self, model: UGVAE, hidden: int | None = None, beta_input_pi: bool = True):
         super().__init__(model)
         if not isinstance(model, UGVAE):
             raise TypeError(f"{type(self).__name__} fits the ugvae model, got {type(model).__name__}")
@@ -49,13 +47,13 @@ class _UGVAEGuideBase(GuideBase):
         self.beta_input_pi = beta_input_pi
         self.beta_head = nn.Linear(hidden + (self.K if beta_input_pi else 0), 2 * self.beta_dim)
 
-    def local(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """h(x_i), μ_z(x_i), σ_z(x_i): q(z_i | x_i) = N(μ, diag exp(out)) — exp with no tanh (authors)."""
         h = self.pre_encoder(x)
         loc, log_var = self.z_head(h).split(self.latent_dim, dim=-1)
         return h, loc, torch.exp(0.5 * log_var)
 
-    def beta_params(self, h: torch.Tensor, pi: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def beta_params(self, h: torch.Tensor, pi: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """q(β | X, Z) = Π_i N(m_i, s_i²) renormalised, with (m_i, log s_i²) = Linear([h_i, π_i]) (eq. 8)."""
         inp = broadcast_cat([h, pi]) if self.beta_input_pi else h
         loc, log_var = self.beta_head(inp).split(self.beta_dim, dim=-1)
@@ -64,7 +62,7 @@ class _UGVAEGuideBase(GuideBase):
     def d_logits(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x) (B, latent_dim), q(d | z) at z = μ_z (``probs`` (B, K), as the authors' experiment scripts) and
         q(β | X, Z) (beta_dim,) for a batch."""
         h, loc, scale = self.local(x)
@@ -79,7 +77,7 @@ class UGVAEStructuredGuide(_UGVAEGuideBase):
 
     enumerated_sites = ("d",)
 
-    def __init__(self, model: UGVAE, hidden: Optional[int] = None):
+    def __init__(self, model: UGVAE, hidden: int | None = None):
         super().__init__(model, hidden)
         self.d_net = nn.Sequential(nn.Linear(self.latent_dim, 256), nn.Tanh(), nn.Linear(256, self.K))
 
@@ -87,7 +85,7 @@ class UGVAEStructuredGuide(_UGVAEGuideBase):
         """log π(z_i): q(d_i | z_i) = Cat(Softmax(Linear(256, K)(Tanh(Linear(latent_dim, 256)(z_i))))) (eq. 7)."""
         return torch.log_softmax(self.d_net(z), -1)
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         B = x.shape[0]
         h, z_loc, z_scale = self.local(x)
@@ -107,13 +105,13 @@ class UGVAEMarginalGuide(UGVAEStructuredGuide):
 
     enumerated_sites = ()
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x) and q(β | X, Z) at z = μ_z; no q(d): the model sums d out."""
         enc = super().encode(x, y)
         del enc["d"]
         return enc
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         B = x.shape[0]
         h, z_loc, z_scale = self.local(x)
@@ -129,14 +127,14 @@ class UGVAEMeanFieldGuide(_UGVAEGuideBase):
 
     enumerated_sites = ("d",)
 
-    def __init__(self, model: UGVAE, hidden: Optional[int] = None):
+    def __init__(self, model: UGVAE, hidden: int | None = None):
         super().__init__(model, hidden, beta_input_pi=False)
         self.d_head = nn.Linear(self.pre_encoder.out_features, self.K)
 
     def d_logits(self, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.d_head(h), -1)
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         B = x.shape[0]
         h, z_loc, z_scale = self.local(x)
@@ -145,4 +143,3 @@ class UGVAEMeanFieldGuide(_UGVAEGuideBase):
         with pyro.plate("data", B):
             pyro.sample("z", dist.Normal(z_loc, z_scale).to_event(1))
             pyro.sample("d", dist.Categorical(logits=self.d_logits(h, z_loc)), infer={"enumerate": "parallel"})
-

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -37,11 +35,11 @@ class DiagonalGaussianGuide(GuideBase):
         self.loc = nn.Linear(hidden, model.latent_dim)
         self.raw_scale = nn.Linear(hidden, model.latent_dim)
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         h = self.encoder(x)
         return {"z": {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}}
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         with pyro.plate("data", x.shape[0]):
             q = self.encode(x)["z"]
@@ -63,11 +61,11 @@ class FullCovarianceGuide(GuideBase):
         self.loc = nn.Linear(hidden, d)
         self.raw_tril = nn.Linear(hidden, d * d)
 
-    def encode(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Encoded:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         h = self.encoder(x)
         return {"z": {"loc": self.loc(h), "scale_tril": scale_tril(self.raw_tril(h), self.latent_dim)}}
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)
         with pyro.plate("data", x.shape[0]):
             q = self.encode(x)["z"]

@@ -21,7 +21,8 @@ the contract tests, ``tests/test_contract.py``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,16 +34,16 @@ class ModelBase(nn.Module):
     """A generative model p(x, latents | y) written as a Pyro ``model(x, y=None)`` method."""
 
     #: names of the latent sample sites, in sampling order
-    latent_sites: Tuple[str, ...] = ()
+    latent_sites: tuple[str, ...] = ()
     #: latent sites outside the data plate (one draw per batch)
-    global_sites: Tuple[str, ...] = ()
+    global_sites: tuple[str, ...] = ()
     #: discrete latent sites the model marks for parallel enumeration (summed out by ``enum-elbo``)
-    enumerated_sites: Tuple[str, ...] = ()
+    enumerated_sites: tuple[str, ...] = ()
     #: the per-datum continuous latent that plots, traversals and metrics read; ``latent_dim`` is its size
     code_site: str = "z"
     #: labels the model conditions on: None (ignores y), "class" (y (B,) integer classes, ``num_classes``) or
     #: "binary" (y (B, k) 0/1 labels, ``num_labels``)
-    labels: Optional[str] = None
+    labels: str | None = None
     #: whether the model is fitted with a Pyro guide (False: adversarial models such as CGAN)
     has_guide: bool = True
     #: the ``pyro.plate`` nesting of the model (for ``TraceEnum_ELBO`` and particle plates)
@@ -52,28 +53,30 @@ class ModelBase(nn.Module):
     #: name under which ``pyro.module`` registers the parameters
     pyro_name: str = "model"
     #: constructor arguments renamed since 0.1.0 (old name -> new name), applied to old run folders only
-    renamed_args: Dict[str, str] = {}
+    renamed_args: dict[str, str] = {}
     #: arguments whose default changed since 0.1.0 (name -> the old default), applied to old run folders that did
     #: not set them, so an old run keeps meaning what it meant
-    legacy_args: Dict[str, Any] = {}
+    legacy_args: dict[str, Any] = {}
     #: a tiny instance for the contract tests: observation shape and constructor arguments
-    example_shape: Tuple[int, ...] = (1, 28, 28)
-    example_args: Dict[str, Any] = {}
+    example_shape: tuple[int, ...] = (1, 28, 28)
+    example_args: dict[str, Any] = {}
 
     latent_dim: int
 
     def __init__(self, input_shape: Sequence[int]):
         super().__init__()
-        self.input_shape: Tuple[int, ...] = tuple(int(s) for s in input_shape)
+        self.input_shape: tuple[int, ...] = tuple(int(s) for s in input_shape)
 
     # -- checks ---------------------------------------------------------------------------------------------------
     @classmethod
-    def accepts(cls, shape: Sequence[int], label_kind: Optional[str]) -> Optional[str]:
+    def accepts(cls, shape: Sequence[int], label_kind: str | None) -> str | None:
         """Why this model cannot be fitted to data of observation ``shape`` with labels of ``label_kind`` (the
         data's :meth:`~pyro_vaes.data.VAEData.label_kind`), or None when it can. The default takes any shape and
         needs labels of the declared kind, if any."""
         if cls.labels is not None and label_kind != cls.labels:
-            return f"it needs {cls.labels} labels and the data has " + (f"{label_kind} labels" if label_kind else "none")
+            return f"it needs {cls.labels} labels and the data has " + (
+                f"{label_kind} labels" if label_kind else "none"
+            )
         return None
 
     def check_input(self, x: torch.Tensor) -> None:
@@ -85,29 +88,29 @@ class ModelBase(nn.Module):
             )
 
     # -- the contract ---------------------------------------------------------------------------------------------
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Any:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
         raise NotImplementedError
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | latents, y], shaped like the observations (leading dims of the code)."""
         raise NotImplementedError
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """A prior draw of every latent site for ``n`` items, keyed by site name."""
         raise NotImplementedError
 
-    def sample(self, n: int, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` observations' means decoded from prior draws (labels drawn from the prior when not given)."""
         latents = self.sample_prior(n, y)
         return self.decode(latents, latents.get("y", y))
 
-    def marginal_prior(self, site: str) -> Optional[Tuple[torch.distributions.Distribution, str]]:
+    def marginal_prior(self, site: str) -> tuple[torch.distributions.Distribution, str] | None:
         """The marginal prior of latent ``site`` per dimension — a distribution with batch shape (d,) over scalars
         (other latents its prior depends on integrated out) — and a line saying what it is; None where the model
         gives none. Evaluation's KL per dimension is taken against it."""
         return None
 
-    def standard_normal_marginal(self, dim: int) -> Tuple[torch.distributions.Distribution, str]:
+    def standard_normal_marginal(self, dim: int) -> tuple[torch.distributions.Distribution, str]:
         """N(0, 1) for each of ``dim`` dimensions: the :meth:`marginal_prior` of a standard-normal site."""
         return torch.distributions.Normal(torch.zeros(dim, device=self.device), 1.0), "N(0, 1)"
 

@@ -18,7 +18,7 @@ which :meth:`CHyVAE.collapsed_model` samples (and :meth:`model` too when ``colla
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -101,15 +101,16 @@ class CHyVAE(ModelBase):
         """p(z) = ∫ N(z; 0, Σ) IW(Σ; Ψ, ν) dΣ = t_{ν−p+1}(0, Ψ/(ν−p+1))."""
         df = self.nu - self.latent_dim + 1.0
         scale_tril = torch.linalg.cholesky(self.psi / df)
-        return dist.MultivariateStudentT(torch.tensor(df, device=self.psi.device), self.psi.new_zeros(self.latent_dim),
-                                         scale_tril)
+        return dist.MultivariateStudentT(
+            torch.tensor(df, device=self.psi.device), self.psi.new_zeros(self.latent_dim), scale_tril
+        )
 
     def observation(self, z: torch.Tensor) -> dist.Distribution:
         """p(x | z) with the observation dims as event dims."""
         return likelihoods.observation(self.likelihood, self.decoder(z), self.input_shape, self.obs_scale)
 
     # -- the generative story --------------------------------------------------------------------------------------
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z, Σ) = Π_i IW(Σ_i; Ψ, ν) N(z_i; 0, Σ_i) p(x_i | z_i)   (or the collapsed model)."""
         if self.collapsed:
             return self.collapsed_model(x, y)
@@ -117,11 +118,13 @@ class CHyVAE(ModelBase):
         register(self)
         with pyro.plate("data", x.shape[0]):
             sigma = pyro.sample("sigma", self.sigma_prior())
-            z = pyro.sample("z", dist.MultivariateNormal(self.psi.new_zeros(self.latent_dim),
-                                                         scale_tril=torch.linalg.cholesky(sigma)))
+            z = pyro.sample(
+                "z",
+                dist.MultivariateNormal(self.psi.new_zeros(self.latent_dim), scale_tril=torch.linalg.cholesky(sigma)),
+            )
             pyro.sample("x", self.observation(z), obs=x)
 
-    def collapsed_model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def collapsed_model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z) = Π_i t_{ν−p+1}(z_i; 0, Ψ/(ν−p+1)) p(x_i | z_i): Σ integrated out."""
         self.check_input(x)
         register(self)
@@ -130,7 +133,7 @@ class CHyVAE(ModelBase):
             pyro.sample("x", self.observation(z), obs=x)
 
     # -- what users and metrics need -------------------------------------------------------------------------------
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z] (x depends on Σ only through z)."""
         return likelihoods.mean(self.likelihood, self.decoder(latents["z"]))
 
@@ -140,10 +143,11 @@ class CHyVAE(ModelBase):
             return None
         df = self.nu - self.latent_dim + 1.0
         scale = (self.psi.diagonal() / df).sqrt()
-        return dist.StudentT(torch.full_like(scale, df), torch.zeros_like(scale), scale), \
-            f"Student-t with ν−p+1 = {df:g} degrees of freedom (Σ integrated out)"
+        return dist.StudentT(
+            torch.full_like(scale, df), torch.zeros_like(scale), scale
+        ), f"Student-t with ν−p+1 = {df:g} degrees of freedom (Σ integrated out)"
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``n`` draws Σ ~ IW(Ψ, ν) (Bartlett, appendix A.4) and z | Σ ~ N(0, Σ)."""
         sigma = self.sigma_prior().sample((n,))
         eps = torch.randn(n, self.latent_dim, 1, device=self.psi.device)

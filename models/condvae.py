@@ -18,7 +18,7 @@ y_i ~ Bernoulli(½) independently.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -67,30 +67,32 @@ class CondVAE(ModelBase):
         self.likelihood = likelihood
         self.obs_scale = float(obs_scale)
         self.arch = resolve_arch(arch, self.input_shape)
-        self.decoder = Decoder(self.arch, self.latent_dim + self.num_labels, self.input_shape,
-                               positive_int("hidden", hidden))
+        self.decoder = Decoder(
+            self.arch, self.latent_dim + self.num_labels, self.input_shape, positive_int("hidden", hidden)
+        )
 
     def params(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Decoder output for codes z (..., d) and labels y (n, k) (broadcast over particle dims)."""
         return self.decoder(broadcast_cat([z, y.to(z.dtype)]))
 
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z | y) = p(z) p(x | z, y) per datum."""
         self.check_input(x)
         y = check_binary_labels(self, y, x.shape[0])
         register(self)
         with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim])
-                            .to_event(1))
+            z = pyro.sample(
+                "z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim]).to_event(1)
+            )
             obs = likelihoods.observation(self.likelihood, self.params(z, y), self.input_shape, self.obs_scale)
             pyro.sample("x", obs, obs=x)
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, y]; y may be any real value per label (a scaled label gives a stronger attribute)."""
         z = latents["z"]
         return likelihoods.mean(self.likelihood, self.params(z, check_binary_labels(self, y, z.shape[-2])))
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         y = draw_labels(self, n) if y is None else check_binary_labels(self, y.to(self.device), n)
         return {"z": torch.randn(n, self.latent_dim, device=self.device), "y": y}
 

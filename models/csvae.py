@@ -29,7 +29,7 @@ y_i ~ Bernoulli(½) independently.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -45,13 +45,15 @@ from pyro_vaes.registry import MODELS
 W_PRIORS = ("fixed", "learned")
 
 
-def check_binary_labels(owner: nn.Module, y: Optional[torch.Tensor], n: int) -> torch.Tensor:
+def check_binary_labels(owner: nn.Module, y: torch.Tensor | None, n: int) -> torch.Tensor:
     """``y`` as a float (n, k) tensor of labels (k = ``owner.num_labels``, a model's or a guide's), or a ValueError
     saying what ``owner`` needs."""
     k, name = owner.num_labels, type(owner).__name__
     if y is None:
-        raise ValueError(f"{name} conditions on {k} binary label(s): pass y of shape (batch, {k}) (a dataset with 0/1 "
-                         "attribute labels, e.g. celeba or swissroll)")
+        raise ValueError(
+            f"{name} conditions on {k} binary label(s): pass y of shape (batch, {k}) (a dataset with 0/1 "
+            "attribute labels, e.g. celeba or swissroll)"
+        )
     if y.dim() == 1 and k == 1:
         y = y[:, None]
     if y.dim() != 2 or y.shape[-1] != k or y.shape[0] != n:
@@ -64,7 +66,7 @@ def draw_labels(model: ModelBase, n: int) -> torch.Tensor:
     return torch.bernoulli(torch.full((n, model.num_labels), 0.5, device=model.device))
 
 
-def _pair(name: str, v: Sequence[float], positive: bool) -> Tuple[float, float]:
+def _pair(name: str, v: Sequence[float], positive: bool) -> tuple[float, float]:
     try:
         a, b = (float(t) for t in v)
     except (TypeError, ValueError):
@@ -105,7 +107,7 @@ class CSVAE(ModelBase):
         input_shape: Sequence[int],
         num_labels: int,
         latent_dim: int = 10,
-        w_dim: Union[int, Sequence[int]] = 2,
+        w_dim: int | Sequence[int] = 2,
         w_prior: str = "fixed",
         w_prior_loc: Sequence[float] = (3.0, 0.0),
         w_prior_scale: Sequence[float] = (1.0, 0.1),
@@ -120,8 +122,10 @@ class CSVAE(ModelBase):
         self.latent_dim = positive_int("latent_dim", latent_dim)
         dims = [w_dim] * self.num_labels if isinstance(w_dim, int) else list(w_dim)
         if len(dims) != self.num_labels:
-            raise ValueError(f"w_dim has {len(dims)} entries for {self.num_labels} labels: give one int or one per label")
-        self.subspace_dims: Tuple[int, ...] = tuple(positive_int("w_dim", d) for d in dims)
+            raise ValueError(
+                f"w_dim has {len(dims)} entries for {self.num_labels} labels: give one int or one per label"
+            )
+        self.subspace_dims: tuple[int, ...] = tuple(positive_int("w_dim", d) for d in dims)
         self.w_size = sum(self.subspace_dims)
         if w_prior not in W_PRIORS:
             raise ValueError(f"w_prior must be one of {', '.join(W_PRIORS)}, got {w_prior!r}")
@@ -137,13 +141,17 @@ class CSVAE(ModelBase):
             self.register_buffer("prior_loc", loc)
             self.register_buffer("prior_raw_scale", scale.log())
         # which label each coordinate of w belongs to
-        self.register_buffer("label_of_coord", torch.repeat_interleave(torch.arange(self.num_labels),
-                                                                       torch.tensor(self.subspace_dims)),
-                             persistent=False)
+        self.register_buffer(
+            "label_of_coord",
+            torch.repeat_interleave(torch.arange(self.num_labels), torch.tensor(self.subspace_dims)),
+            persistent=False,
+        )
         self.likelihood = likelihood
         self.obs_scale = float(obs_scale)
         self.arch = resolve_arch(arch, self.input_shape)
-        self.decoder = Decoder(self.arch, self.w_size + self.latent_dim, self.input_shape, positive_int("hidden", hidden))
+        self.decoder = Decoder(
+            self.arch, self.w_size + self.latent_dim, self.input_shape, positive_int("hidden", hidden)
+        )
 
     # -- the subspaces ------------------------------------------------------------------------------------------
     def subspace(self, i: int) -> slice:
@@ -153,7 +161,7 @@ class CSVAE(ModelBase):
         start = sum(self.subspace_dims[:i])
         return slice(start, start + self.subspace_dims[i])
 
-    def subspace_prior(self, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def subspace_prior(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loc, scale) of p(w | y) = Π_i p(w_i | y_i), each (..., Σ_i dim W_i), for labels y (..., k) in {0, 1}.
 
         Intermediate values of y interpolate the two Gaussians linearly (used only by label scaling)."""
@@ -163,28 +171,32 @@ class CSVAE(ModelBase):
         return loc, scale
 
     # -- the contract -------------------------------------------------------------------------------------------
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, w, z | y) = p(z) Π_i p(w_i | y_i) p(x | w, z) per datum (§4.1; log p(y) is a constant)."""
         self.check_input(x)
         y = check_binary_labels(self, y, x.shape[0])
         register(self)
         with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim])
-                            .to_event(1))
+            z = pyro.sample(
+                "z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim]).to_event(1)
+            )
             loc, scale = self.subspace_prior(y)
             w = pyro.sample("w", dist.Normal(loc, scale).to_event(1))
             params = self.decoder(broadcast_cat([w, z]))
             pyro.sample("x", likelihoods.observation(self.likelihood, params, self.input_shape, self.obs_scale), obs=x)
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | w, z]: x is independent of y given w, so ``y`` is not used."""
         return likelihoods.mean(self.likelihood, self.decoder(broadcast_cat([latents["w"], latents["z"]])))
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         y = draw_labels(self, n) if y is None else check_binary_labels(self, y.to(self.device), n)
         loc, scale = self.subspace_prior(y)
-        return {"z": torch.randn(n, self.latent_dim, device=self.device), "w": loc + scale * torch.randn_like(loc),
-                "y": y}
+        return {
+            "z": torch.randn(n, self.latent_dim, device=self.device),
+            "w": loc + scale * torch.randn_like(loc),
+            "y": y,
+        }
 
     def marginal_prior(self, site: str):
         """z: N(0, 1) per dimension; w: the mixture ½ p(w_i | y_i = 0) + ½ p(w_i | y_i = 1) per coordinate."""

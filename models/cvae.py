@@ -16,7 +16,7 @@ the data's shape (``hidden`` 400), the same network N-VAE uses.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -65,14 +65,15 @@ class CVAE(ModelBase):
         self.likelihood = likelihood
         self.obs_scale = float(obs_scale)
         self.arch = resolve_arch(arch, self.input_shape)
-        self.decoder = Decoder(self.arch, self.latent_dim + self.num_classes, self.input_shape,
-                               positive_int("hidden", hidden))  # fmt: skip
+        self.decoder = Decoder(
+            self.arch, self.latent_dim + self.num_classes, self.input_shape, positive_int("hidden", hidden)
+        )
 
     def params(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         onehot = F.one_hot(y.long(), self.num_classes).to(z.dtype)
         return self.decoder(broadcast_cat([z, onehot]))
 
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z | y) = Π_i N(z_i; 0, I) p(x_i | f([z_i, y_i]))."""
         self.check_input(x)
         if y is None:
@@ -80,11 +81,16 @@ class CVAE(ModelBase):
         register(self)
         B = x.shape[0]
         with pyro.plate("data", B):
-            z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1))
-            pyro.sample("x", likelihoods.observation(self.likelihood, self.params(z, y), self.input_shape,
-                                                     self.obs_scale), obs=x)  # fmt: skip
+            z = pyro.sample(
+                "z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1)
+            )
+            pyro.sample(
+                "x",
+                likelihoods.observation(self.likelihood, self.params(z, y), self.input_shape, self.obs_scale),
+                obs=x,
+            )
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, y]; the class comes from ``y`` or, failing that, ``latents["y"]``."""
         y = latents.get("y") if y is None else y
         if y is None:
@@ -95,7 +101,7 @@ class CVAE(ModelBase):
         """N(0, 1) for each dimension of z (what evaluation's KL per dimension is taken against)."""
         return self.standard_normal_marginal(self.latent_dim) if site == "z" else None
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """z ~ N(0, I); y uniform over the classes unless given."""
         dev = self.device
         y = torch.randint(self.num_classes, (n,), device=dev) if y is None else y.to(dev).long()

@@ -20,7 +20,7 @@ N(0, σ² I) for every model alike. ``output="sigmoid"`` keeps samples in [0, 1]
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
@@ -65,10 +65,11 @@ class ConditionalGenerator(ModelBase):
         self.latent_dim = positive_int("latent_dim", latent_dim)
         self.arch = resolve_arch(arch, self.input_shape)
         self.output = output
-        self.generator = Decoder(self.arch, self.latent_dim + self.num_classes, self.input_shape,
-                                 positive_int("hidden", hidden))  # fmt: skip
+        self.generator = Decoder(
+            self.arch, self.latent_dim + self.num_classes, self.input_shape, positive_int("hidden", hidden)
+        )
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """G(z, y); the class comes from ``y`` or, failing that, ``latents["y"]``."""
         y = latents.get("y") if y is None else y
         if y is None:
@@ -77,7 +78,7 @@ class ConditionalGenerator(ModelBase):
         out = self.generator(broadcast_cat([z, F.one_hot(y.long(), self.num_classes).to(z.dtype)]))
         return torch.sigmoid(out) if self.output == "sigmoid" else out
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """z ~ N(0, I); y uniform over the classes unless given."""
         dev = self.device
         y = torch.randint(self.num_classes, (n,), device=dev) if y is None else y.to(dev).long()

@@ -11,7 +11,7 @@ For each datum i (everything inside the data plate)::
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -50,7 +50,7 @@ class GMVAE(UGVAEBase):
         w_dim: int = 20,
         K: int = 20,
         likelihood: str = "gaussian",
-        obs_scale: Optional[float] = None,
+        obs_scale: float | None = None,
         arch: str = "auto",
         hidden: int = 256,
     ):
@@ -64,7 +64,7 @@ class GMVAE(UGVAEBase):
         self.components = ComponentNets(self.w_dim, self.latent_dim, self.K, self.hidden)
         self.decoder = ImageDecoder(self.arch, self.latent_dim, self.input_shape, self.hidden)
 
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z, d, w) = Π_i p(w_i) p(d_i) p(z_i | d_i, w_i) p(x_i | z_i)."""
         self.check_input(x)
         register(self)
@@ -76,7 +76,7 @@ class GMVAE(UGVAEBase):
             z = pyro.sample("z", dist.Normal(Vindex(loc)[..., d, :], Vindex(scale)[..., d, :]).to_event(1))
             pyro.sample("x", self.observation(self.decoder(z)), obs=x)
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z] (the decoder sees z only)."""
         return self.mean_image(self.decoder(latents["z"]))
 
@@ -85,7 +85,9 @@ class GMVAE(UGVAEBase):
             return self.standard_normal_marginal(self.w_dim)
         return self.mixture_marginal(self.w_dim, "w") if site == "z" else None
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None, d: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(
+        self, n: int, y: torch.Tensor | None = None, d: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         dev = self.device
         w = torch.randn(n, self.w_dim, device=dev)
         d = torch.randint(self.K, (n,), device=dev) if d is None else d

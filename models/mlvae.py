@@ -12,7 +12,7 @@ There is no mixture: the contrast with UG-VAE is that q(C | X) sees no cluster i
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -50,7 +50,7 @@ class MLVAE(UGVAEBase):
         latent_dim: int = 20,
         c_dim: int = 20,
         likelihood: str = "gaussian",
-        obs_scale: Optional[float] = None,
+        obs_scale: float | None = None,
         arch: str = "auto",
         hidden: int = 256,
     ):
@@ -62,17 +62,19 @@ class MLVAE(UGVAEBase):
         self.hidden = positive_int("hidden", hidden)
         self.decoder = ImageDecoder(self.arch, self.latent_dim + self.c_dim, self.input_shape, self.hidden)
 
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(X, S, C) = p(C) Π_i p(s_i) p(x_i | s_i, C)."""
         self.check_input(x)
         register(self)
         B = x.shape[0]
         c = pyro.sample("c", dist.Normal(x.new_zeros(self.c_dim), 1.0).to_event(1))
         with pyro.plate("data", B):
-            s = pyro.sample("s", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1))
+            s = pyro.sample(
+                "s", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1)
+            )
             pyro.sample("x", self.observation(self.decoder(broadcast_cat([s, global_to_plate(c)]))), obs=x)
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | s, C] for ``latents["s"]`` (..., latent_dim) and ``latents["c"]`` (c_dim,); C is 0 when absent."""
         s = latents["s"]
         c = latents.get("c")
@@ -85,7 +87,9 @@ class MLVAE(UGVAEBase):
             return self.standard_normal_marginal(self.latent_dim)
         return self.standard_normal_marginal(self.c_dim) if site == "c" else None
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(
+        self, n: int, y: torch.Tensor | None = None, c: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         dev = self.device
         c = torch.randn(self.c_dim, device=dev) if c is None else c
         return {"c": c, "s": torch.randn(n, self.latent_dim, device=dev)}

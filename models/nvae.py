@@ -26,7 +26,7 @@ Generation: :meth:`NVAE.sample_prior` draws z ~ N(0, I), π ~ Dir(α) and y ~ Ca
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -137,7 +137,7 @@ class NVAE(ModelBase):
         return self.decoder(self.decoder_input(z, y))
 
     # -- the contract ---------------------------------------------------------------------------------------------
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, y, z, π) = Π_i N(z_i; 0, I) Dir(π_i; α) Cat(y_i; π_i) p(x_i | f([vec(z_c,i ⊙ y_i), z_s,i, y_i])).
 
         ``y`` given: observed (training, evaluation). ``y`` None: y is a latent drawn from Cat(π) (generation),
@@ -146,13 +146,18 @@ class NVAE(ModelBase):
         register(self)
         B = x.shape[0]
         with pyro.plate("data", B):
-            z = pyro.sample("z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1))
+            z = pyro.sample(
+                "z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1)
+            )
             pi = pyro.sample("pi", dist.Dirichlet(self.prior_concentration(x)).expand([B]))
             y = pyro.sample("y", dist.Categorical(probs=pi), obs=y)
-            pyro.sample("x", likelihoods.observation(self.likelihood, self.params(z, y), self.input_shape,
-                                                     self.obs_scale), obs=x)  # fmt: skip
+            pyro.sample(
+                "x",
+                likelihoods.observation(self.likelihood, self.params(z, y), self.input_shape, self.obs_scale),
+                obs=x,
+            )
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, y]; the class comes from ``y`` or, failing that, ``latents["y"]``."""
         y = latents.get("y") if y is None else y
         if y is None:
@@ -163,7 +168,7 @@ class NVAE(ModelBase):
         """N(0, 1) for each dimension of z (what evaluation's KL per dimension is taken against)."""
         return self.standard_normal_marginal(self.latent_dim) if site == "z" else None
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """z ~ N(0, I), π ~ Dir(α 1_K) and y ~ Cat(π); a given y is kept and π drawn from p(π | y) = Dir(α 1_K + y)."""
         dev = self.device
         z = torch.randn(n, self.latent_dim, device=dev)

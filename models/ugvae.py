@@ -15,7 +15,7 @@ The networks are the authors' (:mod:`pyro_vaes.nets.ugvae`): ``k_vae`` (MLP) and
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -42,7 +42,7 @@ class UGVAEBase(ModelBase):
     #: the Gaussian likelihood's standard deviation when ``obs_scale`` is not given
     default_obs_scale: float = DEFAULT_OBS_SCALE
 
-    def _setup_likelihood(self, likelihood: str, obs_scale: Optional[float]) -> None:
+    def _setup_likelihood(self, likelihood: str, obs_scale: float | None) -> None:
         if likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(f"likelihood must be 'gaussian' (the authors') or 'bernoulli', got {likelihood!r}")
         obs_scale = self.default_obs_scale if obs_scale is None else float(obs_scale)
@@ -62,7 +62,7 @@ class UGVAEBase(ModelBase):
     #: the number of prior draws of the parent latent (β or w) behind the marginal prior of z
     MARGINAL_DRAWS = 64
 
-    def mixture_marginal(self, parent_dim: int, parent: str) -> Tuple[dist.Distribution, str]:
+    def mixture_marginal(self, parent_dim: int, parent: str) -> tuple[dist.Distribution, str]:
         """z's per-dimension marginal prior: the mixture over the K components and ``MARGINAL_DRAWS`` fixed prior
         draws of the parent latent, (1/(MK)) Σ_m Σ_k N(z_d; μ_kd(u_m), σ_kd(u_m))."""
         g = torch.Generator().manual_seed(0)
@@ -70,8 +70,10 @@ class UGVAEBase(ModelBase):
         loc, scale = self.components(u)  # (M, K, d)
         loc, scale = loc.reshape(-1, loc.shape[-1]).T, scale.reshape(-1, scale.shape[-1]).T  # (d, M·K)
         mix = dist.Categorical(logits=torch.zeros_like(loc))
-        return (dist.MixtureSameFamily(mix, dist.Normal(loc, scale)),
-                f"mixture over d and {self.MARGINAL_DRAWS} prior draws of {parent}")
+        return (
+            dist.MixtureSameFamily(mix, dist.Normal(loc, scale)),
+            f"mixture over d and {self.MARGINAL_DRAWS} prior draws of {parent}",
+        )
 
 
 @MODELS.register("ugvae")
@@ -102,7 +104,7 @@ class UGVAE(UGVAEBase):
         beta_dim: int = 20,
         K: int = 20,
         likelihood: str = "gaussian",
-        obs_scale: Optional[float] = None,
+        obs_scale: float | None = None,
         arch: str = "auto",
         hidden: int = 256,
     ):
@@ -117,11 +119,11 @@ class UGVAE(UGVAEBase):
         self.decoder = ImageDecoder(self.arch, self.latent_dim + self.beta_dim, self.input_shape, self.hidden)
 
     # -- the generative story ------------------------------------------------------------------------------
-    def prior_z(self, beta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def prior_z(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """μ_k(β), σ_k(β) for k = 1..K, each (..., K, latent_dim) (paper eq. 3)."""
         return self.components(beta)
 
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(X, Z, d, β) = p(β) Π_i p(d_i) p(z_i | d_i, β) p(x_i | z_i, β) (paper eq. 1)."""
         self.check_input(x)
         register(self)
@@ -130,16 +132,14 @@ class UGVAE(UGVAEBase):
         beta_b = global_to_plate(beta)
         loc, scale = self.prior_z(beta_b)  # (..., 1, K, latent_dim)
         with pyro.plate("data", B):
-            d = pyro.sample(
-                "d", dist.Categorical(logits=x.new_zeros(self.K)), infer={"enumerate": "parallel"}
-            )
+            d = pyro.sample("d", dist.Categorical(logits=x.new_zeros(self.K)), infer={"enumerate": "parallel"})
             # d is (B,) when sampled, (K, 1) under parallel enumeration: Vindex broadcasts either.
             z = pyro.sample("z", dist.Normal(Vindex(loc)[..., d, :], Vindex(scale)[..., d, :]).to_event(1))
             raw = self.decoder(broadcast_cat([z, beta_b]))
             pyro.sample("x", self.observation(raw), obs=x)
 
     # -- what users and metrics need -------------------------------------------------------------------------
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, β] for ``latents["z"]`` (..., latent_dim) and ``latents["beta"]`` (beta_dim,) or broadcastable
         (..., beta_dim); β is its prior mean 0 when absent."""
         z = latents["z"]
@@ -154,9 +154,12 @@ class UGVAE(UGVAEBase):
         return self.mixture_marginal(self.beta_dim, "β") if site == "z" else None
 
     def sample_prior(
-        self, n: int, y: Optional[torch.Tensor] = None, beta: Optional[torch.Tensor] = None,
-        d: Optional[torch.Tensor] = None,
-    ) -> Dict[str, torch.Tensor]:
+        self,
+        n: int,
+        y: torch.Tensor | None = None,
+        beta: torch.Tensor | None = None,
+        d: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """One β (shared by the ``n`` items) and ``n`` (d_i, z_i) from the prior; ``beta`` or ``d`` may be fixed."""
         dev = self.device
         if beta is None:

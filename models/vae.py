@@ -18,7 +18,7 @@ scales the latent sites of any model and guide.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -30,7 +30,6 @@ from pyro_vaes.models.base import ModelBase, positive_int
 from pyro_vaes.nets import Decoder, resolve_arch
 from pyro_vaes.params import register
 from pyro_vaes.registry import MODELS
-
 
 PRIORS = ("normal", "flow")
 
@@ -77,8 +76,10 @@ class VAE(ModelBase):
         if prior not in PRIORS:
             raise ValueError(f"unknown prior {prior!r}; valid: {', '.join(PRIORS)}")
         if flow_mask not in MASKS or flow_init not in INITS:
-            raise ValueError(f"flow_mask must be one of {', '.join(MASKS)} and flow_init one of {', '.join(INITS)}, "
-                             f"got {flow_mask!r} and {flow_init!r}")
+            raise ValueError(
+                f"flow_mask must be one of {', '.join(MASKS)} and flow_init one of {', '.join(INITS)}, "
+                f"got {flow_mask!r} and {flow_init!r}"
+            )
         likelihoods.check_likelihood(likelihood, obs_scale)
         self.latent_dim = positive_int("latent_dim", latent_dim)
         self.likelihood = likelihood
@@ -87,8 +88,13 @@ class VAE(ModelBase):
         self.decoder = Decoder(self.arch, self.latent_dim, self.input_shape, positive_int("hidden", hidden))
         self.prior_kind = prior
         if prior == "flow":
-            self.prior_flow = DecoupledFlow(self.latent_dim, positive_int("flow_layers", flow_layers),
-                                            positive_int("flow_hidden", flow_hidden), flow_mask, flow_init)
+            self.prior_flow = DecoupledFlow(
+                self.latent_dim,
+                positive_int("flow_layers", flow_layers),
+                positive_int("flow_hidden", flow_hidden),
+                flow_mask,
+                flow_init,
+            )
 
     def prior(self, n: int, like: torch.Tensor) -> dist.TorchDistribution:
         """p(z) for ``n`` items (batch shape (n,), event shape (latent_dim,)), on ``like``'s device and dtype."""
@@ -96,7 +102,7 @@ class VAE(ModelBase):
             return self.prior_flow.distribution(n, like.device)
         return dist.Normal(like.new_zeros(self.latent_dim), 1.0).expand([n, self.latent_dim]).to_event(1)
 
-    def model(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z) = Π_i p(z_i) p(x_i | decoder(z_i)), p(z) = N(0, I) or the decoupled prior."""
         self.check_input(x)
         register(self)
@@ -105,10 +111,10 @@ class VAE(ModelBase):
             params = self.decoder(z)
             pyro.sample("x", likelihoods.observation(self.likelihood, params, self.input_shape, self.obs_scale), obs=x)
 
-    def decode(self, latents: Dict[str, torch.Tensor], y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         return likelihoods.mean(self.likelihood, self.decoder(latents["z"]))
 
-    def sample_prior(self, n: int, y: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """z ~ N(0, I); with the flow prior z = g⁻¹(z₀), z₀ ~ N(0, I) (reparameterised: differentiable in the flow)."""
         if self.prior_kind == "flow":
             return {"z": self.prior_flow.distribution(n).rsample()}

@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 import torch
 
@@ -23,13 +23,13 @@ from pyro_vaes.engine import (
     Trainer,
     build,
     default_run_dir,
+    distributed,
     resolve_config,
     select_device,
     truncate_metrics,
 )
-from pyro_vaes.engine.run_folder import NewRunFolder, check_new_run_target, clean_temporary_files, run_lock
 from pyro_vaes.engine import checkpoint as ckpt
-from pyro_vaes.engine import distributed
+from pyro_vaes.engine.run_folder import NewRunFolder, check_new_run_target, clean_temporary_files, run_lock
 from pyro_vaes.isolation import eval_mode, isolated_rng
 
 
@@ -39,7 +39,7 @@ class Run:
 
     run_dir: Path
     parts: Components
-    history: Optional[List[Dict[str, float]]] = None
+    history: list[dict[str, float]] | None = None
 
     @property
     def config(self) -> FitConfig:
@@ -57,8 +57,16 @@ class Run:
     def data(self) -> VAEData:
         return self.parts.data
 
-    def evaluate(self, num_particles: int = 100, max_examples: Optional[int] = 500, write: bool = True,
-                 progress: bool = False, refine: int = 0, refine_particles: int = 10, refine_lr: float = 0.1) -> Dict:
+    def evaluate(
+        self,
+        num_particles: int = 100,
+        max_examples: int | None = 500,
+        write: bool = True,
+        progress: bool = False,
+        refine: int = 0,
+        refine_particles: int = 10,
+        refine_lr: float = 0.1,
+    ) -> dict:
         """Held-out evaluation on the first ``max_examples`` test examples (None: all) with ``num_particles``
         importance samples each (see :func:`pyro_vaes.evaluation.evaluate`), written to ``results.json``.
 
@@ -70,33 +78,50 @@ class Run:
 
         if refine < 0:
             raise ValueError(f"refine must be >= 0 steps, got {refine}")
-        with run_lock(self.run_dir, "pyro-vaes evaluate") if write else contextlib.nullcontext(), \
-                isolated_rng(self.config.seed + 104729):  # fmt: skip
-            res = evaluate(self.model, self.guide, self.data.test, num_particles, max_examples=max_examples,
-                           progress=progress)
-            res = {"model": self.config.model, "guide": self.config.guide, "objective": self.config.objective,
-                   "data": self.config.data, "split": "test", **res}  # fmt: skip
+        with (
+            run_lock(self.run_dir, "pyro-vaes evaluate") if write else contextlib.nullcontext(),
+            isolated_rng(self.config.seed + 104729),
+        ):
+            res = evaluate(
+                self.model, self.guide, self.data.test, num_particles, max_examples=max_examples, progress=progress
+            )
+            res = {
+                "model": self.config.model,
+                "guide": self.config.guide,
+                "objective": self.config.objective,
+                "data": self.config.data,
+                "split": "test",
+                **res,
+            }
             if refine and self.guide is not None:
-                res["refined"] = gaps(self.model, self.guide, self.data.test, max_examples=res["n"],
-                                      refine_steps=refine, refine_particles=refine_particles, lr=refine_lr,
-                                      num_particles=num_particles, progress=progress)  # fmt: skip
+                res["refined"] = gaps(
+                    self.model,
+                    self.guide,
+                    self.data.test,
+                    max_examples=res["n"],
+                    refine_steps=refine,
+                    refine_particles=refine_particles,
+                    lr=refine_lr,
+                    num_particles=num_particles,
+                    progress=progress,
+                )
             if write:
                 (self.run_dir / RESULTS).write_text(json.dumps(res, indent=2) + "\n")
         return res
 
-    def sample(self, n: int = 64, seed: Optional[int] = None, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def sample(self, n: int = 64, seed: int | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` observations' means decoded from prior draws (labels ``y`` drawn from the prior when not given)."""
         with isolated_rng(self.config.seed if seed is None else seed), eval_mode(self.model), torch.no_grad():
             return self.model.sample(n, None if y is None else y.to(self.parts.device)).cpu()
 
-    def plot(self, kind: str = "all", out: Optional[Path] = None) -> List[Path]:
+    def plot(self, kind: str = "all", out: Path | None = None) -> list[Path]:
         """Write figures (``reconstructions``, ``samples``, ``traversals`` or ``all``) as PNG files."""
         from pyro_vaes.plots import plot_run
 
         return plot_run(self, kind, out)
 
 
-def _config_from(config: Union[FitConfig, Dict[str, Any], None], overrides: Dict[str, Any]) -> FitConfig:
+def _config_from(config: FitConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> FitConfig:
     if config is None:
         config = {}
     if isinstance(config, FitConfig):
@@ -106,16 +131,26 @@ def _config_from(config: Union[FitConfig, Dict[str, Any], None], overrides: Dict
 
 #: settings a resumed run may change (the loop, the optimizers' learning rates, where the data lives); the rest of
 #: its recorded config is kept
-RESUMABLE = {"steps", "eval_every", "checkpoint_every", "eval_batches", "device", "figures", "lr", "aux_lr",
-             "divergence", "data_root"}  # fmt: skip
+RESUMABLE = {
+    "steps",
+    "eval_every",
+    "checkpoint_every",
+    "eval_batches",
+    "device",
+    "figures",
+    "lr",
+    "aux_lr",
+    "divergence",
+    "data_root",
+}
 
 
-def _absolute_root(root: Optional[str]) -> Optional[str]:
+def _absolute_root(root: str | None) -> str | None:
     """A data root as an absolute path (so the run reopens from any working directory)."""
     return None if root is None else str(Path(root).expanduser().resolve())
 
 
-def _read_config(run_dir: Path) -> Dict[str, Any]:
+def _read_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / CONFIG
     try:
         recorded = json.loads(path.read_text())
@@ -128,21 +163,23 @@ def _read_config(run_dir: Path) -> Dict[str, Any]:
     return recorded
 
 
-def _load_state(run_dir: Path, device: str) -> Dict[str, Any]:
+def _load_state(run_dir: Path, device: str) -> dict[str, Any]:
     select_device(device)  # a device that is not there is said as such, not as an unreadable checkpoint
     if not (run_dir / CHECKPOINT).exists():
-        raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}: it was stopped before its first checkpoint; rerun the "
-                                "command that created it to start it again")
+        raise FileNotFoundError(
+            f"{run_dir} has no {CHECKPOINT}: it was stopped before its first checkpoint; rerun the "
+            "command that created it to start it again"
+        )
     return ckpt.load(run_dir / CHECKPOINT, map_location=device)
 
 
 def fit(
-    config: Union[FitConfig, Dict[str, Any], None] = None,
+    config: FitConfig | dict[str, Any] | None = None,
     *,
-    out: Optional[Union[str, Path]] = None,
+    out: str | Path | None = None,
     overwrite: bool = False,
-    resume: Optional[Union[str, Path]] = None,
-    dataset: Optional[VAEData] = None,
+    resume: str | Path | None = None,
+    dataset: VAEData | None = None,
     progress: bool = True,
     **settings: Any,
 ) -> Run:
@@ -214,12 +251,14 @@ def fit(
     return run
 
 
-def _resume_config(recorded: Dict[str, Any], settings: Dict[str, Any]) -> FitConfig:
+def _resume_config(recorded: dict[str, Any], settings: dict[str, Any]) -> FitConfig:
     """The recorded config with the settings a resumed run may change, checked."""
     changed = sorted(k for k, v in settings.items() if k not in RESUMABLE and recorded.get(k) != v)
     if changed:
-        raise ValueError(f"a resumed run keeps its recorded config; only {', '.join(sorted(RESUMABLE))} may change "
-                         f"(got {', '.join(changed)})")
+        raise ValueError(
+            f"a resumed run keeps its recorded config; only {', '.join(sorted(RESUMABLE))} may change "
+            f"(got {', '.join(changed)})"
+        )
     if "data_root" in settings:
         settings["data_root"] = _absolute_root(settings["data_root"])
     cfg = _config_from(recorded, settings)
@@ -227,7 +266,7 @@ def _resume_config(recorded: Dict[str, Any], settings: Dict[str, Any]) -> FitCon
     return cfg
 
 
-def _resume_state(run_dir: Path, cfg: FitConfig) -> Dict[str, Any]:
+def _resume_state(run_dir: Path, cfg: FitConfig) -> dict[str, Any]:
     """The checkpoint a run resumes from (``--steps`` beyond it), its folder cleared of temporary files."""
     state = _load_state(run_dir, cfg.device)
     if cfg.steps <= int(state["step"]):
@@ -236,33 +275,43 @@ def _resume_state(run_dir: Path, cfg: FitConfig) -> Dict[str, Any]:
     return state
 
 
-def _record_resume(run_dir: Path, state: Dict[str, Any], old: FitConfig, cfg: FitConfig,
-                   ranks: distributed.Ranks) -> None:
+def _record_resume(
+    run_dir: Path, state: dict[str, Any], old: FitConfig, cfg: FitConfig, ranks: distributed.Ranks
+) -> None:
     """Drop metric rows after the checkpoint, write what changed on resume as event rows, record the config."""
     step = int(state["step"])
     truncate_metrics(run_dir, step)
     events = []
     if (old.lr, old.aux_lr) != (cfg.lr, cfg.aux_lr):
-        events.append({"step": step, "event": "learning rates changed on resume", "lr": [old.lr, cfg.lr],
-                       "aux_lr": [old.aux_lr, cfg.aux_lr]})  # fmt: skip
+        events.append(
+            {
+                "step": step,
+                "event": "learning rates changed on resume",
+                "lr": [old.lr, cfg.lr],
+                "aux_lr": [old.aux_lr, cfg.aux_lr],
+            }
+        )
     world = ranks.world_size if ranks.active else None  # None: one process without torchrun
     if state.get("world_size") != world:
         # batches stay those of (seed, step); shards and noise follow the new world size from here on
-        events.append({"step": step, "event": "world size changed on resume", "world_size": [state.get("world_size"),
-                                                                                             world]})  # fmt: skip
-        def who(w: Optional[int]) -> str:
+        events.append(
+            {"step": step, "event": "world size changed on resume", "world_size": [state.get("world_size"), world]}
+        )
+
+        def who(w: int | None) -> str:
             return "one process" if w is None else f"{w} torchrun rank(s)"
 
-        print(f"pyro-vaes: this run was trained by {who(state.get('world_size'))} and resumes on {who(world)}: the same "
-              "batches from here on, but other noise (and shard-level statistics) than an uninterrupted run")
+        print(
+            f"pyro-vaes: this run was trained by {who(state.get('world_size'))} and resumes on {who(world)}: the same "
+            "batches from here on, but other noise (and shard-level statistics) than an uninterrupted run"
+        )
     for event in events:
         with open(run_dir / METRICS, "a") as f:
             f.write(json.dumps(event) + "\n")
     cfg.save(run_dir / CONFIG)
 
 
-def load(run_dir: Union[str, Path], device: str = "cpu", dataset: Optional[VAEData] = None,
-         data_root: Optional[str] = None) -> Run:
+def load(run_dir: str | Path, device: str = "cpu", dataset: VAEData | None = None, data_root: str | None = None) -> Run:
     """Open a run folder: rebuild model, guide and objective from ``config.json`` and load the checkpoint
     (weights only: nothing in the folder is executed). ``data_root`` replaces the recorded data root (data moved);
     without it the recorded one is used, or ``$PYRO_VAES_DATA`` when none was recorded."""

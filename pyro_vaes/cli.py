@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from pyro_vaes.config import BACKENDS, parse_assignments, read_config_file
 
@@ -42,12 +42,19 @@ def _add_fit(sub) -> None:
     p.add_argument("--eval-every", type=int, help="held-out evaluation every N steps (default 250)")
     p.add_argument("--eval-batches", type=int, help="held-out batches per evaluation (default 4)")
     p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default 250)")
-    p.add_argument("--divergence", type=float, help="stop when the loss exceeds its running average by more than this "
-                   "many times its magnitude (default 100; 0: only NaN/inf stop)")
+    p.add_argument(
+        "--divergence",
+        type=float,
+        help="stop when the loss exceeds its running average by more than this "
+        "many times its magnitude (default 100; 0: only NaN/inf stop)",
+    )
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--backend", choices=BACKENDS, help="torch: one torch Adam over differentiable_loss (default); "
-                   "svi: pyro.infer.SVI with pyro.optim.Adam")  # fmt: skip
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="torch: one torch Adam over differentiable_loss (default); svi: pyro.infer.SVI with pyro.optim.Adam",
+    )
     p.add_argument("--latent-dim", type=int, help="shortcut for --model-arg latent_dim=N")
     p.add_argument("--likelihood", help="shortcut for --model-arg likelihood=NAME")
     p.add_argument("--beta", type=float, help="shortcut for --objective-arg beta=B")
@@ -62,16 +69,32 @@ def _add_fit(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _fit_settings(args) -> Dict[str, Any]:
-    s: Dict[str, Any] = read_config_file(args.config) if args.config else {}
+def _fit_settings(args) -> dict[str, Any]:
+    s: dict[str, Any] = read_config_file(args.config) if args.config else {}
     if s:
         from pyro_vaes.config import FitConfig
 
         FitConfig.from_dict(s)  # unknown keys and wrong types in the file are named before anything else
     if args.model:
         s["model"] = args.model
-    for key in ("guide", "objective", "data", "data_root", "steps", "batch_size", "lr", "aux_lr", "eval_every",
-                "eval_batches", "checkpoint_every", "divergence", "seed", "device", "backend", "out"):  # fmt: skip
+    for key in (
+        "guide",
+        "objective",
+        "data",
+        "data_root",
+        "steps",
+        "batch_size",
+        "lr",
+        "aux_lr",
+        "eval_every",
+        "eval_batches",
+        "checkpoint_every",
+        "divergence",
+        "seed",
+        "device",
+        "backend",
+        "out",
+    ):
         v = getattr(args, key)
         if v is not None:
             s[key] = v
@@ -79,8 +102,12 @@ def _fit_settings(args) -> Dict[str, Any]:
         extra = parse_assignments(getattr(args, f"{what}_arg"), f"--{what}-arg")
         if extra:
             s[f"{what}_args"] = {**s.get(f"{what}_args", {}), **extra}
-    shortcuts = {"latent_dim": "model_args", "likelihood": "model_args", "beta": "objective_args",
-                 "num_particles": "objective_args"}  # fmt: skip
+    shortcuts = {
+        "latent_dim": "model_args",
+        "likelihood": "model_args",
+        "beta": "objective_args",
+        "num_particles": "objective_args",
+    }
     for key, group in shortcuts.items():
         v = getattr(args, key)
         if v is not None:
@@ -104,31 +131,40 @@ def cmd_fit(args) -> int:
     last = run.history[-1] if run.history else {}
     print(f"run folder: {run.run_dir}")
     if last:
-        print(f"step {last['step']}: train loss {last['train_loss']:.4f}, "
-              f"test loss {last['test_loss']:.4f} (per datum)")
+        print(
+            f"step {last['step']}: train loss {last['train_loss']:.4f}, test loss {last['test_loss']:.4f} (per datum)"
+        )
     return 0
 
 
-def _ess_note(ess: Optional[float], particles: int) -> str:
+def _ess_note(ess: float | None, particles: int) -> str:
     """The effective sample size beside an importance-sampled estimate, and a warning when it is too small to trust."""
     from pyro_vaes.evaluation import MIN_ESS
 
     if ess is None:  # results written before the effective sample size was recorded
         return ""
     if ess < MIN_ESS:
-        return (f"; UNRELIABLE: median effective sample size {ess:.1f} of {particles}, one weight dominates, so this "
-                "is a loose lower bound and its standard error means nothing (more --particles or a better guide)")
+        return (
+            f"; UNRELIABLE: median effective sample size {ess:.1f} of {particles}, one weight dominates, so this "
+            "is a loose lower bound and its standard error means nothing (more --particles or a better guide)"
+        )
     return f"; effective sample size {ess:.0f} of {particles}"
 
 
-def _format_gaps(g: Dict[str, Any]) -> str:
+def _format_gaps(g: dict[str, Any]) -> str:
     """The inference-gap block of ``evaluate --refine`` and ``compare``."""
     rows = [
-        (f"after {g['refine_steps']} refinement steps", f"local parameters of {', '.join(g['refined_sites']) or 'no site'}"
-                                                        f" optimised per example ({g['refine_particles']} particles a step)"),
+        (
+            f"after {g['refine_steps']} refinement steps",
+            f"local parameters of {', '.join(g['refined_sites']) or 'no site'}"
+            f" optimised per example ({g['refine_particles']} particles a step)",
+        ),
         ("ELBO amortized -> refined", f"{g['elbo_amortized']:.3f} -> {g['elbo_refined']:.3f}"),
-        ("log p(x), refined proposal", f"{g['log_likelihood']:.3f} ± {g['log_likelihood_se']:.3f}"
-                                       f"{_ess_note(g['log_likelihood_ess'], g['num_particles'])}"),
+        (
+            "log p(x), refined proposal",
+            f"{g['log_likelihood']:.3f} ± {g['log_likelihood_se']:.3f}"
+            f"{_ess_note(g['log_likelihood_ess'], g['num_particles'])}",
+        ),
         ("amortization gap", f"{g['amortization_gap']:.3f} ± {g['amortization_gap_se']:.3f}  (L[q*] - L[q_phi])"),
         ("approximation gap", f"{g['approximation_gap']:.3f} ± {g['approximation_gap_se']:.3f}  (log p(x) - L[q*])"),
         ("refinement converged?", f"ELBO change over the last 10% of steps {g['refine_last_change']:+.4f} nats"),
@@ -137,21 +173,28 @@ def _format_gaps(g: Dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _format_results(res: Dict[str, Any]) -> str:
+def _format_results(res: dict[str, Any]) -> str:
     rows = []
     if "log_likelihood" in res:
         per_datum = " per datum" + (f" ({res['per_datum_from']})" if "per_datum_from" in res else "")
         rows += [
-            ("test log-likelihood (IS, nats)", f"{res['log_likelihood']:.3f} ± {res['log_likelihood_se']:.3f} (Monte-Carlo "
-                                               f"standard error; {res['num_particles']} particles){per_datum}"
-                                               f"{_ess_note(res.get('log_likelihood_ess'), res['num_particles'])}"),
+            (
+                "test log-likelihood (IS, nats)",
+                f"{res['log_likelihood']:.3f} ± {res['log_likelihood_se']:.3f} (Monte-Carlo "
+                f"standard error; {res['num_particles']} particles){per_datum}"
+                f"{_ess_note(res.get('log_likelihood_ess'), res['num_particles'])}",
+            ),
             ("test ELBO (nats)", f"{res['elbo']:.3f}"),
         ]
         if "log_likelihood_batch" in res:
-            rows += [(f"log p(X)/B of batches of {res['batch_size']}",
-                      f"{res['log_likelihood_batch']:.3f} ± {res['log_likelihood_batch_se']:.3f}  (ELBO(X)/B "
-                      f"{res['elbo_batch']:.3f}: the bound the model was trained on, not comparable with per-datum "
-                      f"log p(x)){_ess_note(res.get('log_likelihood_batch_ess'), res['num_particles'])}")]
+            rows += [
+                (
+                    f"log p(X)/B of batches of {res['batch_size']}",
+                    f"{res['log_likelihood_batch']:.3f} ± {res['log_likelihood_batch_se']:.3f}  (ELBO(X)/B "
+                    f"{res['elbo_batch']:.3f}: the bound the model was trained on, not comparable with per-datum "
+                    f"log p(x)){_ess_note(res.get('log_likelihood_batch_ess'), res['num_particles'])}",
+                )
+            ]
         rows += [
             ("reconstruction E_q[log p(x|z)]", f"{res['reconstruction']:.3f}"),
             ("reconstruction squared error", f"{res['recon_mse']:.4f}"),
@@ -162,7 +205,9 @@ def _format_results(res: Dict[str, Any]) -> str:
         rows.append((f"KL({site})", f"{kl:.3f}"))
     for site, per_dim in res.get("kl_per_dim", {}).items():
         prior = res.get("kl_per_dim_prior", {}).get(site)
-        rows.append((f"KL({site}) per dim", " ".join(f"{v:.2f}" for v in per_dim) + (f"  (against {prior})" if prior else "")))
+        rows.append(
+            (f"KL({site}) per dim", " ".join(f"{v:.2f}" for v in per_dim) + (f"  (against {prior})" if prior else ""))
+        )
     if "active_units" in res:
         rows.append(("active units", str(res["active_units"])))
     rows.append(("test examples", str(res["n"])))
@@ -178,10 +223,16 @@ def cmd_evaluate(args) -> int:
     if args.refine < 0:
         raise ValueError(f"--refine must be >= 0 steps, got {args.refine}")
     run = _load(args)
-    res = run.evaluate(num_particles=args.particles, max_examples=None if args.all else args.max_examples, progress=True,
-                       refine=args.refine)
-    print(f"{run.config.model} / {run.config.guide} / {run.config.objective} on {run.config.data}: {res['n']} test "
-          f"examples, {res['num_particles']} particles each")
+    res = run.evaluate(
+        num_particles=args.particles,
+        max_examples=None if args.all else args.max_examples,
+        progress=True,
+        refine=args.refine,
+    )
+    print(
+        f"{run.config.model} / {run.config.guide} / {run.config.objective} on {run.config.data}: {res['n']} test "
+        f"examples, {res['num_particles']} particles each"
+    )
     print(_format_results(res))
     if "refined" in res:
         print(_format_gaps(res["refined"]))
@@ -207,8 +258,9 @@ def cmd_sample(args) -> int:
     out = Path(args.out) if args.out else Path(args.run) / "figures" / f"samples{suffix}"
     if out.suffix.lower() != suffix:
         kind = "an image grid" if run.data.is_image else "a tensor file (torch.save)"
-        raise ValueError(f"--out {out}: samples of {run.config.data} are written as {kind}; give a name ending "
-                         f"in {suffix}")
+        raise ValueError(
+            f"--out {out}: samples of {run.config.data} are written as {kind}; give a name ending in {suffix}"
+        )
     check_output(out, args.overwrite)
     x = run.sample(args.n, seed=args.seed)
     if run.data.is_image:
@@ -244,8 +296,10 @@ def cmd_list(args) -> int:
     print("models (guides: the first is the paper's default; default objective):")
     for e in MODELS.entries():
         print(f"  {e.name:<16} {e.help}")
-        print(f"  {'':<16} guides: {', '.join(guides_for(e.name)) or '(none: trained without a guide)'}; "
-              f"objective: {e.obj.default_objective}")
+        print(
+            f"  {'':<16} guides: {', '.join(guides_for(e.name)) or '(none: trained without a guide)'}; "
+            f"objective: {e.obj.default_objective}"
+        )
     print("objectives:")
     for e in OBJECTIVES.entries():
         print(f"  {e.name:<16} {e.help}")
@@ -260,9 +314,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from pyro_vaes.registry import EXPERIMENTS
-
     from pyro_vaes.engine.run_folder import check_writable
+    from pyro_vaes.registry import EXPERIMENTS
 
     run = EXPERIMENTS.get(args.name)
     overrides = parse_assignments(args.set, "--set")
@@ -270,8 +323,10 @@ def cmd_reproduce(args) -> int:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; give a folder for the experiment's results")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to write into it (only its results and "
-                              "its own run folders are replaced), or choose another --out")
+        raise FileExistsError(
+            f"{out} exists and is not empty; pass --overwrite to write into it (only its results and "
+            "its own run folders are replaced), or choose another --out"
+        )
     check_writable(out, "--out")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -286,21 +341,36 @@ def cmd_reproduce(args) -> int:
 
 
 def _add_switch(sub) -> None:
-    p = sub.add_parser("switch", help="switch a binary attribute of test items (CSVAE's attribute switching) -> PNG",
-                       description="Switch ATTRIBUTE of test items to --to (0 or 1) the way the model defines it: "
-                       "latent arithmetic (no labels: VAE), label swap (CondVAE), a point in the label's subspace "
-                       "(CSVAE). Writes a grid: one row per item, input, reconstruction, then each candidate.")
+    p = sub.add_parser(
+        "switch",
+        help="switch a binary attribute of test items (CSVAE's attribute switching) -> PNG",
+        description="Switch ATTRIBUTE of test items to --to (0 or 1) the way the model defines it: "
+        "latent arithmetic (no labels: VAE), label swap (CondVAE), a point in the label's subspace "
+        "(CSVAE). Writes a grid: one row per item, input, reconstruction, then each candidate.",
+    )
     p.add_argument("run", help="run folder (trained on data with 0/1 attribute labels)")
     p.add_argument("--attribute", required=True, help="attribute name (one of the data's labels) or column index")
     p.add_argument("--to", type=int, choices=(0, 1), required=True, help="the value to switch to")
     p.add_argument("-n", type=int, default=8, help="test items whose attribute is not already --to (default 8)")
     p.add_argument("--grid", type=int, default=5, help="subspace models: points per grid axis (default 5)")
-    p.add_argument("--method", default="auto", choices=("auto", "grid", "pca"),
-                   help="subspace models: grid (up to 2-D) or principal components (default: auto)")
-    p.add_argument("--others", default="keep", choices=("keep", "zero"),
-                   help="subspace models: the other labels' subspaces keep their posterior means or are set to 0")
-    p.add_argument("--intensity", type=float, action="append",
-                   help="latent arithmetic / label swap: the factor α (repeatable; default 1)")
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=("auto", "grid", "pca"),
+        help="subspace models: grid (up to 2-D) or principal components (default: auto)",
+    )
+    p.add_argument(
+        "--others",
+        default="keep",
+        choices=("keep", "zero"),
+        help="subspace models: the other labels' subspaces keep their posterior means or are set to 0",
+    )
+    p.add_argument(
+        "--intensity",
+        type=float,
+        action="append",
+        help="latent arithmetic / label swap: the factor α (repeatable; default 1)",
+    )
     p.add_argument("--out", help="PNG path (default RUN/figures/switch-ATTRIBUTE-toV.png; .pt for flat data)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _add_reader_options(p)
@@ -310,9 +380,18 @@ def cmd_switch(args) -> int:
     from pyro_vaes.switch import write_switch
 
     run = _load(args)
-    path = write_switch(run, args.attribute, args.to, out=args.out, overwrite=args.overwrite, n=args.n,
-                        grid=args.grid, method=args.method, others=args.others,
-                        intensities=tuple(args.intensity or (1.0,)))
+    path = write_switch(
+        run,
+        args.attribute,
+        args.to,
+        out=args.out,
+        overwrite=args.overwrite,
+        n=args.n,
+        grid=args.grid,
+        method=args.method,
+        others=args.others,
+        intensities=tuple(args.intensity or (1.0,)),
+    )
     print(f"written: {path}")
     return 0
 
@@ -325,8 +404,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _add_reader_options(p) -> None:
-    p.add_argument("--data-root", help="folder the run's data is read from when it moved (default: the recorded "
-                   "one, else $PYRO_VAES_DATA)")  # fmt: skip
+    p.add_argument(
+        "--data-root",
+        help="folder the run's data is read from when it moved (default: the recorded one, else $PYRO_VAES_DATA)",
+    )
     p.add_argument("--device", default="cpu")
 
 
@@ -341,35 +422,58 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit(sub)
     p = sub.add_parser("evaluate", help="held-out log-likelihood, ELBO, reconstruction and KLs -> results.json")
     p.add_argument("run", help="run folder")
-    p.add_argument("--particles", type=int, default=100,
-                   help="importance samples per datum (default 100; the standard error printed says when to ask for more)")
-    p.add_argument("--max-examples", type=int, default=500,
-                   help="evaluate on the first N test examples (default 500; --all for every one)")
+    p.add_argument(
+        "--particles",
+        type=int,
+        default=100,
+        help="importance samples per datum (default 100; the standard error printed says when to ask for more)",
+    )
+    p.add_argument(
+        "--max-examples",
+        type=int,
+        default=500,
+        help="evaluate on the first N test examples (default 500; --all for every one)",
+    )
     p.add_argument("--all", action="store_true", help="evaluate on every test example")
-    p.add_argument("--refine", type=int, default=0, metavar="K",
-                   help="also take K steps of local variational inference per example (model and networks fixed) and "
-                        "report the refined ELBO and the amortization and approximation gaps (default 0: off)")
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also take K steps of local variational inference per example (model and networks fixed) and "
+        "report the refined ELBO and the amortization and approximation gaps (default 0: off)",
+    )
     _add_reader_options(p)
     p = sub.add_parser("sample", help="decode prior samples into a PNG grid")
     p.add_argument("run", help="run folder")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="an image grid (.png) for image data, a tensor file (.pt) for flat data; default "
-                   "RUN/figures/samples.png or samples.pt")
+    p.add_argument(
+        "--out",
+        help="an image grid (.png) for image data, a tensor file (.pt) for flat data; default "
+        "RUN/figures/samples.png or samples.pt",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _add_reader_options(p)
     p = sub.add_parser("plot", help="figures: reconstructions, samples, traversals")
     p.add_argument("run", help="run folder")
-    p.add_argument("--kind", default="all", help="all (default), reconstructions, samples, traversals or "
-                   "generation-traversals (flow-prior runs)")
+    p.add_argument(
+        "--kind",
+        default="all",
+        help="all (default), reconstructions, samples, traversals or generation-traversals (flow-prior runs)",
+    )
     p.add_argument("--out", help="folder (default RUN/figures, whose figures are replaced)")
     p.add_argument("--overwrite", action="store_true", help="replace existing figures in --out")
     _add_reader_options(p)
     p = sub.add_parser("reproduce", help="rerun a paper experiment at laptop scale")
     p.add_argument("name", help="experiment name (see `pyro-vaes list`)")
     p.add_argument("--scale", default="small", choices=("tiny", "small", "full"))
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override one of the experiment's settings (repeatable), e.g. --set steps=3000 --set seeds=3")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one of the experiment's settings (repeatable), e.g. --set steps=3000 --set seeds=3",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root")
     p.add_argument("--out", help="output folder (default results/NAME)")
@@ -386,11 +490,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_compare(sub) -> None:
-    p = sub.add_parser("compare", help="fit guides of one model alike and compare them, inference gaps included",
-                       description="Fit every listed guide of MODEL with the same data, budget and seeds (or reuse "
-                                   "--runs), evaluate them on the same test examples, split each inference gap into "
-                                   "approximation and amortization (Cremer et al., 2018), time their steps, and write "
-                                   "OUT/compare.md, compare.json and compare.png.")  # fmt: skip
+    p = sub.add_parser(
+        "compare",
+        help="fit guides of one model alike and compare them, inference gaps included",
+        description="Fit every listed guide of MODEL with the same data, budget and seeds (or reuse "
+        "--runs), evaluate them on the same test examples, split each inference gap into "
+        "approximation and amortization (Cremer et al., 2018), time their steps, and write "
+        "OUT/compare.md, compare.json and compare.png.",
+    )
     p.add_argument("model", nargs="?", help="model name (not with --runs)")
     p.add_argument("--guides", help="comma-separated guide names (default: every guide of the model)")
     p.add_argument("--data", help="dataset name")
@@ -410,7 +517,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _int_list(text: str, option: str) -> List[int]:
+def _int_list(text: str, option: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -420,7 +527,7 @@ def _int_list(text: str, option: str) -> List[int]:
 def cmd_compare(args) -> int:
     from pyro_vaes.comparison import compare
 
-    settings: Dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     for key in ("steps", "batch_size", "lr"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
@@ -431,15 +538,35 @@ def cmd_compare(args) -> int:
     if args.runs and settings:
         raise ValueError(f"--runs compares finished runs as they are; drop {', '.join(sorted(settings))}")
     guides = [g.strip() for g in args.guides.split(",") if g.strip()] if args.guides else None
-    compare(args.model, guides, out=args.out, data=args.data, seeds=_int_list(args.seeds, "--seeds"),
-            objective=args.objective, runs=args.runs, num_particles=args.particles, max_examples=args.max_examples,
-            refine_steps=args.refine, data_root=args.data_root, progress=not args.quiet, **settings)  # fmt: skip
+    compare(
+        args.model,
+        guides,
+        out=args.out,
+        data=args.data,
+        seeds=_int_list(args.seeds, "--seeds"),
+        objective=args.objective,
+        runs=args.runs,
+        num_particles=args.particles,
+        max_examples=args.max_examples,
+        refine_steps=args.refine,
+        data_root=args.data_root,
+        progress=not args.quiet,
+        **settings,
+    )
     print((Path(args.out) / "compare.md").read_text())
     return 0
 
 
-COMMANDS = {"fit": cmd_fit, "evaluate": cmd_evaluate, "sample": cmd_sample, "plot": cmd_plot, "list": cmd_list,
-            "reproduce": cmd_reproduce, "switch": cmd_switch, "compare": cmd_compare}  # fmt: skip
+COMMANDS = {
+    "fit": cmd_fit,
+    "evaluate": cmd_evaluate,
+    "sample": cmd_sample,
+    "plot": cmd_plot,
+    "list": cmd_list,
+    "reproduce": cmd_reproduce,
+    "switch": cmd_switch,
+    "compare": cmd_compare,
+}
 
 
 def _one_line(err: BaseException) -> str:
@@ -447,7 +574,7 @@ def _one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run one command. An error a user can cause is one line on stderr and exit status 2; Ctrl-C exits with 130 and
     says where to resume; anything else is a bug, reported in one line (the traceback with ``--debug``)."""
     parser = build_parser()
@@ -467,8 +594,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             rank = launched[0]
             me = "pyro-vaes" if rank == 0 else f"pyro-vaes (rank {rank})"
             if args.command != "fit":
-                raise distributed.everywhere(ValueError(f"`pyro-vaes {args.command}` runs in one process; only `fit` "
-                                                        "trains on torchrun's ranks: run it without torchrun"), rank)
+                raise distributed.everywhere(
+                    ValueError(
+                        f"`pyro-vaes {args.command}` runs in one process; only `fit` "
+                        "trains on torchrun's ranks: run it without torchrun"
+                    ),
+                    rank,
+                )
             if rank != 0:
                 sys.stdout = open(os.devnull, "w")
         if args.command == "data":
@@ -483,11 +615,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.debug:
             raise
         if rank == 0:
-            print(f"{me}: {_one_line(err) if isinstance(err, TrainingInterrupted) else 'stopped (Ctrl-C)'}",
-                  file=sys.stderr)
+            print(
+                f"{me}: {_one_line(err) if isinstance(err, TrainingInterrupted) else 'stopped (Ctrl-C)'}",
+                file=sys.stderr,
+            )
         return 130
-    except (UnknownNameError, ValueError, OSError, RunExistsError, RunLockedError, TrainingDiverged,
-            NotImplementedError) as err:  # fmt: skip
+    except (
+        UnknownNameError,
+        ValueError,
+        OSError,
+        RunExistsError,
+        RunLockedError,
+        TrainingDiverged,
+        NotImplementedError,
+    ) as err:
         if args.debug:
             raise
         if not distributed.echoed(err):  # an error all ranks raised together is printed by rank 0 alone
@@ -497,8 +638,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.debug:
             raise
         if not distributed.echoed(err):
-            print(f"{me}: internal error ({type(err).__name__}: {_one_line(err)}); this is a bug: rerun with --debug "
-                  "for the traceback and report it", file=sys.stderr)
+            print(
+                f"{me}: internal error ({type(err).__name__}: {_one_line(err)}); this is a bug: rerun with --debug "
+                "for the traceback and report it",
+                file=sys.stderr,
+            )
         return 1
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any
 
 import torch
 
@@ -43,14 +44,16 @@ def _check_out(out: Path) -> bool:
     # an earlier comparison: its results, or (stopped before it wrote them) only the run folders it fits into runs/
     stopped_early = set(held) <= {RESULTS_JSON, RESULTS_MD, FIGURE, "runs"} and (out / "runs").is_dir()
     if not (out / RESULTS_JSON).is_file() and not stopped_early:
-        raise FileExistsError(f"--out {out} is not empty and holds no comparison ({', '.join(held[:5])}"
-                              f"{', ...' if len(held) > 5 else ''}); choose a new or empty folder")
+        raise FileExistsError(
+            f"--out {out} is not empty and holds no comparison ({', '.join(held[:5])}"
+            f"{', ...' if len(held) > 5 else ''}); choose a new or empty folder"
+        )
     for name in (RESULTS_MD, FIGURE):
         check_output(out / name, overwrite=True)
     return True
 
 
-def _matches(folder: Path, settings: Dict[str, Any]) -> bool:
+def _matches(folder: Path, settings: dict[str, Any]) -> bool:
     """Whether the finished run folder records these settings (a run this comparison fitted before)."""
     try:
         recorded = json.loads((folder / "config.json").read_text())
@@ -65,11 +68,13 @@ def _matches(folder: Path, settings: Dict[str, Any]) -> bool:
                 return False
         elif got != value:
             return False
-    rows = [json.loads(r) for r in (folder / "metrics.jsonl").read_text().splitlines() if r.strip() and '"event"' not in r]
+    rows = [
+        json.loads(r) for r in (folder / "metrics.jsonl").read_text().splitlines() if r.strip() and '"event"' not in r
+    ]
     return bool(rows) and rows[-1]["step"] == settings["steps"]
 
 
-def _step_seconds(runs: List[Any], seed: int = 0) -> List[float]:
+def _step_seconds(runs: list[Any], seed: int = 0) -> list[float]:
     """Seconds per training step (the objective's main loss and its backward pass on one training batch of the run's
     batch size), for each run, measured in alternating blocks in this process; the median block per run."""
     batches = []
@@ -77,7 +82,7 @@ def _step_seconds(runs: List[Any], seed: int = 0) -> List[float]:
         n = min(run.config.batch_size, len(run.data.train))
         x, y = run.data.train.batch(torch.arange(n))
         batches.append((x.to(run.model.device), None if y is None else y.to(run.model.device)))
-    times: List[List[float]] = [[] for _ in runs]
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(TIMING_BLOCKS):
         for i, run in enumerate(runs):
             x, y = batches[i]
@@ -95,28 +100,28 @@ def _step_seconds(runs: List[Any], seed: int = 0) -> List[float]:
     return [statistics.median(t) for t in times]
 
 
-def _mean_sd(values: Sequence[float]) -> Dict[str, float]:
+def _mean_sd(values: Sequence[float]) -> dict[str, float]:
     vals = [float(v) for v in values]
     return {"mean": sum(vals) / len(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
 
 
 def compare(
-    model: Optional[str] = None,
-    guides: Optional[Sequence[str]] = None,
+    model: str | None = None,
+    guides: Sequence[str] | None = None,
     *,
-    out: Union[str, Path],
-    data: Optional[str] = None,
+    out: str | Path,
+    data: str | None = None,
     seeds: Sequence[int] = (0,),
-    objective: Optional[str] = None,
-    runs: Optional[Sequence[Union[str, Path]]] = None,
+    objective: str | None = None,
+    runs: Sequence[str | Path] | None = None,
     num_particles: int = 100,
     max_examples: int = 100,
     refine_steps: int = 100,
     refine_particles: int = 10,
-    data_root: Optional[str] = None,
+    data_root: str | None = None,
     progress: bool = True,
     **settings: Any,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Fit (or reuse) and compare guides of one model; returns the table written to ``out/compare.json``.
 
     Either ``model`` (with ``guides``, default every guide registered for it, ``data`` and ``seeds``; ``settings``
@@ -158,7 +163,9 @@ def compare(
         for g in guides:
             if g not in guides_for(model):
                 GUIDES.entry(g)
-                raise ValueError(f"guide {g!r} does not fit model {model!r}; its guides: {', '.join(guides_for(model))}")
+                raise ValueError(
+                    f"guide {g!r} does not fit model {model!r}; its guides: {', '.join(guides_for(model))}"
+                )
         if len(set(seeds)) != len(seeds) or not seeds:
             raise ValueError(f"--seeds must be distinct and non-empty, got {list(seeds)}")
         continuing = _check_out(out)
@@ -174,8 +181,14 @@ def compare(
                     run = load(folder, data_root=data_root)
                 else:
                     print(f"fitting {model} with guide {g}, seed {seed} -> {folder}", flush=True)
-                    run = fit(out=folder, overwrite=continuing, figures=False, progress=progress, data_root=data_root,
-                              **wanted)  # fmt: skip
+                    run = fit(
+                        out=folder,
+                        overwrite=continuing,
+                        figures=False,
+                        progress=progress,
+                        data_root=data_root,
+                        **wanted,
+                    )
                 for m in (run.model, run.guide):
                     m.eval()
                 entries.append((g, seed, run))
@@ -185,23 +198,49 @@ def compare(
     for g, seed, run in entries:
         print(f"evaluating {g} (seed {seed})", flush=True)
         with isolated_rng(12345):  # every guide sees the same test examples and the same random streams
-            ev = evaluate(run.model, run.guide, run.data.test, num_particles, max_examples=max_examples,
-                          progress=progress)  # fmt: skip
-            gp = gaps(run.model, run.guide, run.data.test, max_examples=max_examples, refine_steps=refine_steps,
-                      refine_particles=refine_particles, num_particles=num_particles, progress=progress)  # fmt: skip
-        per_run.append({"guide": g, "seed": seed, "objective": run.config.objective, "steps": run.config.steps,
-                        "run_dir": str(run.run_dir), "evaluation": ev, "gaps": gp})  # fmt: skip
+            ev = evaluate(
+                run.model, run.guide, run.data.test, num_particles, max_examples=max_examples, progress=progress
+            )
+            gp = gaps(
+                run.model,
+                run.guide,
+                run.data.test,
+                max_examples=max_examples,
+                refine_steps=refine_steps,
+                refine_particles=refine_particles,
+                num_particles=num_particles,
+                progress=progress,
+            )
+        per_run.append(
+            {
+                "guide": g,
+                "seed": seed,
+                "objective": run.config.objective,
+                "steps": run.config.steps,
+                "run_dir": str(run.run_dir),
+                "evaluation": ev,
+                "gaps": gp,
+            }
+        )
     for row, secs in zip(per_run, _step_seconds([r for _, _, r in entries])):
         row["step_ms"] = 1000 * secs
 
-    table: Dict[str, Any] = {"model": model, "data": entries[0][2].config.data,
-                             "data_args": entries[0][2].config.data_args, "num_particles": num_particles,
-                             "max_examples": max_examples, "refine_steps": refine_steps,
-                             "refine_particles": refine_particles, "runs": per_run, "guides": {}}  # fmt: skip
+    table: dict[str, Any] = {
+        "model": model,
+        "data": entries[0][2].config.data,
+        "data_args": entries[0][2].config.data_args,
+        "num_particles": num_particles,
+        "max_examples": max_examples,
+        "refine_steps": refine_steps,
+        "refine_particles": refine_particles,
+        "runs": per_run,
+        "guides": {},
+    }
     for g in dict.fromkeys(r["guide"] for r in per_run):
         rows = [r for r in per_run if r["guide"] == g]
         summary = {
-            "objective": sorted({r["objective"] for r in rows}), "seeds": [r["seed"] for r in rows],
+            "objective": sorted({r["objective"] for r in rows}),
+            "seeds": [r["seed"] for r in rows],
             "elbo": _mean_sd([r["gaps"]["elbo_amortized"] for r in rows]),
             "log_likelihood": _mean_sd([r["gaps"]["log_likelihood"] for r in rows]),
             "log_likelihood_se": max(r["gaps"]["log_likelihood_se"] for r in rows),
@@ -223,36 +262,69 @@ def compare(
     return table
 
 
-def _fmt(stat: Dict[str, float], digits: int = 2) -> str:
+def _fmt(stat: dict[str, float], digits: int = 2) -> str:
     return f"{stat['mean']:.{digits}f}" + (f" ± {stat['sd']:.{digits}f}" if stat["n"] > 1 else "")
 
 
-def markdown(table: Dict[str, Any]) -> List[str]:
+def markdown(table: dict[str, Any]) -> list[str]:
     """The comparison as markdown lines: one row per guide, mean ± standard deviation over seeds."""
     sites = sorted({s for g in table["guides"].values() for s in g["kl"]})
-    head = ["guide", "objective", "seeds", "ELBO", "log p(x)", "approximation gap", "amortization gap",
-            "refined ELBO", *[f"KL({s})" for s in sites], "active units", "step (ms)"]  # fmt: skip
-    lines = [f"# {table['model']} on {table['data']}: guides compared", "",
-             f"{table['max_examples']} test examples, {table['num_particles']} importance samples each; gaps after "
-             f"{table['refine_steps']} refinement steps of {table['refine_particles']} particles (Cremer et al., "
-             "2018); mean ± standard deviation over seeds; nats per datum. Monte-Carlo standard errors are in "
-             "compare.json.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    head = [
+        "guide",
+        "objective",
+        "seeds",
+        "ELBO",
+        "log p(x)",
+        "approximation gap",
+        "amortization gap",
+        "refined ELBO",
+        *[f"KL({s})" for s in sites],
+        "active units",
+        "step (ms)",
+    ]
+    lines = [
+        f"# {table['model']} on {table['data']}: guides compared",
+        "",
+        f"{table['max_examples']} test examples, {table['num_particles']} importance samples each; gaps after "
+        f"{table['refine_steps']} refinement steps of {table['refine_particles']} particles (Cremer et al., "
+        "2018); mean ± standard deviation over seeds; nats per datum. Monte-Carlo standard errors are in "
+        "compare.json.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for g, s in table["guides"].items():
         flag = "" if s["log_likelihood_reliable"] else " (unreliable: ESS < 10)"
-        lines.append("| " + " | ".join([
-            g, ", ".join(s["objective"]), str(len(s["seeds"])), _fmt(s["elbo"]), _fmt(s["log_likelihood"]) + flag,
-            _fmt(s["approximation_gap"]), _fmt(s["amortization_gap"]), _fmt(s["elbo_refined"]),
-            *[_fmt(s["kl"][site]) if site in s["kl"] else "" for site in sites], _fmt(s["active_units"], 1),
-            _fmt(s["step_ms"], 1)]) + " |")  # fmt: skip
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    g,
+                    ", ".join(s["objective"]),
+                    str(len(s["seeds"])),
+                    _fmt(s["elbo"]),
+                    _fmt(s["log_likelihood"]) + flag,
+                    _fmt(s["approximation_gap"]),
+                    _fmt(s["amortization_gap"]),
+                    _fmt(s["elbo_refined"]),
+                    *[_fmt(s["kl"][site]) if site in s["kl"] else "" for site in sites],
+                    _fmt(s["active_units"], 1),
+                    _fmt(s["step_ms"], 1),
+                ]
+            )
+            + " |"
+        )
     worst = max((s["refine_last_change"] for s in table["guides"].values()), default=0.0)
-    lines += ["", f"Refinement convergence: the largest ELBO change over the last 10 % of refinement steps was "
-                  f"{worst:.4f} nats per datum (L[q*] is a lower bound: the approximation gap may be over- and the "
-                  "amortization gap under-estimated by about that much)."]  # fmt: skip
+    lines += [
+        "",
+        f"Refinement convergence: the largest ELBO change over the last 10 % of refinement steps was "
+        f"{worst:.4f} nats per datum (L[q*] is a lower bound: the approximation gap may be over- and the "
+        "amortization gap under-estimated by about that much).",
+    ]
     return lines
 
 
-def figure(table: Dict[str, Any], path: Path) -> Any:
+def figure(table: dict[str, Any], path: Path) -> Any:
     """Left: log p(x) and the amortized and refined ELBOs per guide (mean over seeds ± sd, each seed a dot). Right: the
     inference gap log p(x) − L[q_φ] stacked as approximation gap + amortization gap (± sd over seeds). A guide whose
     log p(x) is unreliable (ESS < 10 on some seed) gets a hollow log p(x) marker labelled "ESS < 10" and a hatched
@@ -265,12 +337,22 @@ def figure(table: Dict[str, Any], path: Path) -> Any:
     unreliable = [not table["guides"][g]["log_likelihood_reliable"] for g in guides]
     fig = Figure(figsize=(4 + 1.6 * len(guides), 3.4))
     ax = fig.add_subplot(1, 2, 1)
-    for j, (key, source, label) in enumerate([("log_likelihood", "log_likelihood", "log p(x)"),
-                                              ("elbo_refined", "elbo_refined", "ELBO, refined q*"),
-                                              ("elbo", "elbo_amortized", "ELBO, amortized q_φ")]):  # fmt: skip
+    for j, (key, source, label) in enumerate(
+        [
+            ("log_likelihood", "log_likelihood", "log p(x)"),
+            ("elbo_refined", "elbo_refined", "ELBO, refined q*"),
+            ("elbo", "elbo_amortized", "ELBO, amortized q_φ"),
+        ]
+    ):
         xs = [i + (j - 1) * 0.2 for i in idx]
-        bars = ax.errorbar(xs, [table["guides"][g][key]["mean"] for g in guides],
-                           yerr=[table["guides"][g][key]["sd"] for g in guides], fmt="o", capsize=3, label=label)
+        bars = ax.errorbar(
+            xs,
+            [table["guides"][g][key]["mean"] for g in guides],
+            yerr=[table["guides"][g][key]["sd"] for g in guides],
+            fmt="o",
+            capsize=3,
+            label=label,
+        )
         for i, g in zip(idx, guides):
             vals = [r["gaps"][source] for r in table["runs"] if r["guide"] == g]
             ax.scatter([xs[i]] * len(vals), vals, color="black", s=6, zorder=3)
@@ -285,10 +367,24 @@ def figure(table: Dict[str, Any], path: Path) -> Any:
     ax = fig.add_subplot(1, 2, 2)
     approx = [table["guides"][g]["approximation_gap"] for g in guides]
     amort = [table["guides"][g]["amortization_gap"] for g in guides]
-    ax.bar(idx, [a["mean"] for a in approx], 0.6, yerr=[a["sd"] for a in approx], capsize=3, label="approximation",
-           hatch=["//" if u else "" for u in unreliable])  # fmt: skip
-    ax.bar(idx, [a["mean"] for a in amort], 0.6, bottom=[a["mean"] for a in approx], yerr=[a["sd"] for a in amort],
-           capsize=3, label="amortization")  # fmt: skip
+    ax.bar(
+        idx,
+        [a["mean"] for a in approx],
+        0.6,
+        yerr=[a["sd"] for a in approx],
+        capsize=3,
+        label="approximation",
+        hatch=["//" if u else "" for u in unreliable],
+    )
+    ax.bar(
+        idx,
+        [a["mean"] for a in amort],
+        0.6,
+        bottom=[a["mean"] for a in approx],
+        yerr=[a["sd"] for a in amort],
+        capsize=3,
+        label="amortization",
+    )
     ax.set_ylabel("gap (nats per datum)")
     ax.legend(fontsize=7, title="hatched: log p(x) ESS < 10" if any(unreliable) else None, title_fontsize=7)
     for a in fig.axes:

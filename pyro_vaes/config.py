@@ -6,18 +6,42 @@ from __future__ import annotations
 import json
 import math
 import re
+import types
 import typing
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any
 
 import yaml
 
 BACKENDS = ("torch", "svi")
 #: the keys of a config.json written by pyro_vaes 0.1.0 (it had no "version")
-V1_KEYS = frozenset({"model", "guide", "objective", "data", "model_args", "guide_args", "objective_args", "data_args",
-                     "data_root", "steps", "batch_size", "lr", "aux_lr", "eval_every", "eval_batches",
-                     "checkpoint_every", "seed", "device", "backend", "out", "figures"})
+V1_KEYS = frozenset(
+    {
+        "model",
+        "guide",
+        "objective",
+        "data",
+        "model_args",
+        "guide_args",
+        "objective_args",
+        "data_args",
+        "data_root",
+        "steps",
+        "batch_size",
+        "lr",
+        "aux_lr",
+        "eval_every",
+        "eval_batches",
+        "checkpoint_every",
+        "seed",
+        "device",
+        "backend",
+        "out",
+        "figures",
+    }
+)
 #: the version of the config.json layout: 1 = pyro_vaes 0.1.0 (no "version" key), 2 = the contract of docs/design.md
 CONFIG_VERSION = 2
 
@@ -27,14 +51,14 @@ class FitConfig:
     """Settings of one training run. Every field can come from the CLI or a JSON/YAML config file."""
 
     model: str = "vae"
-    guide: Optional[str] = None  # None: the model's default guide
-    objective: Optional[str] = None  # None: the model's default objective
+    guide: str | None = None  # None: the model's default guide
+    objective: str | None = None  # None: the model's default objective
     data: str = "shapes2d"
-    model_args: Dict[str, Any] = field(default_factory=dict)
-    guide_args: Dict[str, Any] = field(default_factory=dict)
-    objective_args: Dict[str, Any] = field(default_factory=dict)
-    data_args: Dict[str, Any] = field(default_factory=dict)
-    data_root: Optional[str] = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    guide_args: dict[str, Any] = field(default_factory=dict)
+    objective_args: dict[str, Any] = field(default_factory=dict)
+    data_args: dict[str, Any] = field(default_factory=dict)
+    data_root: str | None = None
     steps: int = 1000
     batch_size: int = 128
     lr: float = 1e-3
@@ -45,7 +69,7 @@ class FitConfig:
     seed: int = 0
     device: str = "cpu"
     backend: str = "torch"
-    out: Optional[str] = None
+    out: str | None = None
     figures: bool = True
     #: stop when the per-datum loss exceeds its running average by more than this many times the average's
     #: magnitude (plus one); 0 turns the check off (non-finite losses always stop training)
@@ -72,11 +96,11 @@ class FitConfig:
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "FitConfig":
+    def from_dict(cls, d: dict[str, Any]) -> FitConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -89,7 +113,7 @@ class FitConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
-def read_config_file(path: str) -> Dict[str, Any]:
+def read_config_file(path: str) -> dict[str, Any]:
     """Read a JSON or YAML config file into a dict of :class:`FitConfig` fields."""
     p = Path(path)
     if not p.exists():
@@ -104,7 +128,9 @@ def read_config_file(path: str) -> Dict[str, Any]:
         data = json.loads(text) if p.suffix == ".json" else (yaml.safe_load(text) or {})
     except (ValueError, yaml.YAMLError) as err:
         problem = " ".join(str(err).split())
-        raise ValueError(f"config file {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({problem})") from None
+        raise ValueError(
+            f"config file {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({problem})"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must hold a mapping of settings, got {type(data).__name__}")
     return data
@@ -118,7 +144,7 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is Any or annotation is None:
         return value
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:
         if value is None and type(None) in args:
             return None
         errors = []
@@ -148,7 +174,7 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         if isinstance(value, str):
             return value
         raise ValueError(f"{where}: expected text, got {value!r}")
-    if origin in (dict, typing.Dict) or annotation is dict:
+    if origin in (dict, dict) or annotation is dict:
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return dict(value)
         raise ValueError(f"{where}: expected a mapping of names to values, got {value!r}")
@@ -159,12 +185,12 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def parse_assignments(items: Optional[Sequence[str]], flag: str) -> Dict[str, Any]:
+def parse_assignments(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
     """``["key=value", ...]`` -> dict, for every option that takes ``KEY=VALUE`` (``--model-arg``, ``--data-arg``,
     ``--set``, ...). Keys may use ``-`` for ``_``; values are read as YAML scalars or collections
     (``3`` -> 3, ``1e-3`` -> 0.001, ``true`` -> True, ``null`` -> None, ``[1, 2]`` -> [1, 2]; any other text,
     ``none`` included, stays a string)."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")

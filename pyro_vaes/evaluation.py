@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import pyro
 import pyro.poutine as poutine
@@ -65,8 +65,8 @@ class SiteLogProbs:
     log_w: torch.Tensor
     elbo: torch.Tensor
     obs: torch.Tensor
-    kl: Dict[str, torch.Tensor]
-    values: Dict[str, torch.Tensor]
+    kl: dict[str, torch.Tensor]
+    values: dict[str, torch.Tensor]
 
 
 def _has_enum_dims(lp: torch.Tensor) -> bool:
@@ -82,10 +82,13 @@ def _aligned(site: dict, S: int, B: int) -> torch.Tensor:
     return lp.expand(*lp.shape[:-1], B) if _in_data_plate(site) else lp.expand(*lp.shape[:-1], B) / B
 
 
-def latent_sites(trace) -> Dict[str, dict]:
+def latent_sites(trace) -> dict[str, dict]:
     """The trace's latent sample sites by name: sampled, not observed, not a plate's subsample site."""
-    return {n: s for n, s in trace.nodes.items()
-            if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)}  # fmt: skip
+    return {
+        n: s
+        for n, s in trace.nodes.items()
+        if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)
+    }
 
 
 @dataclass
@@ -94,12 +97,12 @@ class GuideParticles:
     model's plates), each latent site's log q as (..., S, B) and the guide-enumerated sites."""
 
     trace: poutine.Trace
-    q_lp: Dict[str, torch.Tensor]
-    enumerated: Set[str]
+    q_lp: dict[str, torch.Tensor]
+    enumerated: set[str]
     num_particles: int
     dim: int
 
-    def narrow(self, start: int, size: int) -> "GuideParticles":
+    def narrow(self, start: int, size: int) -> GuideParticles:
         """Particles ``start`` … ``start + size − 1``: every value and log q cut along the particle dimension (the
         guide is not run again)."""
         if start == 0 and size == self.num_particles:
@@ -116,7 +119,7 @@ class GuideParticles:
         return GuideParticles(trace, q_lp, self.enumerated, size, self.dim)
 
 
-def guide_particles(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num_particles: int) -> GuideParticles:
+def guide_particles(model, guide, x: torch.Tensor, y: torch.Tensor | None, num_particles: int) -> GuideParticles:
     """Trace ``num_particles`` draws of the guide for a batch ``x`` in one pass (a ``particles`` plate), a discrete
     site that can be enumerated in the guide enumerated (see :func:`site_log_probs`)."""
     S, B = num_particles, x.shape[0]
@@ -124,7 +127,9 @@ def guide_particles(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], nu
     with pyro.plate("particles", S, dim=dim):
         guide_trace = poutine.trace(poutine.enum(guide.guide, first_available_dim=dim - 1)).get_trace(x, y)
         q_lp = {n: _aligned(site, S, B) for n, site in latent_sites(guide_trace).items()}
-        enumerated = {n for n, site in latent_sites(guide_trace).items() if site["infer"].get("_enumerate_dim") is not None}
+        enumerated = {
+            n for n, site in latent_sites(guide_trace).items() if site["infer"].get("_enumerate_dim") is not None
+        }
         if any(_has_enum_dims(lp) for n, lp in q_lp.items() if n not in enumerated):  # not a leaf: sample it
             guide_trace = poutine.trace(guide.guide).get_trace(x, y)
             q_lp = {n: _aligned(site, S, B) for n, site in latent_sites(guide_trace).items()}
@@ -132,7 +137,7 @@ def guide_particles(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], nu
     return GuideParticles(guide_trace, q_lp, enumerated, S, dim)
 
 
-def replay_log_probs(model, particles: GuideParticles, x: torch.Tensor, y: Optional[torch.Tensor]) -> SiteLogProbs:
+def replay_log_probs(model, particles: GuideParticles, x: torch.Tensor, y: torch.Tensor | None) -> SiteLogProbs:
     """Replay the model on the guide's particles and combine the log-densities into the weights and the bound's
     terms (see :func:`site_log_probs`)."""
     S, B, dim = particles.num_particles, x.shape[0], particles.dim
@@ -141,8 +146,11 @@ def replay_log_probs(model, particles: GuideParticles, x: torch.Tensor, y: Optio
         replayed = poutine.replay(model.model, trace=guide_trace)
         model_trace = poutine.trace(poutine.enum(replayed, first_available_dim=dim - 1)).get_trace(x, y)
     values = {n: site["value"] for n, site in latent_sites(guide_trace).items() if n not in enumerated}
-    p_lp = {n: _aligned(site, S, B) for n, site in model_trace.nodes.items()
-            if site["type"] == "sample" and not site_is_subsample(site)}  # fmt: skip
+    p_lp = {
+        n: _aligned(site, S, B)
+        for n, site in model_trace.nodes.items()
+        if site["type"] == "sample" and not site_is_subsample(site)
+    }
     observed = [n for n in p_lp if model_trace.nodes[n]["is_observed"]]
     for n in [n for n, lp in p_lp.items() if n not in q_lp and n not in observed and not _has_enum_dims(lp)]:
         del p_lp[n]  # drawn from its prior by the replayed model: the prior is its proposal and cancels
@@ -162,8 +170,9 @@ def replay_log_probs(model, particles: GuideParticles, x: torch.Tensor, y: Optio
         weight = flat(log_qd).exp()
         expect = lambda t: (weight * flat(t.expand(dims))).sum(0)  # noqa: E731
         obs = sum((expect(p_lp[n]) for n in observed), zero)
-        kl = {n: expect(q_lp[n] - p_lp[n]) if n in enumerated else q_lp[n].reshape(S, B) - expect(p_lp[n])
-              for n in q_lp}  # fmt: skip
+        kl = {
+            n: expect(q_lp[n] - p_lp[n]) if n in enumerated else q_lp[n].reshape(S, B) - expect(p_lp[n]) for n in q_lp
+        }
     else:  # model-only enumerated sites: summed out of p; their mixture is charged to the guide's site they feed
         group = {n for n, lp in p_lp.items() if _has_enum_dims(lp)}
         summed = torch.logsumexp(flat(sum((p_lp[n] for n in group), zero).expand(dims)), 0) if group else zero
@@ -176,7 +185,7 @@ def replay_log_probs(model, particles: GuideParticles, x: torch.Tensor, y: Optio
     return SiteLogProbs(log_w, elbo, obs, kl, values)
 
 
-def site_log_probs(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num_particles: int) -> SiteLogProbs:
+def site_log_probs(model, guide, x: torch.Tensor, y: torch.Tensor | None, num_particles: int) -> SiteLogProbs:
     """Trace ``num_particles`` draws of the guide and the replayed model for a batch ``x``, every discrete site that
     can be enumerated summed out exactly (see the module docstring):
 
@@ -196,8 +205,14 @@ MAX_ROWS = 1000
 GUIDE_ROWS = 100_000
 
 
-def particle_chunks(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], num_particles: int, chunk: int,
-                    ) -> Iterator[SiteLogProbs]:
+def particle_chunks(
+    model,
+    guide,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    num_particles: int,
+    chunk: int,
+) -> Iterator[SiteLogProbs]:
     """:func:`site_log_probs` of ``num_particles`` draws, ``chunk`` particles at a time. The guide runs once per
     block of up to ``GUIDE_ROWS`` draws (its encoder sees the batch once, not once per chunk); the model is replayed
     on each chunk of the block's particles. Pyro's validation checks run on the first guide pass and the first
@@ -216,7 +231,7 @@ def particle_chunks(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], nu
         done += size
 
 
-def log_mean_exp_se(log_w: torch.Tensor, dim: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+def log_mean_exp_se(log_w: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """log (1/S) Σ_s w_s along ``dim`` and its delta-method standard error sqrt((S Σw²/(Σw)² − 1) / S).
 
     The standard error is only as good as the sample variance of the weights: when one weight dominates
@@ -248,14 +263,19 @@ class ParticleEstimates:
     ess: torch.Tensor  # effective sample size of the weights (per datum; the batch's, repeated, with global latents)
     elbo: torch.Tensor  # mean_s log w_s
     reconstruction: torch.Tensor  # mean_s log p(x | latents_s)
-    kl: Dict[str, torch.Tensor]  # mean_s [log q − log p] per latent site
-    values: Dict[str, List[torch.Tensor]]  # particle values per guide site, chunk by chunk
+    kl: dict[str, torch.Tensor]  # mean_s [log q − log p] per latent site
+    values: dict[str, list[torch.Tensor]]  # particle values per guide site, chunk by chunk
     num_particles: int
 
 
 @torch.no_grad()
 def particle_estimates(
-    model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100,
+    model,
+    guide,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    num_particles: int = 1000,
+    chunk: int = 100,
     keep_values: bool = False,
 ) -> ParticleEstimates:
     """``num_particles`` draws from the guide for a batch, the model replayed on ``chunk`` of them at a time (and at
@@ -266,10 +286,10 @@ def particle_estimates(
     B = x.shape[0]
     chunk = max(1, min(chunk, MAX_ROWS // B))
     joint = len(model.global_sites) > 0
-    weights: List[torch.Tensor] = []
+    weights: list[torch.Tensor] = []
     elbo, obs = x.new_zeros(B), x.new_zeros(B)
-    kl: Dict[str, torch.Tensor] = {}
-    values: Dict[str, List[torch.Tensor]] = {}
+    kl: dict[str, torch.Tensor] = {}
+    values: dict[str, list[torch.Tensor]] = {}
     for lp in particle_chunks(model, guide, x, y, num_particles, chunk):  # (s, B) each
         weights.append(lp.log_w.sum(-1, keepdim=True) if joint else lp.log_w)
         elbo += lp.elbo.sum(0)
@@ -283,19 +303,27 @@ def particle_estimates(
     (ll, se), ess = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0)
     if joint:
         ll, se, ess = ll.expand(B) / B, se.expand(B) / B, ess.expand(B)
-    return ParticleEstimates(ll, se, ess, elbo / num_particles, obs / num_particles,
-                             {k: v / num_particles for k, v in kl.items()}, values, num_particles)  # fmt: skip
+    return ParticleEstimates(
+        ll,
+        se,
+        ess,
+        elbo / num_particles,
+        obs / num_particles,
+        {k: v / num_particles for k, v in kl.items()},
+        values,
+        num_particles,
+    )
 
 
 def log_likelihood_is(
-    model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000, chunk: int = 100
+    model, guide, x: torch.Tensor, y: torch.Tensor | None = None, num_particles: int = 1000, chunk: int = 100
 ) -> torch.Tensor:
     """Importance-sampled log p(x_i) per datum, shape (B,), with ``num_particles`` draws from the guide
     (Burda et al., 2016, eq. 8); see :func:`particle_estimates`."""
     return particle_estimates(model, guide, x, y, num_particles, chunk).log_likelihood
 
 
-def _marginal_normal(d) -> Optional[Normal]:
+def _marginal_normal(d) -> Normal | None:
     """Per-dimension Normal marginals of a (batched) Normal or MultivariateNormal, else None."""
     while isinstance(d, Independent):
         d = d.base_dist
@@ -307,16 +335,22 @@ def _marginal_normal(d) -> Optional[Normal]:
 
 
 @torch.no_grad()
-def kl_per_dimension(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 100,
-                     ) -> Dict[str, Dict[str, object]]:
+def kl_per_dimension(
+    model,
+    guide,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    num_particles: int = 100,
+) -> dict[str, dict[str, object]]:
     """KL(q(z_d | x) ‖ p(z_d)) per dimension d of every latent site with a per-dimension marginal prior
     (``model.marginal_prior(site)``), averaged over the batch: analytic where registered, else the mean over
     ``num_particles`` draws of log q(z_d | x) − log p(z_d), with its standard error. A batch-level site's KL is
     divided by the batch size (per-datum units, as ``kl``). Returns ``{site: {"kl", "se", "prior"}}``."""
     B = x.shape[0]
-    guide_trace = poutine.trace(pyro.plate("particles", num_particles, dim=-(model.max_plate_nesting + 1))(guide.guide)
-                                ).get_trace(x, y)  # fmt: skip
-    out: Dict[str, Dict[str, object]] = {}
+    guide_trace = poutine.trace(
+        pyro.plate("particles", num_particles, dim=-(model.max_plate_nesting + 1))(guide.guide)
+    ).get_trace(x, y)
+    out: dict[str, dict[str, object]] = {}
     for name, site in latent_sites(guide_trace).items():
         marginal = model.marginal_prior(name)
         q = _marginal_normal(site["fn"])
@@ -350,10 +384,10 @@ def evaluate(
     split,
     num_particles: int = 100,
     batch_size: int = 100,
-    max_examples: Optional[int] = 500,
+    max_examples: int | None = 500,
     chunk: int = 100,
     progress: bool = False,
-) -> Dict[str, object]:
+) -> dict[str, object]:
     """All evaluation numbers for the first ``max_examples`` examples of a held-out split (mean per datum, in nats),
     with the modules in eval mode (see the module docstring for what each key means).
 
@@ -377,17 +411,17 @@ def evaluate(
         return {"n": n, "num_particles": 0, "note": "the model has no guide: no likelihood, ELBO or reconstruction"}
     joint = len(model.global_sites) > 0
     tot = {"log_likelihood": 0.0, "elbo": 0.0, "reconstruction": 0.0, "recon_mse": 0.0}
-    ess: Dict[str, List[float]] = {"per_datum": [], "batch": []}
+    ess: dict[str, list[float]] = {"per_datum": [], "batch": []}
     var = {"log_likelihood": 0.0}
     batch_tot = {"log_likelihood_batch": 0.0, "log_likelihood_batch_var": 0.0, "elbo_batch": 0.0}
-    kl_site: Dict[str, float] = {}
-    kl_dim: Dict[str, Dict[str, object]] = {}
-    means: List[torch.Tensor] = []
+    kl_site: dict[str, float] = {}
+    kl_dim: dict[str, dict[str, object]] = {}
+    means: list[torch.Tensor] = []
     bar = _progress(n * (2 if joint else 1), f"evaluate ({num_particles} particles)", progress)
 
     def accumulate(est: ParticleEstimates, xb, yb, per_datum: bool) -> None:
         tot["log_likelihood"] += float(est.log_likelihood.sum()) if per_datum else 0.0
-        var["log_likelihood"] += float((est.log_likelihood_se ** 2).sum()) if per_datum else 0.0
+        var["log_likelihood"] += float((est.log_likelihood_se**2).sum()) if per_datum else 0.0
         ess["per_datum"] += est.ess.tolist()
         tot["elbo"] += float(est.elbo.sum())
         tot["reconstruction"] += float(est.reconstruction.sum())
@@ -423,7 +457,7 @@ def evaluate(
                 accumulate(est, x, y, per_datum=True)
                 bar.update(1)
     bar.close()
-    result: Dict[str, object] = {k: v / n for k, v in tot.items()}
+    result: dict[str, object] = {k: v / n for k, v in tot.items()}
     result["log_likelihood_se"] = math.sqrt(var["log_likelihood"]) / n
     result["log_likelihood_ess"] = float(torch.tensor(ess["per_datum"]).median())
     result["log_likelihood_reliable"] = result["log_likelihood_ess"] >= MIN_ESS

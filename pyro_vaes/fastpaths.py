@@ -50,22 +50,22 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import pyro
 import pyro.distributions
 import torch
+from pyro import poutine
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.distributions.util import scale_and_mask
-from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from pyro.infer.traceenum_elbo import _compute_dice_elbo
-from pyro.poutine.enum_messenger import EnumMessenger
 from pyro.infer.util import is_validation_enabled
-from pyro.util import warn_if_nan
 from pyro.poutine.broadcast_messenger import BroadcastMessenger
+from pyro.poutine.enum_messenger import EnumMessenger
 from pyro.poutine.subsample_messenger import SubsampleMessenger
 from pyro.poutine.util import prune_subsample_sites, site_is_subsample
+from pyro.util import warn_if_nan
 
 #: the Pyro versions whose plate internals the fast paths were checked against (major, minor)
 CHECKED_PYRO = ("1.9",)
@@ -86,6 +86,8 @@ def disabled() -> Iterator[None]:
 def active() -> bool:
     """Whether the fast paths are in use (not inside :func:`disabled`)."""
     return _ENABLED
+
+
 _PYRO_OK = any(pyro.__version__.startswith(v + ".") or pyro.__version__ == v for v in CHECKED_PYRO)
 _ORIG_BROADCAST = BroadcastMessenger.__dict__["_pyro_sample"]
 _ORIG_SUBSAMPLE = SubsampleMessenger.__dict__["_subsample"]
@@ -147,7 +149,8 @@ class LeanTrace_ELBO(Trace_ELBO):
         for _ in range(1 if self.vectorize_particles else self.num_particles):
             guide_trace = poutine.trace(guide, graph_type="flat").get_trace(*args, **kwargs)
             model_trace = poutine.trace(poutine.replay(model, trace=guide_trace), graph_type="flat").get_trace(
-                *args, **kwargs)
+                *args, **kwargs
+            )
             yield model_trace, guide_trace
 
     def _loss(self, model_trace, guide_trace):
@@ -157,8 +160,9 @@ class LeanTrace_ELBO(Trace_ELBO):
             model_trace, guide_trace = prune_subsample_sites(model_trace), prune_subsample_sites(guide_trace)
             model_trace.compute_log_prob()
             guide_trace.compute_score_parts()
-            elbo = sum(s["log_prob_sum"].detach() for s in model_trace.nodes.values() if s["type"] == "sample") \
-                - sum(s["log_prob_sum"].detach() for s in guide_trace.nodes.values() if s["type"] == "sample")  # fmt: skip
+            elbo = sum(s["log_prob_sum"].detach() for s in model_trace.nodes.values() if s["type"] == "sample") - sum(
+                s["log_prob_sum"].detach() for s in guide_trace.nodes.values() if s["type"] == "sample"
+            )
             _, surrogate_loss = self._differentiable_loss_particle(model_trace, guide_trace)
             return -elbo + (surrogate_loss - surrogate_loss.detach())
         elbo = 0.0
@@ -174,7 +178,9 @@ class LeanTrace_ELBO(Trace_ELBO):
         # the first step (Pyro's validation on): the traces come through Pyro's checked path (shapes, supports,
         # model/guide match); either way the value is summed alike, so a run resumed mid-way logs the same losses
         checked = is_validation_enabled()
-        traces = self._get_traces(model, guide, args, kwargs) if checked else self._lean_traces(model, guide, args, kwargs)
+        traces = (
+            self._get_traces(model, guide, args, kwargs) if checked else self._lean_traces(model, guide, args, kwargs)
+        )
         losses = [self._loss(m, g) for m, g in traces]  # one particle traced, then its loss, then the next
         if self.vectorize_particles:
             loss = losses[0] / self.num_particles  # one trace holds every particle
@@ -193,9 +199,9 @@ class LeanTraceEnum_ELBO(TraceEnum_ELBO):
 
     #: whether the lean sum applies to this model and guide: decided on the first call, whose traces come through
     #: Pyro's own path (with its checks when validation is on), and again on every checked call (None: not yet)
-    _lean: Optional[bool] = None
+    _lean: bool | None = None
 
-    def _lean_loss(self, model_trace, guide_trace) -> Optional[torch.Tensor]:
+    def _lean_loss(self, model_trace, guide_trace) -> torch.Tensor | None:
         """−Σ_sites E_{q(d)}[scaled log p − scaled log q] with d the guide's one enumerated site, or None when the
         traces have another structure: more or fewer enumerated guide sites, a site the model enumerates itself, a
         guide site that depends on d (d not a leaf), a non-reparameterised guide site."""
@@ -206,7 +212,7 @@ class LeanTraceEnum_ELBO(TraceEnum_ELBO):
         dim = d["infer"]["_enumerate_dim"]
         q_d = d["fn"].log_prob(d["value"]).exp()  # q(d = k | ·): TraceEnum's Dice factor (unscaled)
 
-        def expected(site, may_depend: bool) -> Optional[torch.Tensor]:
+        def expected(site, may_depend: bool) -> torch.Tensor | None:
             lp = _scaled_log_prob(site)
             left = lp.dim() - self.max_plate_nesting  # the dims left of the plates hold enumerated values
             enum_dims = [i - lp.dim() for i in range(max(0, left)) if lp.shape[i] > 1]
@@ -232,10 +238,12 @@ class LeanTraceEnum_ELBO(TraceEnum_ELBO):
     def _lean_traces(self, model, guide, args, kwargs):
         """The guide traced with its discrete sites enumerated, the model replayed on it, as ``_get_traces`` draws
         them (the same enumeration dimensions), without Pyro's checks, log-prob packing or the sequential queue."""
-        guide_trace = poutine.trace(EnumMessenger(first_available_dim=-1 - self.max_plate_nesting)(guide),
-                                    graph_type="flat").get_trace(*args, **kwargs)  # fmt: skip
-        model_trace = poutine.trace(poutine.replay(EnumMessenger()(model), trace=guide_trace),
-                                    graph_type="flat").get_trace(*args, **kwargs)  # fmt: skip
+        guide_trace = poutine.trace(
+            EnumMessenger(first_available_dim=-1 - self.max_plate_nesting)(guide), graph_type="flat"
+        ).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(
+            poutine.replay(EnumMessenger()(model), trace=guide_trace), graph_type="flat"
+        ).get_trace(*args, **kwargs)
         return model_trace, guide_trace
 
     def differentiable_loss(self, model, guide, *args, **kwargs):

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 import pyro
 import pyro.poutine as poutine
@@ -43,11 +42,17 @@ import torch
 from pyro.poutine.messenger import Messenger
 from torch.distributions import Distribution, Independent, biject_to, constraints, transform_to
 
-from pyro_vaes.evaluation import (MIN_ESS, effective_sample_size, latent_sites, log_mean_exp_se,
-                                  particle_chunks, site_log_probs)
+from pyro_vaes.evaluation import (
+    MIN_ESS,
+    effective_sample_size,
+    latent_sites,
+    log_mean_exp_se,
+    particle_chunks,
+    site_log_probs,
+)
 from pyro_vaes.isolation import eval_mode, isolated_rng
 
-Params = Dict[str, Dict[str, torch.Tensor]]
+Params = dict[str, dict[str, torch.Tensor]]
 
 #: the parameters that define each family (the first of a distribution's equivalent parametrisations)
 _PARAM_NAMES = {
@@ -73,7 +78,7 @@ def _unwrap(fn: Distribution):
     return fn, ndims
 
 
-def family_parameters(fn: Distribution) -> Optional[Dict[str, torch.Tensor]]:
+def family_parameters(fn: Distribution) -> dict[str, torch.Tensor] | None:
     """The tensors that define the distribution ``fn`` within its family, or None when it cannot be rebuilt."""
     base, _ = _unwrap(fn)
     if base is None:
@@ -88,7 +93,7 @@ def family_parameters(fn: Distribution) -> Optional[Dict[str, torch.Tensor]]:
     return params
 
 
-def rebuild(fn: Distribution, params: Dict[str, torch.Tensor]) -> Distribution:
+def rebuild(fn: Distribution, params: dict[str, torch.Tensor]) -> Distribution:
     """``fn``'s family with ``params`` (the same wrappers, the same reinterpreted dims)."""
     base, ndims = _unwrap(fn)
     new = type(base)(**params, validate_args=False)
@@ -103,7 +108,9 @@ def _bijection(base: Distribution, name: str, value: torch.Tensor):
     constraint = base.arg_constraints[name]
     if constraint is constraints.positive_definite:
         chol = transform_to(constraints.lower_cholesky)
-        return (lambda m: chol.inv(torch.linalg.cholesky(m))), (lambda u: (lambda l: l @ l.transpose(-1, -2))(chol(u)))
+        return (lambda m: chol.inv(torch.linalg.cholesky(m))), (
+            lambda u: (lambda tril: tril @ tril.transpose(-1, -2))(chol(u))
+        )
     t = transform_to(constraint)  # a bijection for every constraint a family parameter has (lower_cholesky included)
     return t.inv, t
 
@@ -131,13 +138,13 @@ class RefinedGuide:
         self.params = params
         self.enumerated_sites = guide.enumerated_sites
 
-    def guide(self, x: torch.Tensor, y: Optional[torch.Tensor] = None):
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None):
         with LocalParameters(self.params):
             return self.base.guide(x, y)
 
 
 @torch.no_grad()
-def local_parameters(guide, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Params:
+def local_parameters(guide, x: torch.Tensor, y: torch.Tensor | None = None) -> Params:
     """The guide's local parameters for a batch: ``{site: {name: tensor}}`` for every latent site whose parameters
     depend on (x, y) alone — identical in two traces of the guide with different random streams — and whose family
     can be rebuilt (see the module docstring)."""
@@ -162,7 +169,7 @@ class Refinement:
 
     guide: RefinedGuide
     params: Params
-    history: List[float] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)
 
     @property
     def last_change(self) -> float:
@@ -176,8 +183,14 @@ class Refinement:
 
 
 def refine(
-    model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, steps: int = 100, num_particles: int = 10,
-    lr: float = 0.1, sites: Optional[List[str]] = None,
+    model,
+    guide,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    steps: int = 100,
+    num_particles: int = 10,
+    lr: float = 0.1,
+    sites: list[str] | None = None,
 ) -> Refinement:
     """Local (non-amortized) variational inference for a batch: start from the guide's local parameters
     (:func:`local_parameters`, optionally only ``sites``) and take ``steps`` Adam steps on them alone — model and
@@ -215,7 +228,7 @@ def _refine(model, guide, x, y, steps, num_particles, lr, sites) -> Refinement:
             out.setdefault(site, {})[name] = from_u(leaf)
         return out
 
-    history: List[float] = []
+    history: list[float] = []
     opt = torch.optim.Adam(leaves, lr=lr) if leaves else None
     with pyro.validation_enabled(False):
         for k in range(steps + 1):
@@ -247,8 +260,9 @@ class _Bounds:
 
 
 @torch.no_grad()
-def bounds(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_particles: int = 1000,
-           chunk: int = 100) -> _Bounds:
+def bounds(
+    model, guide, x: torch.Tensor, y: torch.Tensor | None = None, num_particles: int = 1000, chunk: int = 100
+) -> _Bounds:
     """ELBO (mean of the per-particle bound) and importance-sampled log p(x) per datum, with Monte-Carlo standard
     errors, for an i.i.d. batch or a batch of one (models with batch-level latents)."""
     B = x.shape[0]
@@ -263,15 +277,27 @@ def bounds(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None, num_
     (ll, ll_se), ess = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0)
     out = _Bounds(elbo.mean(0), elbo.std(0) / math.sqrt(S), ll, ll_se, ess)
     if len(model.global_sites) > 0:
-        out = _Bounds(*(t.expand(B) / (B if i < 4 else 1) for i, t in enumerate(
-            (out.elbo, out.elbo_se, out.log_likelihood, out.log_likelihood_se, out.ess))))
+        out = _Bounds(
+            *(
+                t.expand(B) / (B if i < 4 else 1)
+                for i, t in enumerate((out.elbo, out.elbo_se, out.log_likelihood, out.log_likelihood_se, out.ess))
+            )
+        )
     return out
 
 
 def gaps(
-    model, guide, split, max_examples: int = 100, batch_size: int = 100, refine_steps: int = 100,
-    refine_particles: int = 10, lr: float = 0.1, num_particles: int = 1000, progress: bool = False,
-) -> Dict[str, object]:
+    model,
+    guide,
+    split,
+    max_examples: int = 100,
+    batch_size: int = 100,
+    refine_steps: int = 100,
+    refine_particles: int = 10,
+    lr: float = 0.1,
+    num_particles: int = 1000,
+    progress: bool = False,
+) -> dict[str, object]:
     """The inference-gap decomposition over the first ``max_examples`` examples of a held-out split (Cremer et al.,
     2018, eqs. 4–6), in nats per datum, each with its Monte-Carlo standard error:
 
@@ -291,8 +317,9 @@ def gaps(
         raise ValueError(f"nothing to evaluate: the split has {len(split)} examples and max_examples is {max_examples}")
     per_batch = 1 if len(model.global_sites) > 0 else batch_size
     device = model.device
-    acc: Dict[str, List[torch.Tensor]] = {k: [] for k in ("ll", "ll_se", "ess", "ll_amortized", "ll_amortized_se", "ea",
-                                                          "ea_se", "er", "er_se")}  # fmt: skip
+    acc: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("ll", "ll_se", "ess", "ll_amortized", "ll_amortized_se", "ea", "ea_se", "er", "er_se")
+    }
     histories, changes, sites = [], [], set()
     bar = _progress(n, f"inference gaps ({refine_steps} refinement steps)", progress)
     with eval_mode(model, guide):
@@ -313,7 +340,7 @@ def gaps(
             acc["ea_se"].append(amortized.elbo_se)
             acc["er"].append(refined.elbo)
             acc["er_se"].append(refined.elbo_se)
-            histories.append((torch.tensor(ref.history) * x.shape[0]))
+            histories.append(torch.tensor(ref.history) * x.shape[0])
             changes.append(ref.last_change * x.shape[0])
             bar.update(x.shape[0])
     bar.close()
@@ -325,15 +352,28 @@ def gaps(
     ll, ea, er = float(t["ll"].mean()), float(t["ea"].mean()), float(t["er"].mean())
     ess = float(t["ess"].median())
     return {
-        "n": n, "num_particles": num_particles, "refine_steps": refine_steps, "refine_particles": refine_particles,
-        "refine_lr": lr, "refined_sites": sorted(sites),
-        "log_likelihood": ll, "log_likelihood_se": mean_se(t["ll_se"]), "log_likelihood_ess": ess,
-        "log_likelihood_reliable": ess >= MIN_ESS, "log_likelihood_amortized": float(t["ll_amortized"].mean()),
+        "n": n,
+        "num_particles": num_particles,
+        "refine_steps": refine_steps,
+        "refine_particles": refine_particles,
+        "refine_lr": lr,
+        "refined_sites": sorted(sites),
+        "log_likelihood": ll,
+        "log_likelihood_se": mean_se(t["ll_se"]),
+        "log_likelihood_ess": ess,
+        "log_likelihood_reliable": ess >= MIN_ESS,
+        "log_likelihood_amortized": float(t["ll_amortized"].mean()),
         "log_likelihood_amortized_se": mean_se(t["ll_amortized_se"]),
-        "elbo_amortized": ea, "elbo_amortized_se": mean_se(t["ea_se"]),
-        "elbo_refined": er, "elbo_refined_se": mean_se(t["er_se"]),
-        "approximation_gap": ll - er, "approximation_gap_se": mean_se(t["ll_se"], t["er_se"]),
-        "amortization_gap": er - ea, "amortization_gap_se": mean_se(t["er_se"], t["ea_se"]),
-        "inference_gap": ll - ea, "inference_gap_se": mean_se(t["ll_se"], t["ea_se"]),
-        "refine_history": (sum(histories) / n).tolist(), "refine_last_change": sum(changes) / n,
+        "elbo_amortized": ea,
+        "elbo_amortized_se": mean_se(t["ea_se"]),
+        "elbo_refined": er,
+        "elbo_refined_se": mean_se(t["er_se"]),
+        "approximation_gap": ll - er,
+        "approximation_gap_se": mean_se(t["ll_se"], t["er_se"]),
+        "amortization_gap": er - ea,
+        "amortization_gap_se": mean_se(t["er_se"], t["ea_se"]),
+        "inference_gap": ll - ea,
+        "inference_gap_se": mean_se(t["ll_se"], t["ea_se"]),
+        "refine_history": (sum(histories) / n).tolist(),
+        "refine_last_change": sum(changes) / n,
     }

@@ -7,15 +7,15 @@ Held-out losses, evaluation, figures and metrics all run inside both, so they ch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import torch
 from torch import nn
 
 
 @contextmanager
-def eval_mode(*modules: Optional[nn.Module]) -> Iterator[None]:
+def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
     """Put ``modules`` (None entries skipped) in eval mode and restore each submodule's own mode afterwards."""
     saved = [(m, m.training) for module in modules if module is not None for m in module.modules()]
     for module in modules:
@@ -37,7 +37,9 @@ def isolated_rng(seed: int) -> Iterator[None]:
     noise after each evaluation; and where CUDA is not initialised yet it *queues* the seed for CUDA's
     initialisation, which no fork restores: a later GPU run would start from this block's seed.)
     """
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    devices = (
+        list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.default_generator.manual_seed(seed)  # the CPU state torch.manual_seed(seed) gives
         for d in devices:

@@ -11,8 +11,6 @@ it when the data is loaded, prints the choice and records it in ``config.json``.
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import pyro.distributions as dist
 import torch
 
@@ -21,7 +19,7 @@ from pyro_vaes import fastpaths
 LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
 
 
-def for_data(x: torch.Tensor) -> Tuple[str, str]:
+def for_data(x: torch.Tensor) -> tuple[str, str]:
     """The likelihood that fits observations ``x`` and why: (name, reason)."""
     if bool(((x == 0) | (x == 1)).all()):
         return "bernoulli", "binary data"
@@ -32,15 +30,17 @@ def for_data(x: torch.Tensor) -> Tuple[str, str]:
 
 def check_likelihood(name: str, obs_scale: float) -> None:
     if name == "auto":
-        raise ValueError("likelihood 'auto' is resolved from the data by the engine; a model built by hand needs one "
-                         f"of {', '.join(LIKELIHOODS)}")
+        raise ValueError(
+            "likelihood 'auto' is resolved from the data by the engine; a model built by hand needs one "
+            f"of {', '.join(LIKELIHOODS)}"
+        )
     if name not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {name!r}; valid: {', '.join(LIKELIHOODS)}")
     if name == "gaussian" and not obs_scale > 0:
         raise ValueError(f"obs_scale must be > 0 for a Gaussian likelihood, got {obs_scale}")
 
 
-def observation(name: str, params: torch.Tensor, shape: Tuple[int, ...], obs_scale: float = 1.0) -> dist.Distribution:
+def observation(name: str, params: torch.Tensor, shape: tuple[int, ...], obs_scale: float = 1.0) -> dist.Distribution:
     """p(x | params) with the observation dims as event dims."""
     if name == "bernoulli":
         d = dist.Bernoulli(logits=params)

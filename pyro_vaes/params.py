@@ -10,8 +10,8 @@ directly with one ``torch.optim`` optimizer and never reads the store, so it run
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pyro
 from torch import nn

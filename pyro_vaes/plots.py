@@ -14,8 +14,8 @@ one row per class.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import torch
 from matplotlib.figure import Figure
@@ -45,10 +45,10 @@ def image_grid(
     nrow: int,
     title: str,
     path: Path,
-    row_labels: Optional[Sequence[str]] = None,
-    xlabel: Optional[str] = None,
-    col_labels: Optional[Sequence[str]] = None,
-    ylabel: Optional[str] = None,
+    row_labels: Sequence[str] | None = None,
+    xlabel: str | None = None,
+    col_labels: Sequence[str] | None = None,
+    ylabel: str | None = None,
 ) -> Path:
     """Tile images ``x`` (N, C, H, W) in [0, 1], ``nrow`` per row, with a title and optional row and column
     labels (one per row / column of the grid) and axis labels."""
@@ -80,7 +80,7 @@ def image_grid(
     return save_figure(fig, path)
 
 
-def _flat_plot(x: torch.Tensor, title: str, path: Path, other: Optional[torch.Tensor] = None, labels=("data", "model")):
+def _flat_plot(x: torch.Tensor, title: str, path: Path, other: torch.Tensor | None = None, labels=("data", "model")):
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
     if x.shape[-1] == 2:
@@ -106,7 +106,7 @@ def _test_batch(run, n: int):
 
 
 @torch.no_grad()
-def reconstructions(run, path: Path, n: int = 16) -> Optional[Path]:
+def reconstructions(run, path: Path, n: int = 16) -> Path | None:
     if run.guide is None:
         return None
     x, y = _test_batch(run, n)
@@ -119,7 +119,7 @@ def reconstructions(run, path: Path, n: int = 16) -> Optional[Path]:
     return _flat_plot(x, title, path, recon, labels=("data", "reconstruction"))
 
 
-def sample_labels(model, n: int) -> Optional[torch.Tensor]:
+def sample_labels(model, n: int) -> torch.Tensor | None:
     """Labels for a grid of ``n`` samples: one row per class for a class-conditioned model, else None."""
     if model.labels != "class":
         return None
@@ -136,15 +136,18 @@ def samples(run, path: Path, n: int = 64) -> Path:
         if y is not None:
             per_class = len(y) // run.model.num_classes
             names = run.data.label_names or [str(k) for k in range(run.model.num_classes)]
-            return image_grid(x, per_class, title + ", one row per class", path, row_labels=names[: run.model.num_classes])
+            return image_grid(
+                x, per_class, title + ", one row per class", path, row_labels=names[: run.model.num_classes]
+            )
         return image_grid(x, 8, title, path)
     ref, _ = run.data.test.batch(torch.arange(min(len(run.data.test), 500)))
     return _flat_plot(ref, title, path, run.sample(min(len(ref), 500)), labels=("test data", "samples"))
 
 
 @torch.no_grad()
-def traversals(run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int = 20,
-               space: str = "representation") -> Path:
+def traversals(
+    run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int = 20, space: str = "representation"
+) -> Path:
     """One row per dimension of the model's code: that dimension swept over [-span, span] around the posterior
     mean of a test item, every other latent (a batch-level one at its posterior mean for the first test batch)
     fixed; around a prior draw for a model without a guide.
@@ -187,12 +190,19 @@ def traversals(run, path: Path, steps: int = 9, span: float = 3.0, max_dims: int
     title = f"{run.config.model}: latent traversals (row = dimension of {where}, value from {-span:g} to {span:g})"
     if run.data.is_image:
         rows = [f"{site}{i}" for i in range(d)] if g_inv is None else [f"{label}_{i}" for i in range(d)]
-        return image_grid(out, steps, title, path, row_labels=rows,
-                          xlabel=f"value of {label}_d", col_labels=[f"{v:.2g}" for v in values.tolist()])  # fmt: skip
+        return image_grid(
+            out,
+            steps,
+            title,
+            path,
+            row_labels=rows,
+            xlabel=f"value of {label}_d",
+            col_labels=[f"{v:.2g}" for v in values.tolist()],
+        )
     return _flat_plot(out.reshape(d * steps, -1), title, path)
 
 
-def generation_traversals(run, path: Path) -> Optional[Path]:
+def generation_traversals(run, path: Path) -> Path | None:
     """Traversals in generation space (:func:`traversals` with ``space="generation"``) for a model whose only latent
     is a code with a flow prior; None for any other model."""
     from pyro_vaes.metrics.generative import code_prior
@@ -205,11 +215,15 @@ def generation_traversals(run, path: Path) -> Optional[Path]:
     return traversals(run, path, space="generation")
 
 
-PLOTTERS = {"reconstructions": reconstructions, "samples": samples, "traversals": traversals,
-            "generation-traversals": generation_traversals}
+PLOTTERS = {
+    "reconstructions": reconstructions,
+    "samples": samples,
+    "traversals": traversals,
+    "generation-traversals": generation_traversals,
+}
 
 
-def plot_run(run, kind: str = "all", out: Optional[Path] = None) -> List[Path]:
+def plot_run(run, kind: str = "all", out: Path | None = None) -> list[Path]:
     """Write the figures of ``kind`` (or ``all``) into ``out`` (default: the run's ``figures/``), with the modules
     in eval mode and a random stream of their own."""
     if kind != "all" and kind not in PLOTTERS:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
 
 class UnknownNameError(KeyError):
@@ -36,7 +37,7 @@ class Entry:
     name: str
     obj: Any
     help: str = ""
-    meta: Dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Registry:
@@ -44,7 +45,7 @@ class Registry:
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._entries: Dict[str, Entry] = {}
+        self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, help: str = "", **meta: Any) -> Callable[[Any], Any]:
         def decorator(obj: Any) -> Any:
@@ -56,7 +57,7 @@ class Registry:
 
         return decorator
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         _load_components()
         return sorted(self._entries)
 
@@ -65,15 +66,13 @@ class Registry:
         if name not in self._entries:
             close = difflib.get_close_matches(name, self.names(), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {', '.join(self.names())}"
-            )
+            raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {', '.join(self.names())}")
         return self._entries[name]
 
     def get(self, name: str) -> Any:
         return self.entry(name).obj
 
-    def entries(self) -> List[Entry]:
+    def entries(self) -> list[Entry]:
         _load_components()
         return [self._entries[n] for n in self.names()]
 
@@ -93,7 +92,7 @@ DATASETS = Registry("dataset")
 EXPERIMENTS = Registry("experiment")
 
 
-def guides_for(model: str) -> List[str]:
+def guides_for(model: str) -> list[str]:
     """Names of the guides registered for ``model`` (the default first)."""
     MODELS.entry(model)
     names = [e.name for e in GUIDES.entries() if model in e.meta.get("models", ())]
@@ -101,7 +100,7 @@ def guides_for(model: str) -> List[str]:
     return [default] + [n for n in names if n != default] if default else names
 
 
-def default_guide(model: str) -> Optional[str]:
+def default_guide(model: str) -> str | None:
     for e in GUIDES.entries():
         if model in e.meta.get("models", ()) and model in e.meta.get("default_for", ()):
             return e.name
@@ -113,14 +112,17 @@ def check_guide_fits(model: str, guide: str) -> None:
     GUIDES.entry(guide)
     valid = guides_for(model)
     if guide not in valid:
-        raise ValueError(
-            f"guide {guide!r} does not fit model {model!r}. Guides for {model!r}: {', '.join(valid)}"
-        )
+        raise ValueError(f"guide {guide!r} does not fit model {model!r}. Guides for {model!r}: {', '.join(valid)}")
 
 
 #: the packages whose modules register components (imported on the first lookup)
-COMPONENT_PACKAGES = ("pyro_vaes.data", "pyro_vaes.models", "pyro_vaes.guides", "pyro_vaes.objectives",
-                      "pyro_vaes.experiments")  # fmt: skip
+COMPONENT_PACKAGES = (
+    "pyro_vaes.data",
+    "pyro_vaes.models",
+    "pyro_vaes.guides",
+    "pyro_vaes.objectives",
+    "pyro_vaes.experiments",
+)
 _LOADED = False
 
 

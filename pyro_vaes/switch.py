@@ -28,8 +28,9 @@ along the first ``components`` components.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 
@@ -48,8 +49,10 @@ def switch_method(model) -> str:
         return "label-swap"
     if model.labels is None:
         return "latent-arithmetic"
-    raise ValueError(f"{type(model).__name__} conditions on {model.labels!r} labels; switching a binary attribute "
-                     "needs a model without labels, with binary labels, or with label subspaces")
+    raise ValueError(
+        f"{type(model).__name__} conditions on {model.labels!r} labels; switching a binary attribute "
+        "needs a model without labels, with binary labels, or with label subspaces"
+    )
 
 
 @dataclass
@@ -61,11 +64,11 @@ class Switched:
     method: str
     attribute: int
     to: int
-    candidates: List[str] = field(default_factory=list)
-    points: Optional[torch.Tensor] = None
+    candidates: list[str] = field(default_factory=list)
+    points: torch.Tensor | None = None
 
 
-def _labels(y: Optional[torch.Tensor], n: int, attribute: int) -> torch.Tensor:
+def _labels(y: torch.Tensor | None, n: int, attribute: int) -> torch.Tensor:
     if y is None:
         raise ValueError("switching an attribute needs the items' labels y (N, k): the attribute's current value")
     if y.dim() == 1:
@@ -76,10 +79,11 @@ def _labels(y: Optional[torch.Tensor], n: int, attribute: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_means(model, guide, x: torch.Tensor, y: Optional[torch.Tensor], batch_size: int = 500
-                 ) -> Dict[str, torch.Tensor]:
+def encode_means(
+    model, guide, x: torch.Tensor, y: torch.Tensor | None, batch_size: int = 500
+) -> dict[str, torch.Tensor]:
     """``posterior_means(guide.encode(x, y))`` in batches (per-datum sites concatenated), the modules in eval mode."""
-    parts: List[Dict[str, torch.Tensor]] = []
+    parts: list[dict[str, torch.Tensor]] = []
     with eval_mode(model, guide):
         for i in range(0, len(x), batch_size):
             yy = None if y is None else y[i : i + batch_size].to(model.device)
@@ -102,8 +106,17 @@ def attribute_code_means(model, guide, x: torch.Tensor, y: torch.Tensor, attribu
 
 
 @torch.no_grad()
-def subspace_points(model, guide, attribute: int, to: int, reference: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
-                    method: str = "auto", grid: int = 5, components: int = 2, radius: float = 2.0) -> Tuple[torch.Tensor, List[str]]:
+def subspace_points(
+    model,
+    guide,
+    attribute: int,
+    to: int,
+    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+    method: str = "auto",
+    grid: int = 5,
+    components: int = 2,
+    radius: float = 2.0,
+) -> tuple[torch.Tensor, list[str]]:
     """Candidate points p_j in the subspace W_j of ``attribute`` for target value ``to``: (P, dim W_j), with labels.
 
     ``method``: ``grid`` (``grid`` × ``grid`` points for 2-D subspaces, ``grid`` points on a line for 1-D; centred at
@@ -130,8 +143,10 @@ def subspace_points(model, guide, attribute: int, to: int, reference: Optional[T
             refs = encode_means(model, guide, xr[sel], yr[sel])[model.subspace_site][:, sl]
     if method == "pca":
         if refs is None or len(refs) <= d:
-            raise ValueError(f"PCA candidates in W_{attribute} need more than {d} reference items with the attribute "
-                             f"= {to}; pass reference=(x, y) (or use method='grid')")
+            raise ValueError(
+                f"PCA candidates in W_{attribute} need more than {d} reference items with the attribute "
+                f"= {to}; pass reference=(x, y) (or use method='grid')"
+            )
         mean = refs.mean(0)
         _, s, v = torch.linalg.svd(refs - mean, full_matrices=False)
         sd = s / max(len(refs) - 1, 1) ** 0.5
@@ -143,8 +158,10 @@ def subspace_points(model, guide, attribute: int, to: int, reference: Optional[T
                 names.append(f"pc{c + 1} {a:+.2g}sd")
         return torch.stack(pts), names
     spread = refs.std(0) if refs is not None else prior_scale
-    axes = [torch.linspace(float(c - radius * h), float(c + radius * h), grid, device=prior_loc.device)
-            for c, h in zip(prior_loc.tolist(), spread.tolist())]
+    axes = [
+        torch.linspace(float(c - radius * h), float(c + radius * h), grid, device=prior_loc.device)
+        for c, h in zip(prior_loc.tolist(), spread.tolist())
+    ]
     if d == 1:
         pts = axes[0][:, None]
     elif d == 2:
@@ -155,10 +172,20 @@ def subspace_points(model, guide, attribute: int, to: int, reference: Optional[T
 
 
 @torch.no_grad()
-def switch_attribute(model, guide, x: torch.Tensor, y: torch.Tensor, attribute: int, to: int,
-                     reference: Optional[Tuple[torch.Tensor, torch.Tensor]] = None, points: Optional[torch.Tensor] = None,
-                     intensities: Sequence[float] = (1.0,), others: str = "keep", code_means: Optional[torch.Tensor] = None,
-                     **point_options: Any) -> Switched:
+def switch_attribute(
+    model,
+    guide,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attribute: int,
+    to: int,
+    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+    points: torch.Tensor | None = None,
+    intensities: Sequence[float] = (1.0,),
+    others: str = "keep",
+    code_means: torch.Tensor | None = None,
+    **point_options: Any,
+) -> Switched:
     """Switch attribute ``attribute`` of items ``x`` (labels ``y`` (B, k)) to ``to`` ∈ {0, 1} (see the module docstring).
 
     ``reference`` = (x, y) labelled items (e.g. the training split): the attribute's mean codes (latent arithmetic)
@@ -183,8 +210,11 @@ def switch_attribute(model, guide, x: torch.Tensor, y: torch.Tensor, attribute: 
         if method == "latent-arithmetic":
             if code_means is None and reference is None:
                 raise ValueError("latent arithmetic needs reference=(x, y): labelled items to average codes over")
-            centre = (attribute_code_means(model, guide, reference[0], reference[1], attribute)
-                      if code_means is None else code_means).to(dev)
+            centre = (
+                attribute_code_means(model, guide, reference[0], reference[1], attribute)
+                if code_means is None
+                else code_means
+            ).to(dev)
             code = means[model.code_site]
             shift = centre[to] - centre[src.long()]  # (B, d); zero where the item already has the target
             for a in intensities:
@@ -215,7 +245,7 @@ def switch_attribute(model, guide, x: torch.Tensor, y: torch.Tensor, attribute: 
     return Switched(torch.stack(images, 1), method, attribute, to, names, points if method == "subspace" else None)
 
 
-def attribute_index(names: Optional[Sequence[str]], attribute: Union[int, str]) -> int:
+def attribute_index(names: Sequence[str] | None, attribute: int | str) -> int:
     """The column of ``attribute`` (a name from ``names`` or an index)."""
     if isinstance(attribute, int) or (isinstance(attribute, str) and attribute.isdigit()):
         return int(attribute)
@@ -224,8 +254,16 @@ def attribute_index(names: Optional[Sequence[str]], attribute: Union[int, str]) 
     return list(names).index(attribute)
 
 
-def switch(run, attribute: Union[int, str], to: int, n: int = 8, split: str = "test", only_other: bool = True,
-           reference_size: int = 2000, **options: Any) -> Tuple[Switched, torch.Tensor, torch.Tensor]:
+def switch(
+    run,
+    attribute: int | str,
+    to: int,
+    n: int = 8,
+    split: str = "test",
+    only_other: bool = True,
+    reference_size: int = 2000,
+    **options: Any,
+) -> tuple[Switched, torch.Tensor, torch.Tensor]:
     """Switch ``attribute`` (name or column) to ``to`` for the first ``n`` items of a fitted run's ``split`` (only
     those whose attribute is not already ``to`` when ``only_other``), with the first ``reference_size`` training
     items as reference. Returns (:class:`Switched`, the items, their reconstructions)."""
@@ -240,7 +278,9 @@ def switch(run, attribute: Union[int, str], to: int, n: int = 8, split: str = "t
         raise ValueError(f"dataset {run.config.data!r} has no labels: switching needs 0/1 attribute labels")
     y_all = part.y if part.y.dim() == 2 else part.y[:, None]
     if y_all.is_floating_point() or not bool(((y_all == 0) | (y_all == 1)).all()):
-        raise ValueError(f"dataset {run.config.data!r} has class labels, not 0/1 attributes; switching needs the latter")
+        raise ValueError(
+            f"dataset {run.config.data!r} has class labels, not 0/1 attributes; switching needs the latter"
+        )
     idx = torch.nonzero(y_all[:, j] != to).flatten() if only_other else torch.arange(len(part))
     if len(idx) == 0:
         raise ValueError(f"no {split} item has {data.label_names[j] if data.label_names else j} != {to}")
@@ -254,9 +294,18 @@ def switch(run, attribute: Union[int, str], to: int, n: int = 8, split: str = "t
 
 
 @torch.no_grad()
-def switch_accuracy(model, guide, classifier, x: torch.Tensor, y: torch.Tensor, attribute: int,
-                    reference: Optional[Tuple[torch.Tensor, torch.Tensor]] = None, column: Optional[int] = None,
-                    batch_size: int = 100, **options: Any) -> Dict[str, Any]:
+def switch_accuracy(
+    model,
+    guide,
+    classifier,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attribute: int,
+    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+    column: int | None = None,
+    batch_size: int = 100,
+    **options: Any,
+) -> dict[str, Any]:
     """The paper's Method 1 (§5.4): switch attribute ``attribute`` of every item to the other value and ask
     ``classifier`` (its output ``column``, default ``attribute``) whether the switched image carries the target.
 
@@ -276,7 +325,7 @@ def switch_accuracy(model, guide, classifier, x: torch.Tensor, y: torch.Tensor, 
     code_means = None
     if method == "latent-arithmetic" and reference is not None:  # computed once, not per batch
         code_means = attribute_code_means(model, guide, reference[0], reference[1], attribute)
-    res: Dict[str, Any] = {}
+    res: dict[str, Any] = {}
     n_all = 0
     for to in (1, 0):
         idx = torch.nonzero(y[:, attribute] != to).flatten()
@@ -288,8 +337,9 @@ def switch_accuracy(model, guide, classifier, x: torch.Tensor, y: torch.Tensor, 
         hits, plain, spread, names = [], [], 0.0, []
         for i in range(0, len(idx), batch_size):
             b = idx[i : i + batch_size]
-            out = switch_attribute(model, guide, x[b], y[b], attribute, to, reference=reference, code_means=code_means,
-                                   **fixed)
+            out = switch_attribute(
+                model, guide, x[b], y[b], attribute, to, reference=reference, code_means=code_means, **fixed
+            )
             imgs = out.images.cpu()
             names = out.candidates
             pred = classifier.predict(imgs.flatten(0, 1))
@@ -303,20 +353,27 @@ def switch_accuracy(model, guide, classifier, x: torch.Tensor, y: torch.Tensor, 
                 spread += float(imgs.std(1).flatten(1).mean(1).sum())
         h = torch.cat(hits)  # (n, P)
         per = h.mean(0)
-        res[f"to_{to}"] = {"n": len(idx), "mean": float(h.mean()), "best": float(per.max()),
-                           "best_candidate": names[int(per.argmax())] if names else None,
-                           "per_candidate": per.tolist(), "unswitched": float(torch.cat(plain).mean()),
-                           "spread": spread / len(idx)}
+        res[f"to_{to}"] = {
+            "n": len(idx),
+            "mean": float(h.mean()),
+            "best": float(per.max()),
+            "best_candidate": names[int(per.argmax())] if names else None,
+            "per_candidate": per.tolist(),
+            "unswitched": float(torch.cat(plain).mean()),
+            "spread": spread / len(idx),
+        }
         n_all += len(idx)
     if all(k in res for k in ("to_0", "to_1")):
         r1, r0 = res["to_1"], res["to_0"]
-        res["both"] = {"n": n_all, "mean": (r1["mean"] * r1["n"] + r0["mean"] * r0["n"]) / n_all,
-                       "spread": (r1["spread"] * r1["n"] + r0["spread"] * r0["n"]) / n_all}
+        res["both"] = {
+            "n": n_all,
+            "mean": (r1["mean"] * r1["n"] + r0["mean"] * r0["n"]) / n_all,
+            "spread": (r1["spread"] * r1["n"] + r0["spread"] * r0["n"]) / n_all,
+        }
     return res
 
 
-def write_switch(run, attribute: Union[int, str], to: int, out=None, overwrite: bool = False, n: int = 8,
-                 **options: Any):
+def write_switch(run, attribute: int | str, to: int, out=None, overwrite: bool = False, n: int = 8, **options: Any):
     """Switch ``attribute`` to ``to`` for ``n`` test items of a fitted run (:func:`switch`) and write the result: a PNG
     grid for images (one row per item: input, reconstruction, then every candidate), a ``.pt`` file of tensors for
     flat data. ``out`` defaults to ``RUN/figures/switch-<attribute>-to<to>.png``; an existing file is refused
@@ -337,10 +394,22 @@ def write_switch(run, attribute: Union[int, str], to: int, out=None, overwrite: 
     if run.data.is_image:
         grid = torch.cat([x[:, None], rec[:, None], imgs], 1)
         cols = ["input", "recon."] + (res.candidates if len(res.candidates) <= 12 else [""] * len(res.candidates))
-        title = (f"{run.config.model}: {name} switched to {to} ({res.method}); one row per test item, columns: "
-                 f"input, reconstruction, {len(res.candidates)} candidate(s)")
+        title = (
+            f"{run.config.model}: {name} switched to {to} ({res.method}); one row per test item, columns: "
+            f"input, reconstruction, {len(res.candidates)} candidate(s)"
+        )
         return image_grid(grid.flatten(0, 1), grid.shape[1], title, path, col_labels=cols)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"x": x, "reconstruction": rec, "switched": imgs, "candidates": res.candidates, "method": res.method,
-                "attribute": name, "to": to}, path)
+    torch.save(
+        {
+            "x": x,
+            "reconstruction": rec,
+            "switched": imgs,
+            "candidates": res.candidates,
+            "method": res.method,
+            "attribute": name,
+            "to": to,
+        },
+        path,
+    )
     return path

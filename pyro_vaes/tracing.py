@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from collections.abc import Callable
 
 import pyro.poutine as poutine
 from pyro.poutine.runtime import Message, NonlocalExit
 
 
-def trace_until(fn: Callable, site: str, *args) -> Tuple[poutine.Trace, Message]:
+def trace_until(fn: Callable, site: str, *args) -> tuple[poutine.Trace, Message]:
     """Run ``fn(*args)`` up to its sample site ``site`` and stop there (Pyro's ``poutine.escape``): that site and
     everything after it are never drawn. Returns the trace of what ran before it and the site's message, whose
     ``"fn"`` is the site's distribution as the program wrote it (not sampled; no other handler has seen the message,

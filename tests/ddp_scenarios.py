@@ -15,7 +15,7 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -27,37 +27,72 @@ WORLD = 2
 TINY = dict(batch_size=8, lr=1e-2, eval_every=2, checkpoint_every=2, eval_batches=1, figures=False)
 
 
-def vae_config(**kw) -> Dict[str, Any]:
-    base = dict(model="vae", data="linear-gaussian", model_args={"latent_dim": 3, "hidden": 16, "likelihood": "bernoulli"},
-                guide_args={"hidden": 16}, steps=4, seed=3, **TINY)  # fmt: skip
+def vae_config(**kw) -> dict[str, Any]:
+    base = dict(
+        model="vae",
+        data="linear-gaussian",
+        model_args={"latent_dim": 3, "hidden": 16, "likelihood": "bernoulli"},
+        guide_args={"hidden": 16},
+        steps=4,
+        seed=3,
+        **TINY,
+    )
     return {**base, **kw}
 
 
-def factor_config() -> Dict[str, Any]:
+def factor_config() -> dict[str, Any]:
     return vae_config(objective="factor-vae", objective_args={"disc_hidden": 16, "disc_layers": 2}, aux_lr=1e-3)
 
 
-def mlvae_config() -> Dict[str, Any]:
-    return dict(model="mlvae", data="linear-gaussian", model_args={"latent_dim": 2, "c_dim": 3, "hidden": 16}, steps=3, seed=1,
-                **TINY)  # fmt: skip
+def mlvae_config() -> dict[str, Any]:
+    return dict(
+        model="mlvae",
+        data="linear-gaussian",
+        model_args={"latent_dim": 2, "c_dim": 3, "hidden": 16},
+        steps=3,
+        seed=1,
+        **TINY,
+    )
 
 
-def chyvae_config() -> Dict[str, Any]:
-    return dict(model="chyvae", guide="chyvae-meanfield", objective="chyvae-collapsed", data="linear-gaussian",
-                model_args={"latent_dim": 3, "nu": 6.0, "hidden": 16, "likelihood": "bernoulli"},
-                guide_args={"hidden": 16}, steps=3, seed=2, **TINY)  # fmt: skip
+def chyvae_config() -> dict[str, Any]:
+    return dict(
+        model="chyvae",
+        guide="chyvae-meanfield",
+        objective="chyvae-collapsed",
+        data="linear-gaussian",
+        model_args={"latent_dim": 3, "nu": 6.0, "hidden": 16, "likelihood": "bernoulli"},
+        guide_args={"hidden": 16},
+        steps=3,
+        seed=2,
+        **TINY,
+    )
 
 
-def csvae_config() -> Dict[str, Any]:
-    return dict(model="csvae", data="linear-gaussian", model_args={"latent_dim": 3, "w_dim": 2, "hidden": 16,
-                                                                   "likelihood": "bernoulli"},
-                guide_args={"hidden": 16}, objective_args={"adversary_hidden": 8, "adversary_layers": 1}, steps=3,
-                seed=4, aux_lr=1e-3, **TINY)  # fmt: skip
+def csvae_config() -> dict[str, Any]:
+    return dict(
+        model="csvae",
+        data="linear-gaussian",
+        model_args={"latent_dim": 3, "w_dim": 2, "hidden": 16, "likelihood": "bernoulli"},
+        guide_args={"hidden": 16},
+        objective_args={"adversary_hidden": 8, "adversary_layers": 1},
+        steps=3,
+        seed=4,
+        aux_lr=1e-3,
+        **TINY,
+    )
 
 
-def cgan_config() -> Dict[str, Any]:
-    return dict(model="cgan", data="linear-gaussian", model_args={"latent_dim": 3, "hidden": 16},
-                objective_args={"disc_hidden": 16}, steps=3, seed=6, **TINY)  # fmt: skip
+def cgan_config() -> dict[str, Any]:
+    return dict(
+        model="cgan",
+        data="linear-gaussian",
+        model_args={"latent_dim": 3, "hidden": 16},
+        objective_args={"disc_hidden": 16},
+        steps=3,
+        seed=6,
+        **TINY,
+    )
 
 
 #: what each scenario's model needs of the data: observation shape and labels
@@ -82,7 +117,7 @@ def overflow_data():
     return data
 
 
-def state_of(run) -> Dict[str, torch.Tensor]:
+def state_of(run) -> dict[str, torch.Tensor]:
     out = {}
     for prefix, module in (("model", run.model), ("guide", run.guide)):
         if module is not None:
@@ -99,10 +134,10 @@ def main(out: Path) -> None:
 
     ranks = distributed.current()
     rank = ranks.rank
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
 
     def record(name: str, fn) -> None:
-        res: Dict[str, Any] = {}
+        res: dict[str, Any] = {}
         try:
             run = fn()
             if run is not None:
@@ -116,14 +151,20 @@ def main(out: Path) -> None:
 
     # the same configuration, uninterrupted and resumed (steps 2 -> 4)
     record("vae", lambda: pyro_vaes.fit(vae_config(), out=out / "vae", dataset=data_for(), progress=False))
-    record("vae-half", lambda: pyro_vaes.fit(vae_config(steps=2), out=out / "vae-resumed", dataset=data_for(),
-                                             progress=False))  # fmt: skip
-    record("vae-resumed", lambda: pyro_vaes.fit(resume=out / "vae-resumed", steps=4, dataset=data_for(),
-                                                progress=False))  # fmt: skip
-    record("vae-svi", lambda: pyro_vaes.fit(vae_config(backend="svi"), out=out / "vae-svi", dataset=data_for(),
-                                            progress=False))  # fmt: skip
-    record("factor-vae", lambda: pyro_vaes.fit(factor_config(), out=out / "factor-vae", dataset=data_for(),
-                                               progress=False))  # fmt: skip
+    record(
+        "vae-half",
+        lambda: pyro_vaes.fit(vae_config(steps=2), out=out / "vae-resumed", dataset=data_for(), progress=False),
+    )
+    record(
+        "vae-resumed", lambda: pyro_vaes.fit(resume=out / "vae-resumed", steps=4, dataset=data_for(), progress=False)
+    )
+    record(
+        "vae-svi",
+        lambda: pyro_vaes.fit(vae_config(backend="svi"), out=out / "vae-svi", dataset=data_for(), progress=False),
+    )
+    record(
+        "factor-vae", lambda: pyro_vaes.fit(factor_config(), out=out / "factor-vae", dataset=data_for(), progress=False)
+    )
     record("mlvae", lambda: pyro_vaes.fit(mlvae_config(), out=out / "mlvae", dataset=data_for(), progress=False))
     record("chyvae", lambda: pyro_vaes.fit(chyvae_config(), out=out / "chyvae", dataset=data_for(), progress=False))
     record("csvae", lambda: pyro_vaes.fit(csvae_config(), out=out / "csvae", dataset=data_for("csvae"), progress=False))
@@ -132,15 +173,44 @@ def main(out: Path) -> None:
     gaussian = vae_config(model_args={"latent_dim": 3, "hidden": 16, "likelihood": "gaussian"})
     record("overflow", lambda: pyro_vaes.fit(gaussian, out=out / "overflow", dataset=overflow_data(), progress=False))
     record("missing", lambda: pyro_vaes.fit(resume=out / "no-such-run", steps=4, progress=False))
-    record("odd-batch", lambda: pyro_vaes.fit(vae_config(batch_size=9), out=out / "odd", dataset=data_for(),
-                                              progress=False))  # fmt: skip
+    record(
+        "odd-batch",
+        lambda: pyro_vaes.fit(vae_config(batch_size=9), out=out / "odd", dataset=data_for(), progress=False),
+    )
     # the command line under torchrun: rank 0 alone prints, an agreed error is printed once
-    for name, argv in (("cli", ["fit", "vae", "--data", "shapes2d", "--data-arg", "n_train=64", "--data-arg",
-                                "n_test=16", "--steps", "2", "--batch-size", "16", "--latent-dim", "2",
-                                "--model-arg", "hidden=16", "--guide-arg", "hidden=16", "--eval-every", "1",
-                                "--no-figures", "--quiet", "--out", str(out / "cli")]),
-                       ("cli-exists", ["fit", "vae", "--steps", "2", "--out", str(out / "cli"), "--quiet"]),
-                       ("cli-evaluate", ["evaluate", str(out / "cli")])):  # fmt: skip
+    for name, argv in (
+        (
+            "cli",
+            [
+                "fit",
+                "vae",
+                "--data",
+                "shapes2d",
+                "--data-arg",
+                "n_train=64",
+                "--data-arg",
+                "n_test=16",
+                "--steps",
+                "2",
+                "--batch-size",
+                "16",
+                "--latent-dim",
+                "2",
+                "--model-arg",
+                "hidden=16",
+                "--guide-arg",
+                "hidden=16",
+                "--eval-every",
+                "1",
+                "--no-figures",
+                "--quiet",
+                "--out",
+                str(out / "cli"),
+            ],
+        ),
+        ("cli-exists", ["fit", "vae", "--steps", "2", "--out", str(out / "cli"), "--quiet"]),
+        ("cli-evaluate", ["evaluate", str(out / "cli")]),
+    ):
         stdout, stderr = io.StringIO(), io.StringIO()
         saved = sys.stdout
         with contextlib.redirect_stderr(stderr):

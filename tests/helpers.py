@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -42,8 +42,9 @@ class ToyFactors(FactorSource):
         return ((f @ self.weights + self.bias) > 0).float().reshape(len(factors), *self.shape)
 
 
-def example_data(shape: Sequence[int], labels: Optional[str] = None, n_train: int = 32, n_test: int = 16,
-                 seed: int = 0) -> VAEData:
+def example_data(
+    shape: Sequence[int], labels: str | None = None, n_train: int = 32, n_test: int = 16, seed: int = 0
+) -> VAEData:
     """Binary observations of ``shape`` with ground-truth factors (:class:`ToyFactors`) and, for label-conditioned
     models, labels of the kind the model declares: ``class`` (3 classes) or ``binary`` (2 attributes)."""
     source = ToyFactors(shape)

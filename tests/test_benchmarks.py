@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import hand_losses  # noqa: E402
 import suite  # noqa: E402
+
 from pyro_vaes.registry import MODELS  # noqa: E402
 
 
@@ -41,8 +42,9 @@ def test_a_hand_step_and_an_engine_step_move_the_same_modules_alike():
     import torch
 
     data = suite.make_data("vae", shape=(1, 28, 28), n=64)
-    tr = suite.make_trainer("vae", data, batch_size=16, model_args={"arch": "mlp", "hidden": 32, "latent_dim": 4},
-                            guide_args={"hidden": 32})
+    tr = suite.make_trainer(
+        "vae", data, batch_size=16, model_args={"arch": "mlp", "hidden": 32, "latent_dim": 4}, guide_args={"hidden": 32}
+    )
     m, g, aux, opts = suite.hand_copy(tr)
     x, y = data.train.batch(torch.arange(16))
     torch.manual_seed(7)

@@ -16,7 +16,6 @@ from pyro_vaes.objectives.chyvae import closed_form_regulariser, dropped_constan
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES, default_guide, guides_for
 
 
-
 def _model(nu=8.0, p=3, n_in=20, **kw):
     return MODELS.get("chyvae")((n_in,), latent_dim=p, nu=nu, arch="mlp", hidden=16, likelihood="bernoulli", **kw)
 
@@ -41,8 +40,17 @@ def test_nu_is_validated_before_training(nu, tmp_path):
         _model(nu=nu, p=3)
     data = VAEData("toy", ArraySplit(_x(32)), ArraySplit(_x(8)))
     with pytest.raises(ValueError, match="nu > latent_dim - 1"):
-        pyro_vaes.fit(model="chyvae", data="shapes2d", dataset=data, model_args={"latent_dim": 3, "nu": nu},
-                      steps=1, batch_size=8, out=tmp_path / "r", progress=False, figures=False)
+        pyro_vaes.fit(
+            model="chyvae",
+            data="shapes2d",
+            dataset=data,
+            model_args={"latent_dim": 3, "nu": nu},
+            steps=1,
+            batch_size=8,
+            out=tmp_path / "r",
+            progress=False,
+            figures=False,
+        )
     assert not (tmp_path / "r").exists()
 
 
@@ -126,7 +134,6 @@ def test_closed_form_bound_matches_monte_carlo_elbo(nu):
     assert (K.abs() > 20 * se).all()  # dropping K would fail the comparison
 
 
-
 def _closed_form_losses(closed, x, copies):
     """``copies`` independent draws of the closed-form loss of batch ``x`` in one vectorised call (the objective
     is built with constants=True, so its regulariser includes K)."""
@@ -184,15 +191,33 @@ def test_collapsed_flag_model():
     assert torch.isfinite(OBJECTIVES.get("elbo")().bind(m, g).loss(_x()))
 
 
-@pytest.mark.parametrize("objective,guide", [("chyvae-closed-form", "chyvae-structured"),
-                                             ("chyvae-collapsed", "chyvae-structured"),
-                                             ("elbo", "chyvae-meanfield")])
+@pytest.mark.parametrize(
+    "objective,guide",
+    [
+        ("chyvae-closed-form", "chyvae-structured"),
+        ("chyvae-collapsed", "chyvae-structured"),
+        ("elbo", "chyvae-meanfield"),
+    ],
+)
 def test_training_changes_parameters_evaluate_and_reload(objective, guide, tmp_path):
     data = VAEData("toy", ArraySplit(_x(64, seed=1)), ArraySplit(_x(16, seed=2)))
-    run = pyro_vaes.fit(model="chyvae", guide=guide, objective=objective, data="shapes2d", dataset=data,
-                        model_args={"latent_dim": 3, "nu": 8.0, "hidden": 16}, guide_args={"hidden": 16},
-                        steps=3, batch_size=16, eval_every=3, checkpoint_every=3, lr=1e-2, out=tmp_path / "r",
-                        progress=False, figures=False)
+    run = pyro_vaes.fit(
+        model="chyvae",
+        guide=guide,
+        objective=objective,
+        data="shapes2d",
+        dataset=data,
+        model_args={"latent_dim": 3, "nu": 8.0, "hidden": 16},
+        guide_args={"hidden": 16},
+        steps=3,
+        batch_size=16,
+        eval_every=3,
+        checkpoint_every=3,
+        lr=1e-2,
+        out=tmp_path / "r",
+        progress=False,
+        figures=False,
+    )
     from pyro_vaes.engine import build
 
     untrained = build(run.config, data)  # same seed, so the initial parameters

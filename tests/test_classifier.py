@@ -4,11 +4,10 @@ no global random state changed."""
 from __future__ import annotations
 
 import torch
+from helpers import example_data
 
 from pyro_vaes.data import ArraySplit, VAEData
 from pyro_vaes.metrics.classifier import Classifier, Recipe, accuracy, cached_classifier, classifier_key
-
-from helpers import example_data
 
 
 def _quadrants(n, seed):

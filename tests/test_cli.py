@@ -11,9 +11,29 @@ import torch
 
 from pyro_vaes.cli import main
 
-FIT = ["fit", "vae", "--data", "linear-gaussian", "--likelihood", "gaussian", "--latent-dim", "2",
-       "--data-arg", "n_train=64", "--data-arg", "n_test=32", "--steps", "4", "--batch-size", "16",
-       "--eval-every", "2", "--checkpoint-every", "2", "--quiet"]  # fmt: skip
+FIT = [
+    "fit",
+    "vae",
+    "--data",
+    "linear-gaussian",
+    "--likelihood",
+    "gaussian",
+    "--latent-dim",
+    "2",
+    "--data-arg",
+    "n_train=64",
+    "--data-arg",
+    "n_test=32",
+    "--steps",
+    "4",
+    "--batch-size",
+    "16",
+    "--eval-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -26,8 +46,7 @@ def run_dir(tmp_path):
 def test_fit_writes_a_run_folder(run_dir):
     assert {p.name for p in run_dir.iterdir()} == {"checkpoint.pt", "config.json", "metrics.jsonl", "figures"}
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
-    assert {p.name for p in (run_dir / "figures").iterdir()} == {"reconstructions.png", "samples.png",
-                                                                 "traversals.png"}  # fmt: skip
+    assert {p.name for p in (run_dir / "figures").iterdir()} == {"reconstructions.png", "samples.png", "traversals.png"}
 
 
 def test_evaluate_writes_results_and_prints_a_table(run_dir, capsys):
@@ -81,8 +100,14 @@ def test_list_shows_models_guides_objectives_datasets(capsys):
         (["fit", "vae", "--model-arg", "latent_dim"], "--model-arg expects KEY=VALUE"),
         (["evaluate", "/nonexistent/run"], "is not a run folder"),
         (["fit", "vae", "--device", "tpu"], "unknown device"),
-        (["fit", "vae", "--data", "linear-gaussian", "--model-arg", "latent_dim=0"], "latent_dim must be an integer >= 1"),
-        (["fit", "vae", "--objective", "iwae", "--objective-arg", "alpha=0.5"], "--objective-arg alpha: objective 'iwae' takes no argument 'alpha'; it takes: num_particles"),
+        (
+            ["fit", "vae", "--data", "linear-gaussian", "--model-arg", "latent_dim=0"],
+            "latent_dim must be an integer >= 1",
+        ),
+        (
+            ["fit", "vae", "--objective", "iwae", "--objective-arg", "alpha=0.5"],
+            "--objective-arg alpha: objective 'iwae' takes no argument 'alpha'; it takes: num_particles",
+        ),
     ],
 )
 def test_bad_input_gets_a_one_line_error(argv, message, capsys, tmp_path):

@@ -12,8 +12,17 @@ from pyro_vaes.cli import main
 from pyro_vaes.inference_gap import gaps
 from pyro_vaes.isolation import isolated_rng
 
-SMALL = dict(data="linear-gaussian", data_args={"n_train": 64, "n_test": 16}, steps=20, batch_size=16, seeds=(0, 1),
-             num_particles=20, max_examples=6, refine_steps=8, progress=False)  # fmt: skip
+SMALL = dict(
+    data="linear-gaussian",
+    data_args={"n_train": 64, "n_test": 16},
+    steps=20,
+    batch_size=16,
+    seeds=(0, 1),
+    num_particles=20,
+    max_examples=6,
+    refine_steps=8,
+    progress=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +34,12 @@ def compared(tmp_path_factory):
 def test_every_guide_and_seed_is_fitted_alike_and_evaluated(compared):
     out, table = compared
     assert list(table["guides"]) == ["diagonal", "full-covariance"]
-    assert sorted((r["guide"], r["seed"]) for r in table["runs"]) == [("diagonal", 0), ("diagonal", 1),
-                                                                      ("full-covariance", 0), ("full-covariance", 1)]
+    assert sorted((r["guide"], r["seed"]) for r in table["runs"]) == [
+        ("diagonal", 0),
+        ("diagonal", 1),
+        ("full-covariance", 0),
+        ("full-covariance", 1),
+    ]
     for r in table["runs"]:
         cfg = json.loads((out / "runs" / f"{r['guide']}-seed{r['seed']}" / "config.json").read_text())
         assert (cfg["steps"], cfg["batch_size"], cfg["data_args"]["n_train"]) == (20, 16, 64)
@@ -80,8 +93,22 @@ def test_a_second_comparison_reuses_its_runs_and_compares_finished_runs(compared
     assert capsys.readouterr().out.count("reusing") == 4
     assert len(table["runs"]) == 4
     runs = [str(out / "runs" / "diagonal-seed0"), str(out / "runs" / "full-covariance-seed1")]
-    code = main(["compare", "--runs", *runs, "--out", str(tmp_path / "again"), "--particles", "10",
-                 "--max-examples", "4", "--refine", "3", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "compare",
+            "--runs",
+            *runs,
+            "--out",
+            str(tmp_path / "again"),
+            "--particles",
+            "10",
+            "--max-examples",
+            "4",
+            "--refine",
+            "3",
+            "--quiet",
+        ]
+    )
     assert code == 0
     again = json.loads((tmp_path / "again" / "compare.json").read_text())
     assert [(r["guide"], r["seed"]) for r in again["runs"]] == [("diagonal", 0), ("full-covariance", 1)]
@@ -91,10 +118,19 @@ def test_a_second_comparison_reuses_its_runs_and_compares_finished_runs(compared
 def test_runs_of_different_models_are_refused(compared, tmp_path, capsys):
     out, _ = compared
     other = tmp_path / "other"
-    pyro_vaes.fit(out=other, model="chyvae", data="linear-gaussian", data_args={"n_train": 32, "n_test": 8},
-                  steps=1, batch_size=8, figures=False, progress=False)  # fmt: skip
-    assert main(["compare", "--runs", str(out / "runs" / "diagonal-seed0"), str(other), "--out",
-                 str(tmp_path / "c")]) == 2  # fmt: skip
+    pyro_vaes.fit(
+        out=other,
+        model="chyvae",
+        data="linear-gaussian",
+        data_args={"n_train": 32, "n_test": 8},
+        steps=1,
+        batch_size=8,
+        figures=False,
+        progress=False,
+    )
+    assert (
+        main(["compare", "--runs", str(out / "runs" / "diagonal-seed0"), str(other), "--out", str(tmp_path / "c")]) == 2
+    )
     assert "one model and one dataset" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pyro.poutine as poutine
 import pytest
 import torch
+from helpers import example_data
 from pyro.poutine.util import site_is_subsample
 
 import pyro_vaes
@@ -21,8 +22,6 @@ from pyro_vaes.metrics.mig import mig
 from pyro_vaes.metrics.reconstruction import reconstruction_error
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES, guides_for
 
-from helpers import example_data
-
 PAIRS = [(m, g) for m in MODELS.names() for g in (guides_for(m) or [None])]
 CASES = [(m, g, o) for m, g in PAIRS for o in objectives_for(m, g)]
 
@@ -33,11 +32,19 @@ def _ids(case):
 
 def _config(model, guide, objective, **kw):
     objective = objective or (guide and GUIDES.get(guide).default_objective) or MODELS.get(model).default_objective
-    return dict(model=model, guide=guide, objective=objective, data="linear-gaussian",
-                model_args=dict(MODELS.get(model).example_args),
-                guide_args=dict(GUIDES.get(guide).example_args) if guide else {},
-                objective_args=dict(OBJECTIVES.get(objective).example_args),
-                batch_size=8, eval_batches=1, figures=False, **kw)  # fmt: skip
+    return dict(
+        model=model,
+        guide=guide,
+        objective=objective,
+        data="linear-gaussian",
+        model_args=dict(MODELS.get(model).example_args),
+        guide_args=dict(GUIDES.get(guide).example_args) if guide else {},
+        objective_args=dict(OBJECTIVES.get(objective).example_args),
+        batch_size=8,
+        eval_batches=1,
+        figures=False,
+        **kw,
+    )
 
 
 def _data(model):
@@ -67,8 +74,12 @@ def test_one_engine_step_changes_parameters(case, tmp_path):
     data = _data(model)
     from pyro_vaes.config import FitConfig
 
-    trainer = Trainer(FitConfig(**_config(model, guide, objective, steps=1, eval_every=1, checkpoint_every=1)),
-                      tmp_path, data=data, progress=False)
+    trainer = Trainer(
+        FitConfig(**_config(model, guide, objective, steps=1, eval_every=1, checkpoint_every=1)),
+        tmp_path,
+        data=data,
+        progress=False,
+    )
     before = [p.detach().clone() for p in trainer.learner.all_parameters()]
     trainer.fit()
     after = list(trainer.learner.all_parameters())
@@ -88,8 +99,12 @@ def fitted(tmp_path_factory):
         if (model, guide) not in runs:
             data = _data(model)
             out = tmp_path_factory.mktemp(f"{model}-{guide}")
-            run = pyro_vaes.fit(**_config(model, guide, None, steps=2, eval_every=2, checkpoint_every=2),
-                                dataset=data, out=out / "run", progress=False)
+            run = pyro_vaes.fit(
+                **_config(model, guide, None, steps=2, eval_every=2, checkpoint_every=2),
+                dataset=data,
+                out=out / "run",
+                progress=False,
+            )
             runs[(model, guide)] = (run, data)
         return runs[(model, guide)]
 
@@ -120,8 +135,15 @@ def test_evaluation_plots_and_metrics_change_no_state(pair, fitted, tmp_path):
         reconstruction_error(run.model, run.guide, data.test)
         codes = representation(run.model, run.guide)(data.test.x)
         mig(codes, data.test.factors) if codes.shape[1] > 1 else None
-        factor_vae_metric(representation(run.model, run.guide), data.factors, data.train.x, batch_size=8,
-                          num_train=4, num_eval=4, num_variance_estimate=16)
+        factor_vae_metric(
+            representation(run.model, run.guide),
+            data.factors,
+            data.train.x,
+            batch_size=8,
+            num_train=4,
+            num_eval=4,
+            num_variance_estimate=16,
+        )
         batch_features(run.model, run.guide, [data.test.x[:8], data.test.x[8:16]])
     _assert_same_state(before, _state(*modules))
     assert all(m.training for m in modules if m is not None)
@@ -170,8 +192,14 @@ def test_encode_decode_sample_shapes(pair):
     # the guide's sample sites are latents of the model; what it leaves out, the model sums out
     guide_trace = poutine.trace(guide.guide).get_trace(x, y)
     model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(x, y)
-    latent = lambda tr: {n for n, s in tr.nodes.items() if s["type"] == "sample" and not s["is_observed"]  # noqa: E731
-                         and not site_is_subsample(s)}
+
+    def latent(tr):
+        return {
+            n
+            for n, s in tr.nodes.items()
+            if s["type"] == "sample" and not s["is_observed"] and not site_is_subsample(s)
+        }
+
     assert latent(model_trace) == set(model.latent_sites)
     assert latent(model_trace) - latent(guide_trace) <= set(model.enumerated_sites)
     # besides what the model sums out, a guide may enumerate the label site y of a class-conditioned model (latent
@@ -185,10 +213,19 @@ def test_incompatible_objectives_are_refused_before_data_loads(tmp_path):
     for model, guide in PAIRS:
         fits = objectives_for(model, guide)
         for objective in set(OBJECTIVES.names()) - set(fits):
-            with pytest.raises(ValueError, match=f"objective {objective!r} does not fit model {model!r}.*Objectives "
-                                                 f"that fit: {', '.join(fits)}"):  # fmt: skip
-                pyro_vaes.fit(model=model, guide=guide, objective=objective, data="mnist",
-                              data_root=str(tmp_path / "absent"), out=tmp_path / "r", progress=False)
+            with pytest.raises(
+                ValueError,
+                match=f"objective {objective!r} does not fit model {model!r}.*Objectives that fit: {', '.join(fits)}",
+            ):
+                pyro_vaes.fit(
+                    model=model,
+                    guide=guide,
+                    objective=objective,
+                    data="mnist",
+                    data_root=str(tmp_path / "absent"),
+                    out=tmp_path / "r",
+                    progress=False,
+                )
     assert not (tmp_path / "r").exists()
 
 
@@ -212,8 +249,12 @@ def test_particles_are_drawn_once_and_replayed_in_chunks(pair, monkeypatch):
         results.append(est)
         assert sum(v.shape[0] for v in est.values[model.code_site]) == 12
     for est in results[1:]:
-        for a, b in [(est.log_likelihood, results[0].log_likelihood), (est.elbo, results[0].elbo),
-                     (est.reconstruction, results[0].reconstruction), *((est.kl[k], results[0].kl[k]) for k in est.kl)]:
+        for a, b in [
+            (est.log_likelihood, results[0].log_likelihood),
+            (est.elbo, results[0].elbo),
+            (est.reconstruction, results[0].reconstruction),
+            *((est.kl[k], results[0].kl[k]) for k in est.kl),
+        ]:
             assert torch.allclose(a, b, rtol=1e-5, atol=1e-4), (a, b)
     calls = []
     original = guide.guide

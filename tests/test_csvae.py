@@ -31,13 +31,15 @@ def labelled_data(n_train=48, n_test=16, k=2, seed=0) -> VAEData:
     y = torch.randint(2, (n, k), generator=g)
     x = torch.randn(n, D, generator=g) + 2.0 * y.float() @ torch.randn(k, D, generator=g)
     names = [f"a{i}" for i in range(k)]
-    return VAEData("toy-labels", ArraySplit(x[:n_train], y[:n_train]), ArraySplit(x[n_train:], y[n_train:]),
-                   label_names=names)
+    return VAEData(
+        "toy-labels", ArraySplit(x[:n_train], y[:n_train]), ArraySplit(x[n_train:], y[n_train:]), label_names=names
+    )
 
 
 def build(model="csvae", guide=None, objective=None, k=2, model_args=None, objective_args=None):
-    m = MODELS.get(model)((D,), num_labels=k, latent_dim=3, hidden=8, likelihood="gaussian", obs_scale=0.7,
-                          **(model_args or {}))
+    m = MODELS.get(model)(
+        (D,), num_labels=k, latent_dim=3, hidden=8, likelihood="gaussian", obs_scale=0.7, **(model_args or {})
+    )
     g = GUIDES.get(guide or {"csvae": "csvae-mean-field", "condvae": "condvae-labelled"}[model])(m, hidden=8)
     o = OBJECTIVES.get(objective or {"csvae": "csvae", "condvae": "condvae-info"}[model])(**(objective_args or {}))
     return m, g, o.bind(m, g, num_data=10)
@@ -68,8 +70,9 @@ def test_csvae_bound_terms_equal_a_hand_computation():
     recon = stats.norm.logpdf(x.numpy(), mean, 0.7).sum()
     kl_z = normal_kl(q["z"]["loc"].numpy(), q["z"]["scale"].numpy(), 0.0, 1.0).sum()
     yc = np.repeat(y.numpy(), 2, axis=1)  # each label's 2-D subspace: y_i = 1 -> N(0, 0.1²), y_i = 0 -> N(3, 1)
-    kl_w = normal_kl(q["w"]["loc"].numpy(), q["w"]["scale"].numpy(), np.where(yc == 1, 0.0, 3.0),
-                     np.where(yc == 1, 0.1, 1.0)).sum()
+    kl_w = normal_kl(
+        q["w"]["loc"].numpy(), q["w"]["scale"].numpy(), np.where(yc == 1, 0.0, 3.0), np.where(yc == 1, 0.1, 1.0)
+    ).sum()
     negent = bernoulli_negative_entropy(logits).sum()
     assert t.recon.item() == pytest.approx(20 * recon, rel=1e-5)
     assert t.kl["z"].item() == pytest.approx(0.2 * kl_z, rel=1e-5)
@@ -129,12 +132,22 @@ def test_negative_entropy_is_minimal_for_a_uniform_adversary():
 
 
 # -- gradient hygiene: who each step moves -------------------------------------------------------------------------
-@pytest.mark.parametrize("model,guide,objective", [("csvae", "csvae-mean-field", "csvae"),
-                                                    ("condvae", "condvae-unlabelled", "condvae-info")])
+@pytest.mark.parametrize(
+    "model,guide,objective", [("csvae", "csvae-mean-field", "csvae"), ("condvae", "condvae-unlabelled", "condvae-info")]
+)
 def test_adversary_step_moves_only_the_adversary_and_model_step_only_the_model(model, guide, objective, tmp_path):
-    cfg = FitConfig(model=model, guide=guide, objective=objective, data="linear-gaussian", batch_size=8, steps=1,
-                    model_args={"latent_dim": 3, "hidden": 8, "likelihood": "gaussian"}, guide_args={"hidden": 8},
-                    objective_args={"adversary_hidden": 8}, figures=False)
+    cfg = FitConfig(
+        model=model,
+        guide=guide,
+        objective=objective,
+        data="linear-gaussian",
+        batch_size=8,
+        steps=1,
+        model_args={"latent_dim": 3, "hidden": 8, "likelihood": "gaussian"},
+        guide_args={"hidden": 8},
+        objective_args={"adversary_hidden": 8},
+        figures=False,
+    )
     trainer = Trainer(cfg, tmp_path, data=labelled_data(), progress=False)
     main_params = trainer.learner.main_parameters()
     adv = list(trainer.learner.auxiliaries["adversary"].parameters())
@@ -204,12 +217,22 @@ def test_learned_subspace_prior_starts_at_the_fixed_one_and_is_trained():
 
 
 def test_incompatible_pairs_are_refused_before_any_data_loads(tmp_path):
-    cases = [("condvae", None, "csvae", "written for model csvae"), ("csvae", None, "condvae-info", "written for model condvae"),
-             ("vae", None, "csvae", "written for model csvae")]  # fmt: skip
+    cases = [
+        ("condvae", None, "csvae", "written for model csvae"),
+        ("csvae", None, "condvae-info", "written for model condvae"),
+        ("vae", None, "csvae", "written for model csvae"),
+    ]
     for model, guide, objective, why in cases:
         with pytest.raises(ValueError, match=why):
-            pyro_vaes.fit(model=model, guide=guide, objective=objective, data="mnist", data_root=str(tmp_path / "no"),
-                          out=tmp_path / "r", progress=False)
+            pyro_vaes.fit(
+                model=model,
+                guide=guide,
+                objective=objective,
+                data="mnist",
+                data_root=str(tmp_path / "no"),
+                out=tmp_path / "r",
+                progress=False,
+            )
     with pytest.raises(ValueError, match="needs 0/1 labels"):  # moons has one integer class per point
         pyro_vaes.fit(model="csvae", data="moons", steps=1, out=tmp_path / "r2", progress=False, figures=False)
     assert pyro_vaes.registry.GUIDES.get("condvae-unlabelled").default_objective == "condvae-info"
@@ -272,7 +295,9 @@ def test_subspace_candidates_grid_and_pca():
     assert pts.shape == (16, 2) and len(names) == 16
     assert torch.allclose(pts.mean(0), torch.zeros(2), atol=1e-6)  # centred at the prior mean of y_0 = 1
     pts0, _ = subspace_points(m, g, 0, 0, None, grid=3)
-    assert torch.allclose(pts0.mean(0), torch.full((2,), 3.0)) and torch.allclose(pts0.max(0).values, torch.full((2,), 5.0))
+    assert torch.allclose(pts0.mean(0), torch.full((2,), 3.0)) and torch.allclose(
+        pts0.max(0).values, torch.full((2,), 5.0)
+    )
     pts, names = subspace_points(m, g, 1, 1, ref, grid=5, components=2)  # 3-D: principal components
     assert pts.shape == (10, 3)
     with torch.no_grad():
@@ -312,10 +337,22 @@ def test_switch_accuracy_counts_the_classifier_verdicts():
 
 def test_switch_from_the_command_line_writes_once(tmp_path, capsys):
     data = labelled_data(k=1)
-    run = pyro_vaes.fit(model="csvae", dataset=data, data="linear-gaussian", steps=2, batch_size=8, eval_every=2,
-                        checkpoint_every=2, eval_batches=1, progress=False, figures=False, out=tmp_path / "run",
-                        model_args={"latent_dim": 2, "hidden": 8}, guide_args={"hidden": 8},
-                        objective_args={"adversary_hidden": 8})
+    run = pyro_vaes.fit(
+        model="csvae",
+        dataset=data,
+        data="linear-gaussian",
+        steps=2,
+        batch_size=8,
+        eval_every=2,
+        checkpoint_every=2,
+        eval_batches=1,
+        progress=False,
+        figures=False,
+        out=tmp_path / "run",
+        model_args={"latent_dim": 2, "hidden": 8},
+        guide_args={"hidden": 8},
+        objective_args={"adversary_hidden": 8},
+    )
     from pyro_vaes.switch import write_switch
 
     path = write_switch(run, "a0", 1, n=3, grid=2)
@@ -327,13 +364,49 @@ def test_switch_from_the_command_line_writes_once(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown attribute 'glasses'"):
         write_switch(run, "glasses", 1, out=tmp_path / "x.pt")
     # the registered swissroll data from the CLI: fit, then switch, then refuse to overwrite
-    args = ["fit", "csvae", "--data", "swissroll", "--data-arg", "n_train=64", "--data-arg", "n_test=32", "--steps", "2",
-            "--batch-size", "16", "--quiet", "--no-figures", "--model-arg", "hidden=8", "--guide-arg", "hidden=8",
-            "--out", str(tmp_path / "swiss")]
+    args = [
+        "fit",
+        "csvae",
+        "--data",
+        "swissroll",
+        "--data-arg",
+        "n_train=64",
+        "--data-arg",
+        "n_test=32",
+        "--steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--no-figures",
+        "--model-arg",
+        "hidden=8",
+        "--guide-arg",
+        "hidden=8",
+        "--out",
+        str(tmp_path / "swiss"),
+    ]
     assert main(args) == 0, capsys.readouterr().err
     out = tmp_path / "s.pt"
-    assert main(["switch", str(tmp_path / "swiss"), "--attribute", "x0>=10", "--to", "1", "-n", "2", "--grid", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "switch",
+                str(tmp_path / "swiss"),
+                "--attribute",
+                "x0>=10",
+                "--to",
+                "1",
+                "-n",
+                "2",
+                "--grid",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert torch.load(out)["switched"].shape == (2, 4, 3)
     assert main(["switch", str(tmp_path / "swiss"), "--attribute", "x0>=10", "--to", "1", "--out", str(out)]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
@@ -345,7 +418,9 @@ def test_celeba_facial_hair_label_and_the_paper_subsets(shared_data):
     from pyro_vaes.data import load_dataset
     from pyro_vaes.data.celeba_csvae import _select
 
-    full = load_dataset("celeba", root=str(shared_data), labels="Eyeglasses,Facial_Hair,Goatee,Mustache,No_Beard", size=8)
+    full = load_dataset(
+        "celeba", root=str(shared_data), labels="Eyeglasses,Facial_Hair,Goatee,Mustache,No_Beard", size=8
+    )
     y = torch.cat([full.train.y, full.test.y])
     assert full.label_names[1] == "Facial_Hair"
     assert torch.equal(y[:, 1], ((y[:, 2] == 1) | (y[:, 3] == 1) | (y[:, 4] == 0)).long())
@@ -387,8 +462,26 @@ def test_celeba_experiment_runs_at_tiny_scale(tmp_path, shared_data, monkeypatch
     entry = table["subsets"]["glasses-facial-hair"]
     assert set(entry["models"]) == {"vae", "condvae", "condvae-info", "csvae"}
     assert (tmp_path / "switch-glasses-facial-hair-both.png").exists()
-    again = EXPERIMENTS.get("csvae-celeba")(out=tmp_path, scale="tiny", data_root=str(shared_data),
-                                            overrides={"models": ["csvae"], "reuse_runs": True})
+    again = EXPERIMENTS.get("csvae-celeba")(
+        out=tmp_path, scale="tiny", data_root=str(shared_data), overrides={"models": ["csvae"], "reuse_runs": True}
+    )
     assert again["subsets"]["glasses-facial-hair"]["models"]["csvae"]["reused"]
-    assert main(["switch", str(tmp_path / "runs" / "glasses-facial-hair-csvae"), "--attribute", "Eyeglasses", "--to",
-                 "1", "-n", "2", "--grid", "2", "--out", str(tmp_path / "g.png")]) == 0
+    assert (
+        main(
+            [
+                "switch",
+                str(tmp_path / "runs" / "glasses-facial-hair-csvae"),
+                "--attribute",
+                "Eyeglasses",
+                "--to",
+                "1",
+                "-n",
+                "2",
+                "--grid",
+                "2",
+                "--out",
+                str(tmp_path / "g.png"),
+            ]
+        )
+        == 0
+    )

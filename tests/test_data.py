@@ -39,9 +39,18 @@ def gen(seed=0):
 
 def test_datasets_registered_with_kind():
     kinds = {e.name: e.meta.get("kind") for e in registry.DATASETS.entries()}
-    for name, kind in [("mnist", "real"), ("fashion-mnist", "real"), ("celeba", "real"), ("yaleb", "real"),
-                       ("folder", "real"), ("arrays", "real"), ("shapes2d", "procedural"),
-                       ("ellipses", "procedural"), ("moons", "procedural"), ("swissroll", "procedural")]:
+    for name, kind in [
+        ("mnist", "real"),
+        ("fashion-mnist", "real"),
+        ("celeba", "real"),
+        ("yaleb", "real"),
+        ("folder", "real"),
+        ("arrays", "real"),
+        ("shapes2d", "procedural"),
+        ("ellipses", "procedural"),
+        ("moons", "procedural"),
+        ("swissroll", "procedural"),
+    ]:
         assert kinds[name] == kind
 
 
@@ -65,7 +74,12 @@ def test_shapes2d_grid_counts_and_index_round_trip(dsprites):
     assert torch.equal(dsprites.index(f), idx)
     # dSprites' archive order: posY fastest, then posX, orientation, scale, shape
     assert dsprites.factors_from_index(torch.tensor([1, 32, 1024, 40960, 245760])).tolist() == [
-        [0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 0], [1, 0, 0, 0, 0]]
+        [0, 0, 0, 0, 1],
+        [0, 0, 0, 1, 0],
+        [0, 0, 1, 0, 0],
+        [0, 1, 0, 0, 0],
+        [1, 0, 0, 0, 0],
+    ]
     with pytest.raises(ValueError, match="out of range"):
         dsprites.factors_from_index(torch.tensor([737_280]))
 
@@ -271,7 +285,11 @@ def test_domain_and_random_batches():
     assert all((s.labels == s.group).all() and torch.equal(s.x[:, 0, 0, 0], s.labels.float()) for s in single)
     assert {s.group for s in single} == {0, 1}
     with pytest.raises(ValueError, match="shape"):
-        next(domain_batches(a, VAEData("c", ArraySplit(torch.zeros(5, 3, 4, 4)), ArraySplit(torch.zeros(5, 3, 4, 4))), 1, 2, gen()))
+        next(
+            domain_batches(
+                a, VAEData("c", ArraySplit(torch.zeros(5, 3, 4, 4)), ArraySplit(torch.zeros(5, 3, 4, 4))), 1, 2, gen()
+            )
+        )
     idx_split = ArraySplit(torch.arange(100.0).view(100, 1), torch.arange(100) % 10)
     rb = list(random_batches(idx_split, 3, 10, gen()))
     assert len(rb) == 3 and all(len(torch.unique(r.x)) == 10 and r.group == -1 for r in rb)
@@ -299,7 +317,9 @@ def test_folder_dataset(tmp_path):
     for cls in ("cats", "dogs"):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(
+                tmp_path / "imgs" / cls / f"{i}.png"
+            )
     d = load_dataset("folder", path=str(tmp_path / "imgs"), size=16, channels=1, n_test=2)
     assert d.shape == (1, 16, 16) and len(d.train) == 10 and len(d.test) == 2
     assert d.label_names == ["cats", "dogs"] and set(d.train.y.tolist()) == {0, 1}
@@ -356,11 +376,14 @@ def test_cli_list_and_show(tmp_path, capsys):
         assert name in out
     assert "shape,scale,orientation,posX,posY" in out
     png = tmp_path / "grid.png"
-    args = p.parse_args(["data", "show", "shapes2d", "--out", str(png), "-n", "6",
-                         "--data-arg", "n_train=20", "--data-arg", "n_test=2"])
+    args = p.parse_args(
+        ["data", "show", "shapes2d", "--out", str(png), "-n", "6", "--data-arg", "n_train=20", "--data-arg", "n_test=2"]
+    )
     assert run_data_command(args) == 0 and png.stat().st_size > 1000
     png2 = tmp_path / "moons.png"
-    assert run_data_command(p.parse_args(["data", "show", "moons", "--out", str(png2), "--data-arg", "n_train=50"])) == 0
+    assert (
+        run_data_command(p.parse_args(["data", "show", "moons", "--out", str(png2), "--data-arg", "n_train=50"])) == 0
+    )
     assert png2.exists()
     from pyro_vaes.cli import main
 
@@ -368,7 +391,6 @@ def test_cli_list_and_show(tmp_path, capsys):
     assert "it takes" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
     assert main(["data", "show", "shapes2d", "--out", str(png), "--data-arg", "n_train=20"]) == 2  # exists
     assert "pass --overwrite" in capsys.readouterr().err
-
 
 
 def test_one_key_value_parser_for_every_option():
@@ -389,6 +411,30 @@ def test_readme_binarize_none_command_works_for_data_show_and_fit(tmp_path, shar
     from pyro_vaes.cli import main
 
     args = ["--data-arg", "binarize=none", "--data-arg", "n_train=64", "--data-arg", "n_test=32"]
-    assert main(["data", "show", "mnist", "--data-root", str(shared_data), "--out", str(tmp_path / "m.png"), *args]) == 0
-    assert main(["fit", "vae", "--data", "mnist", "--data-root", str(shared_data), "--likelihood", "gaussian",
-                 "--steps", "1", "--batch-size", "16", "--no-figures", "--quiet", "--out", str(tmp_path / "r"), *args]) == 0
+    assert (
+        main(["data", "show", "mnist", "--data-root", str(shared_data), "--out", str(tmp_path / "m.png"), *args]) == 0
+    )
+    assert (
+        main(
+            [
+                "fit",
+                "vae",
+                "--data",
+                "mnist",
+                "--data-root",
+                str(shared_data),
+                "--likelihood",
+                "gaussian",
+                "--steps",
+                "1",
+                "--batch-size",
+                "16",
+                "--no-figures",
+                "--quiet",
+                "--out",
+                str(tmp_path / "r"),
+                *args,
+            ]
+        )
+        == 0
+    )

@@ -58,8 +58,14 @@ def test_mnist_series_batches_real(mnist):
 
 @pytest.fixture(scope="module")
 def celeba_full():
-    return load_dataset("celeba", root=str(need("celeba-subset")), n_train=4559, n_test=0, size=32,
-                        labels="Eyeglasses,Male,Black_Hair,Blond_Hair")
+    return load_dataset(
+        "celeba",
+        root=str(need("celeba-subset")),
+        n_train=4559,
+        n_test=0,
+        size=32,
+        labels="Eyeglasses,Male,Black_Hair,Blond_Hair",
+    )
 
 
 def test_celeba_subset_attribute_counts(celeba_full):
@@ -108,4 +114,8 @@ def test_mixed_domain_batches_celeba_yaleb():
     for b in domain_batches(c, yb, 3, 32, torch.Generator().manual_seed(0), mode="mixed"):
         assert b.x.shape == (32, 3, 32, 32) and set(b.labels.tolist()) <= {0, 1}
     with pytest.raises(ValueError, match="channels=3"):
-        next(domain_batches(c, load_dataset("yaleb", root=str(root), n_train=8, n_test=2, size=32), 1, 4, torch.Generator()))
+        next(
+            domain_batches(
+                c, load_dataset("yaleb", root=str(root), n_train=8, n_test=2, size=32), 1, 4, torch.Generator()
+            )
+        )

@@ -11,14 +11,13 @@ import struct
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 import pyro_vaes
 from pyro_vaes.cli import main
 from pyro_vaes.data import load_dataset
 from pyro_vaes.engine.build import signature_params
 from pyro_vaes.registry import DATASETS, MODELS
-
-from conftest import SHARED_DATA
 
 SMALL = {"n_train": 24, "n_test": 8}
 REAL = {"celeba-yaleb": {"celeba_train": 24, "celeba_test": 8, "yale_train": 24, "yale_test": 8}}
@@ -51,12 +50,20 @@ def datasets(tmp_path_factory):
     for cls in ("a", "b"):
         (folder / cls).mkdir(parents=True)
         for i in range(16):
-            Image.fromarray(np.random.default_rng(i).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / cls / f"{i}.png")
-    np.savez(tmp / "arrays.npz", x=np.random.default_rng(0).integers(0, 256, (32, 12, 12), dtype=np.uint8),
-             y=np.arange(32) % 3)  # fmt: skip
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(
+                folder / cls / f"{i}.png"
+            )
+    np.savez(
+        tmp / "arrays.npz",
+        x=np.random.default_rng(0).integers(0, 256, (32, 12, 12), dtype=np.uint8),
+        y=np.arange(32) % 3,
+    )
     fake_fashion_mnist(tmp / "fashion")
-    special = {"fashion-mnist": (dict(SMALL), str(tmp / "fashion")), "folder": ({"path": str(folder), "size": 16,
-               **SMALL}, None), "arrays": ({"path": str(tmp / "arrays.npz"), **SMALL}, None)}  # fmt: skip
+    special = {
+        "fashion-mnist": (dict(SMALL), str(tmp / "fashion")),
+        "folder": ({"path": str(folder), "size": 16, **SMALL}, None),
+        "arrays": ({"path": str(tmp / "arrays.npz"), **SMALL}, None),
+    }
     out = {}
     for name in DATASETS.names():
         takes = signature_params(DATASETS.get(name))
@@ -88,8 +95,19 @@ def test_model_trains_with_its_defaults_on_every_dataset_it_takes(model, dataset
         why = cls.accepts(data.shape, data.label_kind()[0])
         if why is not None:
             continue
-        run = pyro_vaes.fit(model=model, data=name, data_args=args, data_root=root, dataset=data, steps=2, batch_size=8,
-                            eval_batches=1, figures=False, progress=False, out=tmp_path / name)  # fmt: skip
+        run = pyro_vaes.fit(
+            model=model,
+            data=name,
+            data_args=args,
+            data_root=root,
+            dataset=data,
+            steps=2,
+            batch_size=8,
+            eval_batches=1,
+            figures=False,
+            progress=False,
+            out=tmp_path / name,
+        )
         assert np.isfinite(run.history[-1]["test_loss"]), (model, name)
         trained.append(name)
     assert trained, f"{model} takes none of the registered datasets"
@@ -106,8 +124,18 @@ def test_readme_commands_work_as_typed_on_small_data(tmp_path, monkeypatch, caps
     stop with "the Bernoulli likelihood needs binary data"; with their defaults they now fit, the likelihood chosen
     from the data printed and recorded (a few steps on small data here)."""
     monkeypatch.chdir(tmp_path)
-    small = ["--steps", "2", "--batch-size", "8", "--no-figures", "--quiet", "--data-arg", "n_train=24",
-             "--data-arg", "n_test=8"]  # fmt: skip
+    small = [
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--no-figures",
+        "--quiet",
+        "--data-arg",
+        "n_train=24",
+        "--data-arg",
+        "n_test=8",
+    ]
     assert main(["fit", "chyvae", "--data", "ellipses", *small]) == 0
     assert "continuous-bernoulli" in capsys.readouterr().out
     root = fake_fashion_mnist(tmp_path / "local")

@@ -13,7 +13,6 @@ from pyro_vaes.metrics.factor_vae_metric import factor_vae_metric, factor_vae_me
 from pyro_vaes.metrics.mig import histogram_discretize, mig, mig_from_source
 
 
-
 class TinyFactors(FactorSource):
     """Independent uniform factors; an observation is the factor vector itself (as floats)."""
 
@@ -60,8 +59,9 @@ def test_a_dead_dimension_never_wins_a_vote():
 def test_independent_codes_score_at_chance():
     """Chance = 1/K = 0.25 with K = 4 factors chosen uniformly; 800 evaluation votes give a binomial SE of
     sqrt(0.25·0.75/800) ≈ 0.015, so the interval is ±5 SE."""
-    out = factor_vae_metric(_noise_rep(3), SRC, seed=3, batch_size=50, num_train=800, num_eval=800,
-                            num_variance_estimate=2000)
+    out = factor_vae_metric(
+        _noise_rep(3), SRC, seed=3, batch_size=50, num_train=800, num_eval=800, num_variance_estimate=2000
+    )
     se = math.sqrt(0.25 * 0.75 / 800)
     assert abs(out["score"] - 0.25) < 5 * se, out["score"]
 
@@ -99,8 +99,15 @@ def test_pure_function_and_pruning():
 
 
 def test_disentanglement_lib_variant_runs():
-    out = factor_vae_metric(lambda x: x.clone(), SRC, variant="disentanglement_lib", seed=0,
-                            num_train=200, num_eval=200, num_variance_estimate=1000)
+    out = factor_vae_metric(
+        lambda x: x.clone(),
+        SRC,
+        variant="disentanglement_lib",
+        seed=0,
+        num_train=200,
+        num_eval=200,
+        num_variance_estimate=1000,
+    )
     assert out["score"] == 1.0 and out["settings"]["prune_threshold"] == 0.05
 
 

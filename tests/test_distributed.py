@@ -23,12 +23,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ddp_scenarios as sc
 import pyro
 import pytest
 import torch
 import torch.distributed as dist
 
-import ddp_scenarios as sc
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import iterate_batches
 from pyro_vaes.engine import build, distributed
@@ -36,8 +36,9 @@ from pyro_vaes.params import param_registration
 
 HERE = Path(__file__).resolve().parent
 
-pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                reason="torch.distributed with gloo is not available")
+pytestmark = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo is not available"
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +47,22 @@ def ranks_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
     env.pop("WORLD_SIZE", None)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(HERE / "ddp_scenarios.py"), str(out)], env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(HERE / "ddp_scenarios.py"),
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
 
@@ -77,8 +91,12 @@ def summed_shards(cfg, data, world: int = 2):
     params = list(model.parameters()) + (list(guide.parameters()) if guide is not None else [])
     nets = obj.networks()
     opts = {"main": torch.optim.Adam(params, lr=cfg.lr, betas=obj.main_betas)}
-    opts.update({n: torch.optim.Adam(net.module.parameters(), lr=cfg.aux_lr if net.lr is None else net.lr,
-                                     betas=net.betas) for n, net in nets.items()})  # fmt: skip
+    opts.update(
+        {
+            n: torch.optim.Adam(net.module.parameters(), lr=cfg.aux_lr if net.lr is None else net.lr, betas=net.betas)
+            for n, net in nets.items()
+        }
+    )
     b = cfg.batch_size // world
     batches = iterate_batches(len(data.train), cfg.batch_size, cfg.seed)
     for step in range(cfg.steps):
@@ -117,17 +135,26 @@ def assert_bitwise(a, b):
     assert not diff, f"differ: {diff}"
 
 
-@pytest.mark.parametrize("name", ["vae", "vae-half", "vae-resumed", "vae-svi", "factor-vae", "mlvae", "chyvae",
-                                  "csvae", "cgan"])
+@pytest.mark.parametrize(
+    "name", ["vae", "vae-half", "vae-resumed", "vae-svi", "factor-vae", "mlvae", "chyvae", "csvae", "cgan"]
+)
 def test_ranks_hold_identical_parameters(ranks_out, name):
     r0, r1 = ranks(ranks_out, name)
     assert "error" not in r0, r0.get("error")
     assert_bitwise(r0["params"], r1["params"])
 
 
-@pytest.mark.parametrize("name, config", [("vae", sc.vae_config), ("mlvae", sc.mlvae_config),
-                                          ("chyvae", sc.chyvae_config), ("factor-vae", sc.factor_config),
-                                          ("csvae", sc.csvae_config), ("cgan", sc.cgan_config)])
+@pytest.mark.parametrize(
+    "name, config",
+    [
+        ("vae", sc.vae_config),
+        ("mlvae", sc.mlvae_config),
+        ("chyvae", sc.chyvae_config),
+        ("factor-vae", sc.factor_config),
+        ("csvae", sc.csvae_config),
+        ("cgan", sc.cgan_config),
+    ],
+)
 def test_two_ranks_equal_one_process_summing_their_shards(ranks_out, name, config):
     """vae: a per-datum model (the whole batch's gradient); mlvae: one group latent per rank's shard; chyvae with the
     mean-field guide and the collapsed bound: guide parameters without gradients; factor-vae: a second optimizer
@@ -167,11 +194,14 @@ def test_only_rank_zero_writes(ranks_out):
     assert r0["history"] == r1["history"] and len(r0["history"]) == 2
 
 
-@pytest.mark.parametrize("name, kind, text", [
-    ("overflow", "TrainingDiverged", "the loss became nan at step 2"),   # rank 1's shard only
-    ("missing", "FileNotFoundError", "is not a run folder"),              # found by rank 0 alone
-    ("odd-batch", "ValueError", "does not split into 2 equal shards"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, kind, text",
+    [
+        ("overflow", "TrainingDiverged", "the loss became nan at step 2"),  # rank 1's shard only
+        ("missing", "FileNotFoundError", "is not a run folder"),  # found by rank 0 alone
+        ("odd-batch", "ValueError", "does not split into 2 equal shards"),
+    ],
+)
 def test_an_error_on_one_rank_stops_every_rank_with_the_same_line(ranks_out, name, kind, text):
     r0, r1 = ranks(ranks_out, name)
     assert r0["error"] == r1["error"]

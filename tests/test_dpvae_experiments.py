@@ -11,9 +11,13 @@ from pyro_vaes.registry import EXPERIMENTS
 
 
 def test_moons_tiny_writes_both_priors_table_and_figures(tmp_path):
-    table = EXPERIMENTS.get("dpvae-moons")(out=tmp_path, scale="tiny", overrides={"steps": 4,
-                                                                                  "regularizers": ["beta-tc-vae"]})
-    assert [(r["regularizer"], r["prior"]) for r in table["rows"]] == [("beta-tc-vae", "normal"), ("beta-tc-vae", "flow")]
+    table = EXPERIMENTS.get("dpvae-moons")(
+        out=tmp_path, scale="tiny", overrides={"steps": 4, "regularizers": ["beta-tc-vae"]}
+    )
+    assert [(r["regularizer"], r["prior"]) for r in table["rows"]] == [
+        ("beta-tc-vae", "normal"),
+        ("beta-tc-vae", "flow"),
+    ]
     assert all(math.isfinite(r["skl"]) and math.isfinite(r["log_likelihood"]) for r in table["rows"])
     assert (tmp_path / "moons-beta-tc-vae.png").exists() and (tmp_path / "runs" / "beta-tc-vae-flow-seed0").is_dir()
     assert json.loads((tmp_path / "results.json").read_text())["command"].startswith("`pyro-vaes reproduce dpvae-moons")
@@ -26,8 +30,9 @@ def test_moons_tiny_writes_both_priors_table_and_figures(tmp_path):
 @pytest.mark.data
 def test_mnist_tiny_table_beside_the_paper(tmp_path, shared_data, monkeypatch):
     monkeypatch.setenv("PYRO_VAES_CACHE", str(tmp_path / "cache"))
-    table = EXPERIMENTS.get("dpvae-mnist")(out=tmp_path, scale="tiny", data_root=str(shared_data),
-                                           overrides={"regularizers": ["info-vae"]})
+    table = EXPERIMENTS.get("dpvae-mnist")(
+        out=tmp_path, scale="tiny", data_root=str(shared_data), overrides={"regularizers": ["info-vae"]}
+    )
     assert {r["prior"] for r in table["rows"]} == {"normal", "flow"}
     assert table["feature_network"]["cache_key"].startswith("mnist-")
     text = (tmp_path / "results.md").read_text()

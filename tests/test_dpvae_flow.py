@@ -9,6 +9,7 @@ import pyro
 import pyro.poutine as poutine
 import pytest
 import torch
+from helpers import TINY, example_data
 from torch.autograd.functional import jacobian
 
 import pyro_vaes
@@ -17,10 +18,15 @@ from pyro_vaes.engine import objectives_for
 from pyro_vaes.objectives.terms import elbo_terms
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
 
-from helpers import TINY, example_data
-
-FLOW = {"latent_dim": 2, "hidden": 16, "likelihood": "bernoulli", "prior": "flow", "flow_hidden": 8,
-        "flow_layers": 4, "flow_init": "random"}  # fmt: skip
+FLOW = {
+    "latent_dim": 2,
+    "hidden": 16,
+    "likelihood": "bernoulli",
+    "prior": "flow",
+    "flow_hidden": 8,
+    "flow_layers": 4,
+    "flow_init": "random",
+}
 
 
 def _random_flow(dim=3, layers=6, seed=0):
@@ -118,9 +124,12 @@ def test_sampling_agrees_with_log_prob():
     edges = torch.tensor([-8.0, -1.0, 0.0, 1.0, 8.0], dtype=torch.float64)
     idx = torch.bucketize(ticks, edges) - 1
     probs = torch.zeros(4, 4, dtype=torch.float64)
-    probs.index_put_((idx.unsqueeze(1).expand_as(dens).reshape(-1), idx.unsqueeze(0).expand_as(dens).reshape(-1)),
-                     dens.reshape(-1), accumulate=True)
-    si = (torch.bucketize(samples.clamp(-7.99, 7.99), edges) - 1)
+    probs.index_put_(
+        (idx.unsqueeze(1).expand_as(dens).reshape(-1), idx.unsqueeze(0).expand_as(dens).reshape(-1)),
+        dens.reshape(-1),
+        accumulate=True,
+    )
+    si = torch.bucketize(samples.clamp(-7.99, 7.99), edges) - 1
     counts = torch.zeros(4, 4, dtype=torch.float64)
     counts.index_put_((si[:, 0], si[:, 1]), torch.ones(len(si), dtype=torch.float64), accumulate=True)
     expected = probs / probs.sum() * len(samples)
@@ -166,9 +175,17 @@ def test_every_vae_objective_trains_the_flow(objective, tmp_path):
     flow's parameters."""
     data = example_data((1, 28, 28))
     args = dict(OBJECTIVES.get(objective).example_args)
-    run = pyro_vaes.fit(model="vae", guide="diagonal", objective=objective, model_args=FLOW, guide_args={"hidden": 16},
-                        objective_args=args, dataset=data, out=tmp_path / "r",
-                        **{**TINY, "steps": 1, "eval_every": 1, "checkpoint_every": 1})  # fmt: skip
+    run = pyro_vaes.fit(
+        model="vae",
+        guide="diagonal",
+        objective=objective,
+        model_args=FLOW,
+        guide_args={"hidden": 16},
+        objective_args=args,
+        dataset=data,
+        out=tmp_path / "r",
+        **{**TINY, "steps": 1, "eval_every": 1, "checkpoint_every": 1},
+    )
     torch.manual_seed(0)
     fresh = MODELS.get("vae")((1, 28, 28), **FLOW)
     moved = [not torch.equal(a, b) for a, b in zip(fresh.prior_flow.parameters(), run.model.prior_flow.parameters())]

@@ -51,8 +51,12 @@ def _quadrature_terms(loc, scale, h=0.02, lim=7.0):
     std = Normal(torch.zeros((), dtype=torch.float64), 1.0)
     dim_kl = 0.0
     for k in range(2):
-        lm1 = (torch.logsumexp(-0.5 * ((t[:, None] - loc[None, :, k]) / scale[None, :, k]) ** 2 - scale[None, :, k].log()
-                               - 0.5 * math.log(2 * math.pi), 1) - math.log(n))  # fmt: skip
+        lm1 = torch.logsumexp(
+            -0.5 * ((t[:, None] - loc[None, :, k]) / scale[None, :, k]) ** 2
+            - scale[None, :, k].log()
+            - 0.5 * math.log(2 * math.pi),
+            1,
+        ) - math.log(n)
         dim_kl += float((lm1.exp() * h * (lm1 - std.log_prob(t))).sum())
     return mi, tc, dim_kl
 
@@ -164,8 +168,10 @@ def test_beta_tc_vae_loss_by_hand(estimator, prior, guide):
     if prior == "normal":
         assert torch.allclose(log_p, Normal(torch.zeros((), dtype=torch.float64), 1.0).log_prob(z).sum(-1))
     own = pairs.diagonal()
-    hand = (-terms.recon.detach().double() + (0.7 * (own - log_qz) + 3.0 * (log_qz - log_prod)
-                                              + 1.5 * (log_prod - log_p)).sum())  # fmt: skip
+    hand = (
+        -terms.recon.detach().double()
+        + (0.7 * (own - log_qz) + 3.0 * (log_qz - log_prod) + 1.5 * (log_prod - log_p)).sum()
+    )
     assert torch.allclose(loss.detach().double(), hand, atol=1e-4), (float(loss), float(hand))
     ones = BetaTCVAE(alpha=1.0, beta=1.0, gamma=1.0, estimator=estimator).bind(model, g, num_data=50)
     l1 = ones.loss(x)
@@ -210,7 +216,10 @@ def test_mmd_zero_for_one_distribution_and_the_closed_form_for_a_shift():
     h, d = 4.0, 2
     reps = [], []
     for _ in range(20):
-        x, y = torch.randn(300, d, generator=g, dtype=torch.float64), torch.randn(300, d, generator=g, dtype=torch.float64)
+        x, y = (
+            torch.randn(300, d, generator=g, dtype=torch.float64),
+            torch.randn(300, d, generator=g, dtype=torch.float64),
+        )
         reps[0].append(float(mmd(x, y, unbiased=True)))
         reps[1].append(float(mmd(x, y + torch.tensor([1.0, 0.0], dtype=torch.float64), unbiased=True)))
     same, shifted = torch.tensor(reps[0]), torch.tensor(reps[1])
@@ -242,8 +251,11 @@ def test_info_vae_loss_by_hand():
     def k(a, b):
         return math.exp(-float(((a - b) ** 2).sum()) / 4.0)
 
-    mmd2 = (sum(k(z[i], z[j]) for i in range(4) for j in range(4)) + sum(k(p[i], p[j]) for i in range(4) for j in range(4))
-            - 2 * sum(k(z[i], p[j]) for i in range(4) for j in range(4))) / 16  # fmt: skip
+    mmd2 = (
+        sum(k(z[i], z[j]) for i in range(4) for j in range(4))
+        + sum(k(p[i], p[j]) for i in range(4) for j in range(4))
+        - 2 * sum(k(z[i], p[j]) for i in range(4) for j in range(4))
+    ) / 16
     hand = -recon + 0.7 * kl + 4 * 49.3 * mmd2
     assert abs(float(loss) - float(hand)) < 1e-3 * max(1.0, abs(float(hand)))
 

@@ -7,16 +7,19 @@ import json
 
 import pytest
 import torch
-
-import pyro_vaes
-from pyro_vaes.engine import checkpoint as ckpt
-from pyro_vaes.config import FitConfig
-from pyro_vaes.engine import CHECKPOINT, RunExistsError, Trainer, TrainingDiverged
-
 from helpers import TINY, binary_images
 
-LG = dict(model="vae", data="linear-gaussian", model_args={"latent_dim": 2, "likelihood": "gaussian"},
-          data_args={"n_train": 200, "n_test": 50})  # fmt: skip
+import pyro_vaes
+from pyro_vaes.config import FitConfig
+from pyro_vaes.engine import CHECKPOINT, RunExistsError, Trainer, TrainingDiverged
+from pyro_vaes.engine import checkpoint as ckpt
+
+LG = dict(
+    model="vae",
+    data="linear-gaussian",
+    model_args={"latent_dim": 2, "likelihood": "gaussian"},
+    data_args={"n_train": 200, "n_test": 50},
+)
 
 
 def _params(run):
@@ -119,12 +122,21 @@ def test_bernoulli_refuses_grey_data_and_the_default_likelihood_fits_it(tmp_path
     data = binary_images()
     data.train.x = data.train.x * 0.5
     with pytest.raises(ValueError, match="needs binary data"):
-        pyro_vaes.fit(out=tmp_path / "r", model="vae", data="linear-gaussian", dataset=data,
-                      model_args={"likelihood": "bernoulli"}, **TINY)
+        pyro_vaes.fit(
+            out=tmp_path / "r",
+            model="vae",
+            data="linear-gaussian",
+            dataset=data,
+            model_args={"likelihood": "bernoulli"},
+            **TINY,
+        )
     assert not (tmp_path / "r").exists()
     run = pyro_vaes.fit(out=tmp_path / "auto", model="vae", data="linear-gaussian", dataset=data, **TINY)
     assert run.model.likelihood == "continuous-bernoulli"
-    assert json.loads((tmp_path / "auto" / "config.json").read_text())["model_args"]["likelihood"] == "continuous-bernoulli"
+    assert (
+        json.loads((tmp_path / "auto" / "config.json").read_text())["model_args"]["likelihood"]
+        == "continuous-bernoulli"
+    )
     assert "likelihood 'continuous-bernoulli' chosen" in capsys.readouterr().out
     binary = pyro_vaes.fit(out=tmp_path / "bin", model="vae", data="linear-gaussian", dataset=binary_images(), **TINY)
     assert binary.model.likelihood == "bernoulli"
@@ -132,9 +144,15 @@ def test_bernoulli_refuses_grey_data_and_the_default_likelihood_fits_it(tmp_path
 
 def test_image_pipeline_with_figures(tmp_path):
     data = binary_images()
-    run = pyro_vaes.fit(out=tmp_path / "img", model="vae", data="linear-gaussian", dataset=data,
-                        model_args={"latent_dim": 3, "hidden": 32}, guide_args={"hidden": 32},
-                        **dict(TINY, figures=True))  # fmt: skip
+    run = pyro_vaes.fit(
+        out=tmp_path / "img",
+        model="vae",
+        data="linear-gaussian",
+        dataset=data,
+        model_args={"latent_dim": 3, "hidden": 32},
+        guide_args={"hidden": 32},
+        **dict(TINY, figures=True),
+    )
     names = sorted(p.name for p in (tmp_path / "img" / "figures").iterdir())
     assert names == ["reconstructions.png", "samples.png", "traversals.png"]
     loaded = pyro_vaes.load(tmp_path / "img", dataset=data)

@@ -14,8 +14,16 @@ from torch import nn
 
 from pyro_vaes.data import ArraySplit, load_dataset
 from pyro_vaes.engine import build_component
-from pyro_vaes.evaluation import (MIN_ESS, effective_sample_size, evaluate, kl_per_dimension, log_likelihood_is,
-                                  log_mean_exp_se, particle_estimates, site_log_probs)
+from pyro_vaes.evaluation import (
+    MIN_ESS,
+    effective_sample_size,
+    evaluate,
+    kl_per_dimension,
+    log_likelihood_is,
+    log_mean_exp_se,
+    particle_estimates,
+    site_log_probs,
+)
 from pyro_vaes.guides.base import GuideBase
 from pyro_vaes.models.base import ModelBase, global_to_plate
 from pyro_vaes.registry import GUIDES, MODELS
@@ -192,7 +200,9 @@ class LinearGroupModel(ModelBase):
     def model(self, x, y=None):
         c = pyro.sample("c", dist.Normal(x.new_zeros(self.dc), 1.0).to_event(1))
         with pyro.plate("data", x.shape[0]):
-            s = pyro.sample("s", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim]).to_event(1))
+            s = pyro.sample(
+                "s", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim]).to_event(1)
+            )
             mean = s @ self.W.T + global_to_plate(c @ self.V.T) + self.b
             pyro.sample("x", dist.Normal(mean, self.sigma).to_event(1), obs=x)
 
@@ -203,7 +213,8 @@ class LinearGroupModel(ModelBase):
         """log p(X) exactly: cov = I_B ⊗ (W Wᵀ + σ² I) + 1 1ᵀ ⊗ V Vᵀ."""
         B, D = X.shape
         cov = torch.kron(torch.eye(B), self.W @ self.W.T + self.sigma**2 * torch.eye(D)) + torch.kron(
-            torch.ones(B, B), self.V @ self.V.T)
+            torch.ones(B, B), self.V @ self.V.T
+        )
         return dist.MultivariateNormal(self.b.repeat(B), cov).log_prob(X.reshape(-1))
 
     def marginal_prior(self, site):
@@ -225,7 +236,10 @@ class LinearGroupGuide(GuideBase):
 
         s_loc, s_raw = self.s_net(x).chunk(2, -1)
         c_loc, c_scale = product_of_gaussians(*self.c_net(x).chunk(2, -1))
-        return {"s": {"loc": s_loc, "scale": nn.functional.softplus(s_raw) + 1e-3}, "c": {"loc": c_loc, "scale": c_scale}}
+        return {
+            "s": {"loc": s_loc, "scale": nn.functional.softplus(s_raw) + 1e-3},
+            "c": {"loc": c_loc, "scale": c_scale},
+        }
 
     def guide(self, x, y=None):
         q = self.encode(x)
@@ -247,7 +261,7 @@ def test_batch_latent_reports_log_p_of_the_batch_and_per_datum_from_batches_of_o
     guide = LinearGroupGuide(model)
     g = torch.Generator().manual_seed(1)
     c = torch.randn(2, generator=g)
-    X = (torch.randn(10, 2, generator=g) @ model.W.T + model.V @ c + model.b + 0.5 * torch.randn(10, 4, generator=g))
+    X = torch.randn(10, 2, generator=g) @ model.W.T + model.V @ c + model.b + 0.5 * torch.randn(10, 4, generator=g)
     _fit_guide(model, guide, X, steps=400)
     res = evaluate(model, guide, ArraySplit(X), num_particles=100_000, batch_size=10, chunk=5000)
     exact_batch = float(model.log_px_batch(X)) / 10
@@ -281,7 +295,8 @@ def ugvae_log_px_by_quadrature(model, X, n_beta=301, n_z=401):
         per_item = torch.logsumexp(inner, 1) - math.log(model.K)  # (nb, B)
         log_pb = dist.Normal(0.0, 1.0).log_prob(beta) + math.log(beta[1] - beta[0])
         return float(torch.logsumexp(log_pb + per_item.sum(-1), 0)), [
-            float(torch.logsumexp(log_pb + per_item[:, i], 0)) for i in range(X.shape[0])]
+            float(torch.logsumexp(log_pb + per_item[:, i], 0)) for i in range(X.shape[0])
+        ]
 
 
 @pytest.mark.parametrize("guide_name", ["ugvae-structured", "ugvae-marginal", "ugvae-meanfield"])

@@ -11,6 +11,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from helpers import example_data
 from torch import nn
 from torch.nn import functional as F
 
@@ -22,8 +23,6 @@ from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.objectives.base import AuxiliaryNetwork, Objective
 from pyro_vaes.params import register
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
-
-from helpers import example_data
 
 
 # -- a label-conditioned model: p(z) p(x | z, y), q(z | x, y) ----------------------------------------------------
@@ -68,7 +67,9 @@ class ToyCVAEGuide(GuideBase):
         super().__init__(model)
         self.num_classes = model.num_classes
         n = int(torch.tensor(model.input_shape).prod())
-        self.net = nn.Sequential(nn.Linear(n + model.num_classes, hidden), nn.ReLU(), nn.Linear(hidden, 2 * model.latent_dim))
+        self.net = nn.Sequential(
+            nn.Linear(n + model.num_classes, hidden), nn.ReLU(), nn.Linear(hidden, 2 * model.latent_dim)
+        )
 
     def encode(self, x, y=None):
         h = torch.cat([x.reshape(x.shape[0], -1), F.one_hot(y, self.num_classes).to(x.dtype)], -1)
@@ -143,13 +144,24 @@ def toys():
     MODELS.register("toy-generator")(ToyGenerator)
     OBJECTIVES.register("toy-gan")(ToyGAN)
     yield
-    for registry, name in ((MODELS, "toy-cvae"), (GUIDES, "toy-cvae-guide"), (MODELS, "toy-generator"),
-                           (OBJECTIVES, "toy-gan")):  # fmt: skip
+    for registry, name in (
+        (MODELS, "toy-cvae"),
+        (GUIDES, "toy-cvae-guide"),
+        (MODELS, "toy-generator"),
+        (OBJECTIVES, "toy-gan"),
+    ):
         registry.unregister(name)
 
 
-SETTINGS = dict(data="linear-gaussian", batch_size=8, eval_every=2, checkpoint_every=2, eval_batches=1,
-                progress=False, figures=False)  # fmt: skip
+SETTINGS = dict(
+    data="linear-gaussian",
+    batch_size=8,
+    eval_every=2,
+    checkpoint_every=2,
+    eval_batches=1,
+    progress=False,
+    figures=False,
+)
 
 
 def _params(run):
@@ -165,8 +177,10 @@ def test_toy_trains_checkpoints_resumes_exactly_loads_and_evaluates(model, objec
     resumed = pyro_vaes.fit(resume=tmp_path / "half", steps=8, dataset=data, progress=False, figures=False)
     for a, b in zip(_params(full), _params(resumed)):
         assert torch.equal(a, b)
-    rows = [{k: v for k, v in json.loads(r).items() if k != "seconds"}
-            for r in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+    rows = [
+        {k: v for k, v in json.loads(r).items() if k != "seconds"}
+        for r in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert rows == [{k: v for k, v in r.items() if k != "seconds"} for r in full.history]
     loaded = pyro_vaes.load(tmp_path / "full", dataset=data)
     for a, b in zip(_params(full), _params(loaded)):
@@ -185,8 +199,12 @@ def test_toy_gan_steps_each_network_with_its_own_optimizer_in_its_order(tmp_path
     from pyro_vaes.engine import Trainer
 
     data = example_data((1, 6, 6), n_train=48)
-    trainer = Trainer(FitConfig(model="toy-generator", **{k: v for k, v in SETTINGS.items() if k not in ("progress",)}),
-                      tmp_path, data=data, progress=False)
+    trainer = Trainer(
+        FitConfig(model="toy-generator", **{k: v for k, v in SETTINGS.items() if k not in ("progress",)}),
+        tmp_path,
+        data=data,
+        progress=False,
+    )
     assert trainer.config.objective == "toy-gan" and trainer.config.guide is None
     assert trainer.order == ("discriminator", "main")
     opt = trainer.aux_optimizers["discriminator"]
@@ -200,8 +218,23 @@ def test_toys_join_the_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "toy-cvae" in out and "toy-generator" in out and "toy-gan" in out
     for model in ("toy-generator", "toy-cvae"):  # the toys train on a registered dataset from the CLI too
-        args = ["fit", model, "--data", "moons", "--data-arg", "n_train=64", "--data-arg", "n_test=16",
-                "--steps", "2", "--batch-size", "8", "--quiet", "--out", str(tmp_path / model)]
+        args = [
+            "fit",
+            model,
+            "--data",
+            "moons",
+            "--data-arg",
+            "n_train=64",
+            "--data-arg",
+            "n_test=16",
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--quiet",
+            "--out",
+            str(tmp_path / model),
+        ]
         assert main(args) == 0, capsys.readouterr().err
         assert main(["evaluate", str(tmp_path / model), "--particles", "3"]) == 0
         assert main(["sample", str(tmp_path / model), "-n", "4", "--out", str(tmp_path / f"{model}.pt")]) == 0

@@ -13,7 +13,6 @@ from pyro_vaes.objectives.factor_vae import Discriminator, discriminator_loss, p
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
 
 
-
 def _vae(d=3, n_in=12):
     model = MODELS.get("vae")((n_in,), latent_dim=d, arch="mlp", hidden=16, likelihood="bernoulli")
     guide = GUIDES.get("diagonal")(model, hidden=16)
@@ -120,11 +119,23 @@ def test_factor_vae_trains_through_the_engine(tmp_path):
     g = torch.Generator().manual_seed(0)
     x = torch.bernoulli(torch.full((64, 12), 0.4), generator=g)
     data = VAEData("toy", ArraySplit(x), ArraySplit(x[:16]))
-    run = pyro_vaes.fit(model="vae", guide="diagonal", objective="factor-vae", data="shapes2d", dataset=data,
-                        model_args={"latent_dim": 3, "arch": "mlp", "hidden": 16}, guide_args={"hidden": 16},
-                        objective_args={"gamma": 5.0, "disc_hidden": 32, "disc_layers": 2},
-                        steps=2, batch_size=16, eval_every=2, checkpoint_every=2, out=tmp_path / "run",
-                        progress=False, figures=False)
+    run = pyro_vaes.fit(
+        model="vae",
+        guide="diagonal",
+        objective="factor-vae",
+        data="shapes2d",
+        dataset=data,
+        model_args={"latent_dim": 3, "arch": "mlp", "hidden": 16},
+        guide_args={"hidden": 16},
+        objective_args={"gamma": 5.0, "disc_hidden": 32, "disc_layers": 2},
+        steps=2,
+        batch_size=16,
+        eval_every=2,
+        checkpoint_every=2,
+        out=tmp_path / "run",
+        progress=False,
+        figures=False,
+    )
     disc = run.parts.objective.discriminator
     from pyro_vaes.engine import Trainer
 
@@ -144,8 +155,14 @@ def test_factor_vae_refuses_models_it_cannot_fit_before_any_data_loads(tmp_path)
     """UG-VAE sums d out by enumeration, which FactorVAE's sampled ELBO cannot: refused by name, naming what fits,
     before the data is read (an unreadable data root would otherwise be the error)."""
     with pytest.raises(ValueError, match="objective 'factor-vae' does not fit model 'ugvae'.*Objectives that fit: "):
-        pyro_vaes.fit(model="ugvae", objective="factor-vae", data="mnist", data_root=str(tmp_path / "absent"),
-                      out=tmp_path / "r", progress=False)
+        pyro_vaes.fit(
+            model="ugvae",
+            objective="factor-vae",
+            data="mnist",
+            data_root=str(tmp_path / "absent"),
+            out=tmp_path / "r",
+            progress=False,
+        )
     assert not (tmp_path / "r").exists()
 
 

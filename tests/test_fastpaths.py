@@ -18,6 +18,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro.infer import Trace_ELBO
+from test_contract import CASES, _config, _data, _ids
 from torch import nn
 
 import pyro_vaes
@@ -26,14 +27,17 @@ from pyro_vaes.config import FitConfig
 from pyro_vaes.engine import build
 from pyro_vaes.objectives.base import scale_latents
 from pyro_vaes.params import param_registration
-from test_contract import CASES, _config, _data, _ids
 
 
 def _losses_and_grads(parts, x, y, seed=0):
     """Every optimizer's loss on this batch and the gradients of their sum, from one seed."""
     obj = parts.objective
-    params = [p for m in (parts.model, parts.guide, *(n.module for n in obj.networks().values())) if m is not None
-              for p in m.parameters()]  # fmt: skip
+    params = [
+        p
+        for m in (parts.model, parts.guide, *(n.module for n in obj.networks().values()))
+        if m is not None
+        for p in m.parameters()
+    ]
     torch.manual_seed(seed)
     with pyro.validation_enabled(False), param_registration(False):
         losses = [obj.loss(x, y)] + [obj.network_loss(n, x, y) for n in obj.networks()]
@@ -90,8 +94,10 @@ def test_lean_trace_elbo_has_trace_elbos_gradients(kind):
         model, guide = _reparam_pair(net)
     else:
         model, guide = net.model, net.guide
-    args = {"particles": dict(num_particles=3), "vectorised": dict(num_particles=3, vectorize_particles=True,
-                                                                   max_plate_nesting=1)}.get(kind, {})
+    args = {
+        "particles": dict(num_particles=3),
+        "vectorised": dict(num_particles=3, vectorize_particles=True, max_plate_nesting=1),
+    }.get(kind, {})
     if kind == "kl-weight":
         model, guide = scale_latents(model, 0.3), scale_latents(guide, 0.3)
     out = []
@@ -109,8 +115,9 @@ def _reparam_pair(net):
     def model(x):
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
-            pyro.sample("x", dist.Normal(net.dec(torch.cat([z, torch.ones(x.shape[0], 1)], -1)), 1.0).to_event(1),
-                        obs=x)
+            pyro.sample(
+                "x", dist.Normal(net.dec(torch.cat([z, torch.ones(x.shape[0], 1)], -1)), 1.0).to_event(1), obs=x
+            )
 
     def guide(x):
         h = net.enc(x)
@@ -126,7 +133,7 @@ def test_fixed_scale_normal_is_normal_bitwise():
     a, b = dist.Normal(loc, 0.45), fastpaths.FixedScaleNormal(loc, 0.45)
     la, lb = a.to_event(1).log_prob(x), b.to_event(1).log_prob(x)
     assert torch.equal(la, lb)
-    assert torch.equal(*(torch.autograd.grad(l.sum(), loc)[0] for l in (la, lb)))
+    assert torch.equal(*(torch.autograd.grad(loss.sum(), loc)[0] for loss in (la, lb)))
     torch.manual_seed(2)
     ra = a.rsample()
     torch.manual_seed(2)
@@ -137,21 +144,37 @@ def test_fixed_scale_normal_is_normal_bitwise():
     assert torch.allclose(b.entropy(), a.entropy())
 
 
-@pytest.mark.parametrize("model, args", [
-    ("vae", {"latent_dim": 3, "hidden": 16, "likelihood": "gaussian"}),       # elbo: Lean ELBO, plates, Gaussian
-    ("ugvae", {"latent_dim": 2, "beta_dim": 3, "K": 3, "hidden": 16, "arch": "k_vae"}),  # enum-elbo, Gaussian
-    ("mlvae", {"latent_dim": 2, "c_dim": 3, "hidden": 16}),                  # elbo with a batch-level latent
-    ("chyvae", {"latent_dim": 3, "nu": 6.0, "hidden": 16, "likelihood": "bernoulli"}),  # closed form
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "model, args",
+    [
+        ("vae", {"latent_dim": 3, "hidden": 16, "likelihood": "gaussian"}),  # elbo: Lean ELBO, plates, Gaussian
+        ("ugvae", {"latent_dim": 2, "beta_dim": 3, "K": 3, "hidden": 16, "arch": "k_vae"}),  # enum-elbo, Gaussian
+        ("mlvae", {"latent_dim": 2, "c_dim": 3, "hidden": 16}),  # elbo with a batch-level latent
+        ("chyvae", {"latent_dim": 3, "nu": 6.0, "hidden": 16, "likelihood": "bernoulli"}),  # closed form
+    ],
+)
 def test_training_with_the_fast_paths_gives_the_same_parameters(tmp_path, model, args):
     """6 steps (the first with Pyro's checks on and no fast path), every fast path on against every one off."""
     data = _data(model)
     params = []
     for name, ctx in (("fast", contextlib.nullcontext()), ("pyro", fastpaths.disabled())):
         with ctx:
-            run = pyro_vaes.fit(dict(model=model, data="linear-gaussian", model_args=dict(args), steps=6, batch_size=8,
-                                     eval_every=6, checkpoint_every=6, eval_batches=1, figures=False),
-                                out=tmp_path / name, dataset=data, progress=False)  # fmt: skip
+            run = pyro_vaes.fit(
+                dict(
+                    model=model,
+                    data="linear-gaussian",
+                    model_args=dict(args),
+                    steps=6,
+                    batch_size=8,
+                    eval_every=6,
+                    checkpoint_every=6,
+                    eval_batches=1,
+                    figures=False,
+                ),
+                out=tmp_path / name,
+                dataset=data,
+                progress=False,
+            )
         params.append([p.detach().clone() for m in (run.model, run.guide) for p in m.parameters()])
     if model == "ugvae":  # LeanTraceEnum_ELBO: gradients equal to float32 rounding, not bitwise (see below)
         for a, b in zip(*params):
@@ -161,8 +184,13 @@ def test_training_with_the_fast_paths_gives_the_same_parameters(tmp_path, model,
     assert fastpaths.active()
 
 
-ENUM_PAIRS = [("ugvae", "ugvae-structured", True), ("ugvae", "ugvae-meanfield", True), ("gmvae", "gmvae-structured", True),
-              ("ugvae", "ugvae-marginal", False), ("mlvae", "mlvae-product", False)]  # fmt: skip
+ENUM_PAIRS = [
+    ("ugvae", "ugvae-structured", True),
+    ("ugvae", "ugvae-meanfield", True),
+    ("gmvae", "gmvae-structured", True),
+    ("ugvae", "ugvae-marginal", False),
+    ("mlvae", "mlvae-product", False),
+]
 
 
 @pytest.mark.parametrize("model, guide, lean", ENUM_PAIRS, ids=lambda v: str(v))

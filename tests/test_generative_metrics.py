@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import TINY, example_data
 from torch.distributions import MultivariateNormal, Normal
 
 import pyro_vaes
@@ -28,8 +29,6 @@ from pyro_vaes.metrics.generative import (
     symmetric_kl,
 )
 from pyro_vaes.registry import GUIDES, MODELS
-
-from helpers import TINY, example_data
 
 
 def _gauss_kl(m1, s1, m2, s2):
@@ -83,9 +82,13 @@ def test_aggregate_density_is_the_mixture_by_brute_force():
     raw = torch.randn(7, 3, 3, generator=g)
     tril = torch.tril(raw, -1) * 0.3 + torch.diag_embed(0.5 + raw.diagonal(dim1=-2, dim2=-1).abs())
     z = torch.randn(11, 3, generator=g)
-    for params, comp in (({"loc": loc, "scale": tril.diagonal(dim1=-2, dim2=-1)},
-                          lambda n: Normal(loc[n], tril[n].diagonal()).log_prob(z).sum(-1)),
-                         ({"loc": loc, "scale_tril": tril}, lambda n: MultivariateNormal(loc[n], scale_tril=tril[n]).log_prob(z))):
+    for params, comp in (
+        (
+            {"loc": loc, "scale": tril.diagonal(dim1=-2, dim2=-1)},
+            lambda n: Normal(loc[n], tril[n].diagonal()).log_prob(z).sum(-1),
+        ),
+        ({"loc": loc, "scale_tril": tril}, lambda n: MultivariateNormal(loc[n], scale_tril=tril[n]).log_prob(z)),
+    ):
         brute = torch.logsumexp(torch.stack([comp(n) for n in range(7)]), 0) - math.log(7)
         assert torch.allclose(aggregate_log_density(z, params, budget=30), brute, atol=1e-5)
 
@@ -180,8 +183,15 @@ def test_elbo_decomposition_through_the_contract():
 def test_generative_metrics_for_a_fitted_run(tmp_path, monkeypatch):
     monkeypatch.setenv("PYRO_VAES_CACHE", str(tmp_path / "cache"))
     data = example_data((1, 28, 28), labels="class", n_train=64, n_test=32)
-    run = pyro_vaes.fit(model="vae", model_args={"latent_dim": 2, "hidden": 16, "prior": "flow", "flow_hidden": 8},
-                        guide_args={"hidden": 16}, objective="beta-vae-h", dataset=data, out=tmp_path / "r", **TINY)
+    run = pyro_vaes.fit(
+        model="vae",
+        model_args={"latent_dim": 2, "hidden": 16, "prior": "flow", "flow_hidden": 8},
+        guide_args={"hidden": 16},
+        objective="beta-vae-h",
+        dataset=data,
+        out=tmp_path / "r",
+        **TINY,
+    )
     before = {k: v.clone() for k, v in run.model.state_dict().items()}
     out = generative_metrics(run, n=40, candidates=200, n_mix=64, recipe=Recipe(steps=5))
     assert out["fid"]["n_samples"] == 40 and out["fid_low_posterior"]["n_samples"] == 40

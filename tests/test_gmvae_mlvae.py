@@ -6,11 +6,12 @@ import pyro.poutine as poutine
 import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+from torch.distributions import Normal
+
 from pyro_vaes.guides.gmvae import GMVAEGuide
 from pyro_vaes.guides.mlvae import MLVAEGuide
 from pyro_vaes.models.gmvae import GMVAE
 from pyro_vaes.models.mlvae import MLVAE
-from torch.distributions import Normal
 
 
 def _step_changes_everything(model, guide, elbo, x):
@@ -72,13 +73,21 @@ def test_mlvae_group_latent_once_per_batch_and_elbo_by_hand():
     s_loc, s_scale, c_loc, c_scale = guide.params(x)
     recon = model.observation(model.decoder(torch.cat([s, c.expand(5, -1)], -1))).log_prob(x).sum()
     std = Normal(0.0, 1.0)
-    expected = -(recon + std.log_prob(s).sum() + std.log_prob(c).sum()
-                 - Normal(s_loc, s_scale).log_prob(s).sum() - Normal(c_loc, c_scale).log_prob(c).sum())  # fmt: skip
+    expected = -(
+        recon
+        + std.log_prob(s).sum()
+        + std.log_prob(c).sum()
+        - Normal(s_loc, s_scale).log_prob(s).sum()
+        - Normal(c_loc, c_scale).log_prob(c).sum()
+    )
     loss = Trace_ELBO(max_plate_nesting=1).differentiable_loss(model.model, poutine.replay(guide.guide, trace=gt), x)
     assert torch.allclose(loss, expected, rtol=1e-10)
 
 
 def test_baselines_sample_and_decode():
-    g, m = GMVAE((1, 28, 28), latent_dim=3, w_dim=4, K=3, hidden=32), MLVAE((1, 28, 28), latent_dim=3, c_dim=4, hidden=32)
+    g, m = (
+        GMVAE((1, 28, 28), latent_dim=3, w_dim=4, K=3, hidden=32),
+        MLVAE((1, 28, 28), latent_dim=3, c_dim=4, hidden=32),
+    )
     assert g.sample(4).shape == (4, 1, 28, 28) and m.sample(4).shape == (4, 1, 28, 28)
     assert g.sample_prior(4, d=torch.tensor([0, 1, 2, 0]))["z"].shape == (4, 3)

@@ -15,13 +15,13 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from helpers import example_data
 
 from pyro_vaes.data import ArraySplit, load_dataset
 from pyro_vaes.engine import build_component
 from pyro_vaes.inference_gap import RefinedGuide, bounds, gaps, local_parameters, refine
 from pyro_vaes.isolation import isolated_rng
 from pyro_vaes.registry import GUIDES, MODELS, guides_for
-from helpers import example_data
 
 
 @pytest.fixture
@@ -38,8 +38,9 @@ def linear():
 
 
 def _gaps(model, guide, x):
-    return gaps(model, guide, ArraySplit(x), max_examples=len(x), refine_steps=300, refine_particles=20,
-                num_particles=2000)  # fmt: skip
+    return gaps(
+        model, guide, ArraySplit(x), max_examples=len(x), refine_steps=300, refine_particles=20, num_particles=2000
+    )
 
 
 def test_diagonal_family_approximation_gap_is_the_closed_form_kl(linear):
@@ -121,12 +122,20 @@ def test_rebuilt_family_with_the_guides_own_parameters_is_the_guide(model_name, 
     assert set(ref.params) == set(params) and all(math.isfinite(h) for h in ref.history)
 
 
-@pytest.mark.parametrize("guide_name,expected", [
-    ("ugvae-structured", {"z"}), ("ugvae-meanfield", {"z", "beta", "d"}), ("ugvae-marginal", {"z"}),
-    ("chyvae-structured", {"z"}), ("chyvae-meanfield", {"z", "sigma"}),
-    ("gmvae-structured", {"z", "w"}), ("gmvae-meanfield", {"z", "w", "d"}),
-    ("mlvae-product", {"s", "c"}), ("mlvae-average", {"s", "c"}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "guide_name,expected",
+    [
+        ("ugvae-structured", {"z"}),
+        ("ugvae-meanfield", {"z", "beta", "d"}),
+        ("ugvae-marginal", {"z"}),
+        ("chyvae-structured", {"z"}),
+        ("chyvae-meanfield", {"z", "sigma"}),
+        ("gmvae-structured", {"z", "w"}),
+        ("gmvae-meanfield", {"z", "w", "d"}),
+        ("mlvae-product", {"s", "c"}),
+        ("mlvae-average", {"s", "c"}),
+    ],
+)
 def test_local_parameters_are_the_sites_that_depend_on_x_alone(guide_name, expected):
     """Sites conditioned on another sampled latent (q(d | z), q(β | X, π(z)), q(Σ | z)) keep their conditional network;
     the rest are the family's local parameters."""
@@ -137,8 +146,24 @@ def test_local_parameters_are_the_sites_that_depend_on_x_alone(guide_name, expec
 def test_evaluate_refine_reports_the_gaps(tmp_path, capsys):
     from pyro_vaes.cli import main
 
-    args = ["fit", "vae", "--data", "linear-gaussian", "--data-arg", "n_train=64", "--data-arg", "n_test=16",
-            "--steps", "3", "--batch-size", "16", "--quiet", "--no-figures", "--out", str(tmp_path / "r")]  # fmt: skip
+    args = [
+        "fit",
+        "vae",
+        "--data",
+        "linear-gaussian",
+        "--data-arg",
+        "n_train=64",
+        "--data-arg",
+        "n_test=16",
+        "--steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--no-figures",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     assert main(args) == 0
     assert main(["evaluate", str(tmp_path / "r"), "--particles", "20", "--max-examples", "8", "--refine", "10"]) == 0
     out = capsys.readouterr().out
@@ -178,9 +203,13 @@ def test_gmvae_meanfield_bound_is_the_hand_sum_over_d():
     loc, scale = model.components(w)  # (B, K, dz)
     log_pz_k = dist.Normal(loc, scale).log_prob(z.unsqueeze(1)).sum(-1)  # (B, K)
     log_px = model.observation(model.decoder(z)).log_prob(x)
-    hand = (log_px + (q_d * (log_pz_k - logits - math.log(model.K))).sum(-1)
-            + dist.Normal(0.0, 1.0).log_prob(w).sum(-1) - dist.Normal(z_loc, z_scale).log_prob(z).sum(-1)
-            - dist.Normal(w_loc, w_scale).log_prob(w).sum(-1)).sum()  # fmt: skip
+    hand = (
+        log_px
+        + (q_d * (log_pz_k - logits - math.log(model.K))).sum(-1)
+        + dist.Normal(0.0, 1.0).log_prob(w).sum(-1)
+        - dist.Normal(z_loc, z_scale).log_prob(z).sum(-1)
+        - dist.Normal(w_loc, w_scale).log_prob(w).sum(-1)
+    ).sum()
     elbo = pyro.infer.TraceEnum_ELBO(max_plate_nesting=1)
     guide_trace.remove_node("d")  # replay z and w; d is enumerated
     replayed = pyro.poutine.replay(guide.guide, trace=guide_trace)
@@ -188,13 +217,16 @@ def test_gmvae_meanfield_bound_is_the_hand_sum_over_d():
     assert float(-loss) == pytest.approx(float(hand.detach()), rel=1e-10)
 
 
-@pytest.mark.parametrize("model_name,guide_name,site", [("cvae", "cvae-unlabelled", "z"), ("csvae", "csvae-unlabelled", "w")])
+@pytest.mark.parametrize(
+    "model_name,guide_name,site", [("cvae", "cvae-unlabelled", "z"), ("csvae", "csvae-unlabelled", "w")]
+)
 def test_unlabelled_families_do_not_see_the_label(model_name, guide_name, site):
     """The label-blind family gives the same posterior for every label, where the paper's family does not."""
     model, guide, x, y = _example(model_name, guide_name)
     flipped = (1 - y) if y.is_floating_point() else (y + 1) % 3
     assert torch.equal(guide.encode(x, y)[site]["loc"], guide.encode(x, flipped)[site]["loc"])
     assert torch.equal(guide.encode(x, y)[site]["loc"], guide.encode(x)[site]["loc"])
-    paper = build_component(GUIDES, guides_for(model_name)[0], model,
-                            **GUIDES.get(guides_for(model_name)[0]).example_args).double()
+    paper = build_component(
+        GUIDES, guides_for(model_name)[0], model, **GUIDES.get(guides_for(model_name)[0]).example_args
+    ).double()
     assert not torch.equal(paper.encode(x, y)[site]["loc"], paper.encode(x, flipped)[site]["loc"])

@@ -14,7 +14,6 @@ import torch
 from pyro_vaes.distributions import InverseWishart
 
 
-
 def _random_spd(p: int, *batch: int, generator=None) -> torch.Tensor:
     a = torch.randn(*batch, p, p, dtype=torch.float64, generator=generator)
     return a @ a.transpose(-1, -2) + p * torch.eye(p, dtype=torch.float64)
@@ -99,6 +98,7 @@ def test_batch_shapes_and_expand():
     e = d.expand((5, 3, 2))
     assert e.batch_shape == (5, 3, 2) and e.rsample().shape == (5, 3, 2, 3, 3)
     assert e.log_prob(e.rsample()).shape == (5, 3, 2)
+
     # the pyro interface: to_event, a plate, and a trace
     def model():
         with pyro.plate("data", 7):

@@ -12,6 +12,7 @@ import numpy as np
 import pyro.poutine as poutine
 import pytest
 import torch
+from helpers import example_data
 from pyro.infer import TraceEnum_ELBO, TraceMeanField_ELBO
 from scipy.special import digamma, gammaln
 from torch.distributions import Dirichlet, Normal, kl_divergence
@@ -25,16 +26,23 @@ from pyro_vaes.models.cvae import CVAE
 from pyro_vaes.models.nvae import NVAE, mask_class_blocks
 from pyro_vaes.objectives.nvae import NVAEBound, NVAEEnum, dirichlet_kl, nvae_terms
 
-from helpers import example_data
-
 SHAPE = (1, 4, 4)
 K = 3
 
 
 def tiny_nvae(likelihood="bernoulli", class_bias=True, dtype=torch.float64, **kw):
     torch.manual_seed(0)
-    model = NVAE(SHAPE, num_classes=K, class_dim=2, shared_dim=2, hidden=8, likelihood=likelihood, arch="mlp",
-                 class_bias=class_bias, **kw)  # fmt: skip
+    model = NVAE(
+        SHAPE,
+        num_classes=K,
+        class_dim=2,
+        shared_dim=2,
+        hidden=8,
+        likelihood=likelihood,
+        arch="mlp",
+        class_bias=class_bias,
+        **kw,
+    )
     return model.to(dtype)
 
 
@@ -66,7 +74,9 @@ def test_changing_another_class_block_leaves_the_decoder_unchanged_and_the_label
 
 def test_decoder_input_is_the_masked_blocks_then_shared_then_the_one_hot():
     model = tiny_nvae()
-    z = torch.arange(1.0, model.latent_dim + 1, dtype=torch.float64).repeat(2, 1)  # blocks [1,2], [3,4], [5,6]; z_s [7,8]
+    z = torch.arange(1.0, model.latent_dim + 1, dtype=torch.float64).repeat(
+        2, 1
+    )  # blocks [1,2], [3,4], [5,6]; z_s [7,8]
     h = model.decoder_input(z, torch.tensor([1, 2]))
     assert h[0].tolist() == [0, 0, 3, 4, 0, 0, 7, 8, 0, 1, 0]
     assert h[1].tolist() == [0, 0, 0, 0, 5, 6, 7, 8, 0, 0, 1]
@@ -97,8 +107,13 @@ def test_sample_prior_keeps_a_given_class_and_draws_pi_from_its_posterior():
 # -- the Dirichlet terms ------------------------------------------------------------------------------------------
 def _scipy_dirichlet_kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a0, b0 = a.sum(-1), b.sum(-1)
-    return (gammaln(a0) - gammaln(a).sum(-1) - gammaln(b0) + gammaln(b).sum(-1)
-            + ((a - b) * (digamma(a) - digamma(a0)[..., None])).sum(-1))  # fmt: skip
+    return (
+        gammaln(a0)
+        - gammaln(a).sum(-1)
+        - gammaln(b0)
+        + gammaln(b).sum(-1)
+        + ((a - b) * (digamma(a) - digamma(a0)[..., None])).sum(-1)
+    )
 
 
 def test_dirichlet_kl_against_scipy_torch_and_monte_carlo():
@@ -191,8 +206,10 @@ def test_classification_weight_scales_only_the_classification_term():
     x, y = batch()
     for dirichlet in ("nll-bound", "exact"):
         _, fixed = _fixed_draws(guide, x, y)  # both weights see the same draws
-        losses = [NVAEBound(class_weight=lam, dirichlet=dirichlet).bind(model, guide).make_elbo()(model.model, fixed, x, y)
-                  for lam in (1.0, 3.0)]
+        losses = [
+            NVAEBound(class_weight=lam, dirichlet=dirichlet).bind(model, guide).make_elbo()(model.model, fixed, x, y)
+            for lam in (1.0, 3.0)
+        ]
         obj = NVAEBound(dirichlet=dirichlet).bind(model, guide)
         d = obj.classification_term(nvae_terms(model.model, fixed, x, y)).sum()
         assert torch.allclose(losses[1] - losses[0], 2.0 * d, rtol=1e-10)
@@ -210,7 +227,8 @@ def test_enumerated_guide_elbo_equals_a_hand_sum_over_classes():
     tr.remove_node("y")  # left to the enumeration; z and π fixed
     fixed = poutine.replay(guide.guide, trace=tr)
     loss = TraceEnum_ELBO(max_plate_nesting=1, strict_enumeration_warning=False).differentiable_loss(
-        model.model, fixed, x, None)
+        model.model, fixed, x, None
+    )
     z, pi = tr.nodes["z"]["value"], tr.nodes["pi"]["value"]
     enc = guide.encode(x)
     q = guide.class_probs(x)
@@ -240,8 +258,11 @@ def test_enumerated_guide_given_labels_is_the_exact_posterior_and_the_pi_terms_a
     tr = poutine.trace(guide.guide).get_trace(x, y)
     assert "y" not in tr.nodes
     mt = poutine.trace(poutine.replay(model.model, trace=tr)).get_trace(x, y)
-    pi_terms = (mt.nodes["y"]["fn"].log_prob(y) + mt.nodes["pi"]["fn"].log_prob(tr.nodes["pi"]["value"])
-                - tr.nodes["pi"]["fn"].log_prob(tr.nodes["pi"]["value"]))  # fmt: skip
+    pi_terms = (
+        mt.nodes["y"]["fn"].log_prob(y)
+        + mt.nodes["pi"]["fn"].log_prob(tr.nodes["pi"]["value"])
+        - tr.nodes["pi"]["fn"].log_prob(tr.nodes["pi"]["value"])
+    )
     assert torch.allclose(pi_terms, torch.full_like(pi_terms, -math.log(K)), atol=1e-10)
 
 
@@ -282,8 +303,14 @@ def test_gan_phases_touch_only_their_own_networks(name, tmp_path):
     from pyro_vaes.engine import Trainer
 
     data = example_data((1, 6, 6), labels="class", n_train=32)
-    cfg = FitConfig(model=name, data="linear-gaussian", model_args={"latent_dim": 3, "hidden": 16},
-                    objective_args={"disc_hidden": 16}, batch_size=8, figures=False)  # fmt: skip
+    cfg = FitConfig(
+        model=name,
+        data="linear-gaussian",
+        model_args={"latent_dim": 3, "hidden": 16},
+        objective_args={"disc_hidden": 16},
+        batch_size=8,
+        figures=False,
+    )
     trainer = Trainer(cfg, tmp_path, data=data, progress=False)
     obj = trainer.parts.objective
     assert trainer.order == ("discriminator", "main")
@@ -313,9 +340,21 @@ def test_gan_phases_touch_only_their_own_networks(name, tmp_path):
 
 def test_gans_generate_the_requested_class_shape_and_refuse_unlabelled_batches(tmp_path):
     data = example_data((1, 6, 6), labels="class", n_train=32)
-    run = pyro_vaes.fit(model="acgan", dataset=data, data="linear-gaussian", steps=2, batch_size=8, eval_every=2,
-                        checkpoint_every=2, eval_batches=1, figures=False, progress=False, out=tmp_path / "r",
-                        model_args={"latent_dim": 3, "hidden": 16}, objective_args={"disc_hidden": 16})  # fmt: skip
+    run = pyro_vaes.fit(
+        model="acgan",
+        dataset=data,
+        data="linear-gaussian",
+        steps=2,
+        batch_size=8,
+        eval_every=2,
+        checkpoint_every=2,
+        eval_batches=1,
+        figures=False,
+        progress=False,
+        out=tmp_path / "r",
+        model_args={"latent_dim": 3, "hidden": 16},
+        objective_args={"disc_hidden": 16},
+    )
     x = run.sample(3, y=torch.tensor([0, 1, 2]))
     assert x.shape == (3, 1, 6, 6) and float(x.min()) >= 0 and float(x.max()) <= 1
     with pytest.raises(ValueError, match="no labels"):
@@ -350,10 +389,13 @@ def three_class_data():
 SAMPLE_ACCURACY = 0.9
 
 
-@pytest.mark.parametrize("model,guide,objective_args", [
-    ("nvae", "nvae-dirichlet", {}),
-    pytest.param("cvae", None, {}, marks=pytest.mark.slow),  # the baseline: slow, to keep the suite's budget
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "model,guide,objective_args",
+    [
+        ("nvae", "nvae-dirichlet", {}),
+        pytest.param("cvae", None, {}, marks=pytest.mark.slow),  # the baseline: slow, to keep the suite's budget
+    ],
+)
 def test_generated_samples_carry_the_requested_class(model, guide, objective_args, tmp_path):
     """A small model fitted for 800 steps generates, for each requested class, points the project's fixed
     classifier puts in that class at least 90% of the time; for N-VAE, the KL detector sees the class factor in the
@@ -361,9 +403,24 @@ def test_generated_samples_carry_the_requested_class(model, guide, objective_arg
     data = three_class_data()
     args = {"likelihood": "gaussian", "obs_scale": 0.2, "hidden": 64}
     args.update({"class_dim": 1, "shared_dim": 1} if model == "nvae" else {"latent_dim": 2})
-    run = pyro_vaes.fit(model=model, guide=guide, dataset=data, data="moons", model_args=args, guide_args={"hidden": 64},
-                        objective_args=objective_args, steps=800, batch_size=100, lr=3e-3, eval_every=800,
-                        checkpoint_every=800, eval_batches=1, figures=False, progress=False, out=tmp_path / "r")  # fmt: skip
+    run = pyro_vaes.fit(
+        model=model,
+        guide=guide,
+        dataset=data,
+        data="moons",
+        model_args=args,
+        guide_args={"hidden": 64},
+        objective_args=objective_args,
+        steps=800,
+        batch_size=100,
+        lr=3e-3,
+        eval_every=800,
+        checkpoint_every=800,
+        eval_batches=1,
+        figures=False,
+        progress=False,
+        out=tmp_path / "r",
+    )
     clf = train_classifier(data.train.x, data.train.y, "class", 3, Recipe(steps=300))
     assert accuracy(clf, data.test.x, data.test.y) > 0.99  # the classifier itself is reliable here
     y = torch.arange(3).repeat_interleave(200)
@@ -384,7 +441,7 @@ def test_kl_experiment_runs_on_any_labelled_dataset_named_with_set_data(tmp_path
     assert [r["data"] for r in table["rows"]] == ["moons"] and table["rows"][0]["classes"] == 2
     s = table["summary"]["moons"]
     assert math.isclose(s["class_total"]["mean"], s["class_own"]["mean"] + s["class_other"]["mean"], rel_tol=1e-9)
-    assert "--set data=\"moons\"" in table["command"] and (tmp_path / "results.md").exists()
+    assert '--set data="moons"' in table["command"] and (tmp_path / "results.md").exists()
     assert (tmp_path / "runs" / "nvae-moons-seed0" / "checkpoint.pt").exists()
     with pytest.raises(ValueError, match="no such setting"):
         run_kl(tmp_path, "tiny", 0, None, {"dataset": "moons"})
@@ -450,9 +507,18 @@ def test_mnist_samples_carry_the_requested_digit(model, tmp_path, shared_data):
     s = AUG_SCALES["small"]
     data = load_dataset("mnist", root=str(shared_data), binarize="none", n_train=10000, n_test=1000)
     small = load_dataset("mnist", root=str(shared_data), binarize="stochastic", n_train=5000, n_test=500)
-    run = pyro_vaes.fit(dataset=small, data="mnist", out=tmp_path / model, batch_size=100, eval_every=1500,
-                        checkpoint_every=1500, eval_batches=1, figures=False, progress=False,
-                        **{**augmentation_config(model, s), "steps": 1500})  # fmt: skip
+    run = pyro_vaes.fit(
+        dataset=small,
+        data="mnist",
+        out=tmp_path / model,
+        batch_size=100,
+        eval_every=1500,
+        checkpoint_every=1500,
+        eval_batches=1,
+        figures=False,
+        progress=False,
+        **{**augmentation_config(model, s), "steps": 1500},
+    )
     clf = train_classifier(data.train.x.flatten(1), data.train.y, "class", 10, Recipe(steps=1000))
     assert accuracy(clf, data.test.x.flatten(1), data.test.y) > 0.93
     y = torch.arange(10).repeat(50)
@@ -466,10 +532,22 @@ def test_gans_learn_to_generate_the_requested_class_on_three_classes(name, tmp_p
     """The adversarial objectives condition the generator: after 3,000 steps on the three-class data above, the fixed
     classifier reads the requested class in at least 90% of the samples (chance: 1/3)."""
     data = three_class_data()
-    run = pyro_vaes.fit(model=name, dataset=data, data="moons", model_args={"latent_dim": 2, "hidden": 64, "output": "linear"},
-                        objective_args={"disc_hidden": 64, "disc_lr": 1e-3}, steps=3000, batch_size=100, lr=1e-3,
-                        eval_every=3000, checkpoint_every=3000, eval_batches=1, figures=False, progress=False,
-                        out=tmp_path / "r")  # fmt: skip
+    run = pyro_vaes.fit(
+        model=name,
+        dataset=data,
+        data="moons",
+        model_args={"latent_dim": 2, "hidden": 64, "output": "linear"},
+        objective_args={"disc_hidden": 64, "disc_lr": 1e-3},
+        steps=3000,
+        batch_size=100,
+        lr=1e-3,
+        eval_every=3000,
+        checkpoint_every=3000,
+        eval_batches=1,
+        figures=False,
+        progress=False,
+        out=tmp_path / "r",
+    )
     clf = train_classifier(data.train.x, data.train.y, "class", 3, Recipe(steps=300))
     y = torch.arange(3).repeat_interleave(200)
     assert accuracy(clf, run.sample(600, y=y, seed=1), y) >= SAMPLE_ACCURACY

@@ -50,8 +50,9 @@ def test_analytic_and_monte_carlo_kl_agree_in_expectation():
     model, guide = _pair(latent_dim=3)
     x = torch.randn(4, 5)
     with torch.no_grad():
-        analytic = torch.stack([_objective("meanfield-elbo", model, guide, num_particles=2000).loss(x)
-                                for _ in range(3)])  # fmt: skip
+        analytic = torch.stack(
+            [_objective("meanfield-elbo", model, guide, num_particles=2000).loss(x) for _ in range(3)]
+        )
         mc = torch.stack([_objective("elbo", model, guide, num_particles=2000).loss(x) for _ in range(3)])
     # per-particle standard deviation of the MC ELBO on this model is a few nats; 6000 draws -> s.e. ~0.1
     assert abs(float(analytic.mean() - mc.mean())) < 0.5

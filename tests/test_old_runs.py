@@ -46,7 +46,9 @@ def test_old_run_loads_evaluates_and_resumes(name, tmp_path):
         assert new_config["model_args"]["latent_dim"] == old_config["model_args"]["z_dim"] == 2
     if name == "factor-vae":  # the discriminator of the old single-auxiliary checkpoint keeps training
         assert set(after["auxiliaries"]) == {"discriminator"}
-        assert not torch.equal(after["auxiliaries"]["discriminator"]["net.0.weight"], state["auxiliary"]["net.0.weight"])
+        assert not torch.equal(
+            after["auxiliaries"]["discriminator"]["net.0.weight"], state["auxiliary"]["net.0.weight"]
+        )
     # a second resume from the same old folder gives the same numbers (exact, deterministic resume)
     again = tmp_path / "again"
     shutil.copytree(FIXTURES / name, again)

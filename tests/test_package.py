@@ -27,14 +27,31 @@ def test_models_and_guides_install_under_the_pyro_vaes_namespace(tmp_path):
 
 def test_built_wheel_contains_every_subpackage(tmp_path):
     """Build the wheel (no network, no build isolation) and check every folder with an __init__.py is in it."""
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                          "-w", str(tmp_path), str(REPO)], capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     wheel = next(tmp_path.glob("pyro_vaes-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = set()
-    for root, prefix in ((REPO / "pyro_vaes", "pyro_vaes"), (REPO / "models", "pyro_vaes/models"),
-                         (REPO / "guides", "pyro_vaes/guides")):  # fmt: skip
+    for root, prefix in (
+        (REPO / "pyro_vaes", "pyro_vaes"),
+        (REPO / "models", "pyro_vaes/models"),
+        (REPO / "guides", "pyro_vaes/guides"),
+    ):
         for init in root.rglob("__init__.py"):
             expected.add(f"{prefix}/{init.parent.relative_to(root).as_posix()}/__init__.py".replace("/./", "/"))
     missing = sorted(expected - names)

@@ -26,14 +26,34 @@ import torch
 
 from pyro_vaes.cli import main
 
-FIT = ["fit", "vae", "--data", "linear-gaussian", "--data-arg", "n_train=64", "--data-arg", "n_test=16",
-       "--model-arg", "latent_dim=2", "--model-arg", "hidden=8", "--guide-arg", "hidden=8", "--batch-size", "16",
-       "--quiet", "--no-figures"]  # fmt: skip
+FIT = [
+    "fit",
+    "vae",
+    "--data",
+    "linear-gaussian",
+    "--data-arg",
+    "n_train=64",
+    "--data-arg",
+    "n_test=16",
+    "--model-arg",
+    "latent_dim=2",
+    "--model-arg",
+    "hidden=8",
+    "--guide-arg",
+    "hidden=8",
+    "--batch-size",
+    "16",
+    "--quiet",
+    "--no-figures",
+]
 
 
 def snapshot(root: Path):
-    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(root.rglob("*")) if "__pycache__" not in p.parts}  # fmt: skip
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+        if "__pycache__" not in p.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +72,10 @@ def workspace(tmp_path_factory):
     (ws / "folder.pt").mkdir()
     (ws / "user.png").write_bytes(b"\x89PNG not really")
     (ws / "user.pt").write_bytes(b"the user's tensors")
-    for name, payload in (("truncated", (ws / "run" / "checkpoint.pt").read_bytes()[:500]), ("random", os.urandom(4000))):
+    for name, payload in (
+        ("truncated", (ws / "run" / "checkpoint.pt").read_bytes()[:500]),
+        ("random", os.urandom(4000)),
+    ):
         shutil.copytree(ws / "run", ws / name)
         (ws / name / "checkpoint.pt").write_bytes(payload)
     shutil.copytree(ws / "run", ws / "evil")
@@ -63,14 +86,22 @@ def workspace(tmp_path_factory):
 
     torch.save({"model": Evil()}, ws / "evil" / "checkpoint.pt")
     shutil.copytree(ws / "run", ws / "locked")
-    (ws / "locked" / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
-                                                     "command": "pyro-vaes fit", "since": "today"}))  # fmt: skip
+    (ws / "locked" / ".lock").write_text(
+        json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "command": "pyro-vaes fit", "since": "today"})
+    )
     (ws / "figs").mkdir()
     (ws / "figs" / "reconstructions.png").write_bytes(b"mine")
-    configs = {"malformed.yaml": "model: vae\nsteps: [1, 2\n", "list.yaml": "- vae\n- 3\n", "unknown.yaml": "modle: vae\n",
-               "lr.yaml": "model: vae\nlr: abc\n", "args.yaml": "model: vae\nmodel_args: 7\n", "device.yaml": "model: vae\ndevice: 3\n",
-               "steps.yaml": "model: vae\nsteps: 12.7\n", "figures.yaml": "model: vae\nfigures: \"no\"\n",
-               "latent.yaml": "model: vae\nmodel_args: {latent_dim: 2.5}\n"}  # fmt: skip
+    configs = {
+        "malformed.yaml": "model: vae\nsteps: [1, 2\n",
+        "list.yaml": "- vae\n- 3\n",
+        "unknown.yaml": "modle: vae\n",
+        "lr.yaml": "model: vae\nlr: abc\n",
+        "args.yaml": "model: vae\nmodel_args: 7\n",
+        "device.yaml": "model: vae\ndevice: 3\n",
+        "steps.yaml": "model: vae\nsteps: 12.7\n",
+        "figures.yaml": 'model: vae\nfigures: "no"\n',
+        "latent.yaml": "model: vae\nmodel_args: {latent_dim: 2.5}\n",
+    }
     for name, text in configs.items():
         (ws / name).write_text(text)
     raw = ws / "fashion" / "FashionMNIST" / "raw"
@@ -114,9 +145,16 @@ CASES = [
     ("data arg of the wrong type", ["fit", "vae", "--data-arg", "n_train=abc"], "expected an integer"),
     ("malformed YAML value", ["fit", "vae", "--data-arg", "n_train=[1,"], "not valid YAML"),
     ("negative beta", ["fit", "vae", "--objective", "beta-vae-h", "--beta", "-2"], "beta must be > 0"),
-    ("argument an objective does not take", ["fit", "vae", "--objective", "iwae", "--objective-arg", "alpha=0.5"],
-     "takes no argument 'alpha'"),
-    ("unknown likelihood", ["fit", "ugvae", "--likelihood", "poisson", "--data", "linear-gaussian"], "likelihood must be"),
+    (
+        "argument an objective does not take",
+        ["fit", "vae", "--objective", "iwae", "--objective-arg", "alpha=0.5"],
+        "takes no argument 'alpha'",
+    ),
+    (
+        "unknown likelihood",
+        ["fit", "ugvae", "--likelihood", "poisson", "--data", "linear-gaussian"],
+        "likelihood must be",
+    ),
     ("Bernoulli on grey data", [*FIT, "--likelihood", "bernoulli", "--out", "x"], "needs binary data"),
     ("batch larger than the data", [*FIT, "--batch-size", "128", "--out", "x"], "larger than the training set"),
     ("missing config file", ["fit", "--config", "missing.yaml"], "does not exist"),
@@ -133,14 +171,20 @@ CASES = [
     ("write into a folder that is not a run", [*FIT, "--out", "thesis"], "is not a run folder"),
     ("out is a file", [*FIT, "--out", "user.png"], "is a file"),
     ("existing run without overwrite", [*FIT, "--out", "run"], "already exists"),
-    ("overwrite with a bad setting keeps the old run", [*FIT, "--out", "run", "--overwrite", "--batch-size", "9999"],
-     "larger than the training set"),
+    (
+        "overwrite with a bad setting keeps the old run",
+        [*FIT, "--out", "run", "--overwrite", "--batch-size", "9999"],
+        "larger than the training set",
+    ),
     ("overwrite the current directory", [*FIT, "--out", ".", "--overwrite"], "is not a run folder"),
     ("resume a folder that does not exist", ["fit", "--resume", "nowhere"], "not a run folder"),
     ("resume a folder that is not a run", ["fit", "--resume", "thesis"], "not a run folder"),
     ("resume to a step already reached", ["fit", "--resume", "run", "--steps", "2"], "is at step 4"),
-    ("resume with a changed setting", ["fit", "--resume", "run", "--steps", "8", "--batch-size", "8"],
-     "keeps its recorded config"),
+    (
+        "resume with a changed setting",
+        ["fit", "--resume", "run", "--steps", "8", "--batch-size", "8"],
+        "keeps its recorded config",
+    ),
     ("resume a truncated checkpoint", ["fit", "--resume", "truncated", "--steps", "8"], "is truncated or corrupt"),
     ("resume a checkpoint of random bytes", ["fit", "--resume", "random", "--steps", "8"], "cannot be loaded"),
     ("resume a checkpoint that holds code", ["fit", "--resume", "evil", "--steps", "8"], "holds objects other than"),
@@ -155,8 +199,11 @@ CASES = [
     ("evaluate on a device that is not there", ["evaluate", "run", "--device", "cuda"], "CUDA is not available"),
     ("sample zero", ["sample", "run", "-n", "0"], "-n must be >= 1"),
     ("sample over an existing file", ["sample", "run", "--out", "user.pt"], None),
-    ("sample over the run's checkpoint", ["sample", "run", "--out", "run/checkpoint.pt", "--overwrite"],
-     "the run folder's own checkpoint.pt"),
+    (
+        "sample over the run's checkpoint",
+        ["sample", "run", "--out", "run/checkpoint.pt", "--overwrite"],
+        "the run folder's own checkpoint.pt",
+    ),
     ("sample into a folder", ["sample", "run", "--out", "folder.pt"], "is a folder"),
     ("sample flat data into an image", ["sample", "run", "--out", "s.png"], "give a name ending in .pt"),
     ("sample a corrupt run", ["sample", "random"], "cannot be loaded"),
@@ -165,32 +212,60 @@ CASES = [
     ("plot over existing figures", ["plot", "run", "--out", "figs"], "pass --overwrite"),
     ("data show an unknown dataset", ["data", "show", "nope", "--out", "d.png"], "unknown dataset"),
     ("data show over an existing file", ["data", "show", "moons", "--out", "user.png"], "pass --overwrite"),
-    ("data show a mistyped argument", ["data", "show", "moons", "--out", "d.png", "--data-arg", "n_trian=3"],
-     "takes no argument"),
-    ("a truncated Fashion-MNIST file", ["data", "show", "fashion-mnist", "--data-root", "fashion", "--out", "d.png"],
-     "truncated or corrupt"),
-    ("a corrupt JPEG", ["data", "show", "folder", "--data-arg", "path=imgs", "--data-arg", "n_test=0", "--out", "d.png"],
-     "cannot be read"),
+    (
+        "data show a mistyped argument",
+        ["data", "show", "moons", "--out", "d.png", "--data-arg", "n_trian=3"],
+        "takes no argument",
+    ),
+    (
+        "a truncated Fashion-MNIST file",
+        ["data", "show", "fashion-mnist", "--data-root", "fashion", "--out", "d.png"],
+        "truncated or corrupt",
+    ),
+    (
+        "a corrupt JPEG",
+        ["data", "show", "folder", "--data-arg", "path=imgs", "--data-arg", "n_test=0", "--out", "d.png"],
+        "cannot be read",
+    ),
     ("reproduce an unknown experiment", ["reproduce", "nope"], "unknown experiment"),
-    ("reproduce with an unknown setting", ["reproduce", "ugvae-sampling", "--set", "nope=1", "--out", "r"],
-     "no such setting"),
-    ("reproduce with a setting of the wrong type", ["reproduce", "ugvae-sampling", "--set", "steps=abc", "--out", "r"],
-     "expected an integer"),
+    (
+        "reproduce with an unknown setting",
+        ["reproduce", "ugvae-sampling", "--set", "nope=1", "--out", "r"],
+        "no such setting",
+    ),
+    (
+        "reproduce with a setting of the wrong type",
+        ["reproduce", "ugvae-sampling", "--set", "steps=abc", "--out", "r"],
+        "expected an integer",
+    ),
     ("reproduce into a file", ["reproduce", "ugvae-sampling", "--out", "user.png"], "is a file"),
     ("reproduce into a folder with files", ["reproduce", "chyvae-shapes2d", "--out", "thesis"], "not empty"),
     ("reproduce at an unknown scale", ["reproduce", "ugvae-sampling", "--scale", "huge"], "invalid choice"),
     ("compare an unknown model", ["compare", "vea", "--data", "moons", "--out", "c"], "Did you mean 'vae'"),
-    ("compare a guide of another model", ["compare", "vae", "--guides", "ugvae-structured", "--data", "moons",
-                                          "--out", "c"], "does not fit model 'vae'"),  # fmt: skip
+    (
+        "compare a guide of another model",
+        ["compare", "vae", "--guides", "ugvae-structured", "--data", "moons", "--out", "c"],
+        "does not fit model 'vae'",
+    ),
     ("compare without data", ["compare", "vae", "--out", "c"], "needs a model and --data"),
-    ("compare with bad seeds", ["compare", "vae", "--data", "moons", "--seeds", "0,x", "--out", "c"],
-     "comma-separated integers"),
-    ("compare into a folder with files", ["compare", "vae", "--data", "moons", "--out", "thesis"], "holds no comparison"),
+    (
+        "compare with bad seeds",
+        ["compare", "vae", "--data", "moons", "--seeds", "0,x", "--out", "c"],
+        "comma-separated integers",
+    ),
+    (
+        "compare into a folder with files",
+        ["compare", "vae", "--data", "moons", "--out", "thesis"],
+        "holds no comparison",
+    ),
     ("compare runs with fit settings", ["compare", "--runs", "run", "--steps", "5", "--out", "c"], "drop steps"),
     ("compare a folder that is not a run", ["compare", "--runs", "thesis", "--out", "c"], "not a run folder"),
     ("evaluate with negative refinement", ["evaluate", "run", "--refine", "-1"], "--refine must be >= 0"),
-    ("switch on data without labels", ["switch", "run", "--attribute", "0", "--to", "1", "--out", "s.png"],
-     "has no labels"),
+    (
+        "switch on data without labels",
+        ["switch", "run", "--attribute", "0", "--to", "1", "--out", "s.png"],
+        "has no labels",
+    ),
     ("switch to a value that is not 0/1", ["switch", "run", "--attribute", "0", "--to", "2"], "invalid choice"),
     ("switch a folder that is not a run", ["switch", "thesis", "--attribute", "0", "--to", "1"], "not a run folder"),
     ("no command", [], "required"),
@@ -229,7 +304,10 @@ def test_bad_input_is_one_line_and_changes_nothing(case, in_workspace, capsys):
 
 def test_the_catalogue_covers_every_command():
     commands = {argv[0] for _, argv, _ in CASES if argv}
-    assert commands >= {"fit", "evaluate", "sample", "plot", "data", "reproduce", "list", "compare", "switch"} and len(CASES) >= 60
+    assert (
+        commands >= {"fit", "evaluate", "sample", "plot", "data", "reproduce", "list", "compare", "switch"}
+        and len(CASES) >= 60
+    )
 
 
 def test_a_read_only_folder_is_one_line(tmp_path, capsys):
@@ -237,7 +315,9 @@ def test_a_read_only_folder_is_one_line(tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
     if os.geteuid() == 0:
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode:
+        if subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True
+        ).returncode:
             pytest.skip("running as root and cannot mount a read-only tmpfs: no read-only folder to try")
     else:
         os.chmod(ro, 0o555)
@@ -255,7 +335,9 @@ def test_a_read_only_folder_is_one_line(tmp_path, capsys):
 def test_diverging_loss_stops_with_one_line_and_names_the_checkpoint(in_workspace, capsys):
     """A loss that grows far above its running level but stays finite stops training (it used to train to the end
     with exit 0); with no checkpoint yet the message says so."""
-    code = main([*FIT, "--lr", "3", "--steps", "200", "--divergence", "2", "--checkpoint-every", "100", "--out", "diverged"])
+    code = main(
+        [*FIT, "--lr", "3", "--steps", "200", "--divergence", "2", "--checkpoint-every", "100", "--out", "diverged"]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "training stopped" in err and "no checkpoint was written" in err
     assert not (in_workspace / "diverged" / "checkpoint.pt").exists()
@@ -275,8 +357,10 @@ def test_ctrl_c_stops_cleanly_with_exit_130(in_workspace, capsys, monkeypatch):
     monkeypatch.setattr(Trainer, "_step", interrupted)
     code = main([*FIT, "--steps", "20", "--checkpoint-every", "2", "--out", "ctrlc"])
     err = capsys.readouterr().err.strip()
-    assert code == 130 and err == ("pyro-vaes: stopped at step 5 (Ctrl-C); the last checkpoint is at step 4: resume "
-                                   "with pyro-vaes fit --resume ctrlc")
+    assert code == 130 and err == (
+        "pyro-vaes: stopped at step 5 (Ctrl-C); the last checkpoint is at step 4: resume "
+        "with pyro-vaes fit --resume ctrlc"
+    )
     monkeypatch.setattr(Trainer, "_step", real)
     assert main(["fit", "--resume", "ctrlc", "--steps", "6", "--quiet", "--no-figures"]) == 0
     shutil.rmtree(in_workspace / "ctrlc")
@@ -319,8 +403,26 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_on_a_plain_rerun(in_w
 def test_relative_data_root_is_stored_absolute_and_readers_take_a_new_one(tmp_path, monkeypatch, shared_data):
     monkeypatch.chdir(tmp_path)
     rel = os.path.relpath(shared_data, tmp_path)
-    args = ["fit", "vae", "--data", "mnist", "--data-root", rel, "--data-arg", "n_train=32", "--data-arg", "n_test=16",
-            "--steps", "1", "--batch-size", "16", "--quiet", "--no-figures", "--out", "r"]  # fmt: skip
+    args = [
+        "fit",
+        "vae",
+        "--data",
+        "mnist",
+        "--data-root",
+        rel,
+        "--data-arg",
+        "n_train=32",
+        "--data-arg",
+        "n_test=16",
+        "--steps",
+        "1",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--no-figures",
+        "--out",
+        "r",
+    ]
     assert main(args) == 0
     assert json.loads((tmp_path / "r" / "config.json").read_text())["data_root"] == str(Path(shared_data).resolve())
     elsewhere = tmp_path / "elsewhere"
@@ -333,8 +435,9 @@ def test_relative_data_root_is_stored_absolute_and_readers_take_a_new_one(tmp_pa
 # -- faults -------------------------------------------------------------------------------------------------------
 def _cli(*argv, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "pyro_vaes", *argv], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, **kw)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "pyro_vaes", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw
+    )
 
 
 def _rows(path: Path) -> int:
@@ -355,10 +458,13 @@ def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_
     rng = random.Random(0)
     target = tmp_path / "killed"
     kills = 0
-    for attempt in range(8):
+    for _ in range(8):
         resume = (target / "checkpoint.pt").exists()
-        cmd = ["fit", "--resume", str(target), "--steps", "40", "--quiet", "--no-figures"] if resume \
-            else [*argv, "--out", str(target)]  # fmt: skip
+        cmd = (
+            ["fit", "--resume", str(target), "--steps", "40", "--quiet", "--no-figures"]
+            if resume
+            else [*argv, "--out", str(target)]
+        )
         proc = _cli(*cmd)
         if kills < 3:
             # kill mid-training at a random moment: after 1 or 2 more metrics rows (every 5 steps, each followed by a
@@ -383,8 +489,19 @@ def test_sigkill_at_random_moments_then_resume_equals_the_uninterrupted_run(tmp_
 
 def test_two_writers_on_one_folder_the_second_is_refused_and_a_stale_lock_is_cleared(tmp_path, capsys):
     assert main([*FIT, "--steps", "2", "--out", str(tmp_path / "r")]) == 0
-    proc = _cli("fit", "--resume", str(tmp_path / "r"), "--steps", "100000", "--quiet", "--no-figures",
-                "--checkpoint-every", "100000", "--eval-every", "100000")  # fmt: skip
+    proc = _cli(
+        "fit",
+        "--resume",
+        str(tmp_path / "r"),
+        "--steps",
+        "100000",
+        "--quiet",
+        "--no-figures",
+        "--checkpoint-every",
+        "100000",
+        "--eval-every",
+        "100000",
+    )
     try:
         for _ in range(300):
             if (tmp_path / "r" / ".lock").exists():
@@ -406,8 +523,13 @@ def test_two_writers_on_one_folder_the_second_is_refused_and_a_stale_lock_is_cle
 def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path, capsys):
     disk = tmp_path / "disk"
     disk.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
-                                           capture_output=True).returncode != 0:  # fmt: skip
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here (needs root and mount)")
     try:
         (disk / "mine.bin").write_bytes(os.urandom(200 * 1024))  # the user's file fills most of the disk
@@ -417,8 +539,11 @@ def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path, capsys):
         assert len((disk / "mine.bin").read_bytes()) == 200 * 1024
         assert not list((disk / "r").glob(".checkpoint.pt.*.tmp"))
         (disk / "mine.bin").unlink()  # free space: the run resumes from its last whole checkpoint (or reruns)
-        again = ["fit", "--resume", str(disk / "r"), "--steps", "4", "--quiet", "--no-figures"] \
-            if (disk / "r" / "checkpoint.pt").exists() else [*FIT, "--steps", "4", "--out", str(disk / "r")]
+        again = (
+            ["fit", "--resume", str(disk / "r"), "--steps", "4", "--quiet", "--no-figures"]
+            if (disk / "r" / "checkpoint.pt").exists()
+            else [*FIT, "--steps", "4", "--out", str(disk / "r")]
+        )
         assert main(again) == 0
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)

@@ -19,7 +19,8 @@ def test_tutorial_executes(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # figures and runs the notebook writes stay out of the repository
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
     assert time.perf_counter() - start < 180, f"{path.name} took too long in its small setting"

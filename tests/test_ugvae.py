@@ -23,7 +23,9 @@ GUIDES = [UGVAEStructuredGuide, UGVAEMarginalGuide, UGVAEMeanFieldGuide]
 
 
 def tiny(K=3, z_dim=2, beta_dim=3, likelihood="gaussian", dtype=torch.float64):
-    model = UGVAE(SHAPE, latent_dim=z_dim, beta_dim=beta_dim, K=K, likelihood=likelihood, arch="k_vae", hidden=16).to(dtype)
+    model = UGVAE(SHAPE, latent_dim=z_dim, beta_dim=beta_dim, K=K, likelihood=likelihood, arch="k_vae", hidden=16).to(
+        dtype
+    )
     return model
 
 
@@ -183,8 +185,13 @@ def test_model_enumeration_gives_the_exact_mixture_prior():
     p_loc, p_scale = model.prior_z(beta)
     log_pz = torch.logsumexp(Normal(p_loc, p_scale).log_prob(z.unsqueeze(-2)).sum(-1), -1) - math.log(model.K)
     recon = model.observation(model.decoder(torch.cat([z, beta.expand(5, -1)], -1))).log_prob(x)
-    expected = -(recon.sum() + log_pz.sum() - Normal(z_loc, z_scale).log_prob(z).sum()
-                 + Normal(0.0, 1.0).log_prob(beta).sum() - Normal(b_loc, b_scale).log_prob(beta).sum())  # fmt: skip
+    expected = -(
+        recon.sum()
+        + log_pz.sum()
+        - Normal(z_loc, z_scale).log_prob(z).sum()
+        + Normal(0.0, 1.0).log_prob(beta).sum()
+        - Normal(b_loc, b_scale).log_prob(beta).sum()
+    )
     assert torch.allclose(loss, expected, rtol=1e-10, atol=1e-9)
 
 
@@ -206,7 +213,9 @@ def test_every_guide_trains_with_traceenum(guide_cls, shape):
     assert changed == len(params)  # every network (K priors, decoder, encoder heads) got a gradient
     enc = guide.encode(x)
     assert enc["beta"]["loc"].shape == (5,) and enc["z"]["loc"].shape == (6, 4)
-    assert ("d" in enc) == (guide_cls is not UGVAEMarginalGuide) and ("d" not in enc or enc["d"]["probs"].shape == (6, 3))
+    assert ("d" in enc) == (guide_cls is not UGVAEMarginalGuide) and (
+        "d" not in enc or enc["d"]["probs"].shape == (6, 3)
+    )
 
 
 def test_closed_form_objective_trains_and_matches_terms():
@@ -230,11 +239,25 @@ def test_fit_through_the_engine_and_swap_guides(tmp_path):
     from pyro_vaes.data import ArraySplit, VAEData
 
     g = torch.Generator().manual_seed(0)
-    data = VAEData("tiny", ArraySplit(torch.rand(64, 1, 28, 28, generator=g)), ArraySplit(torch.rand(32, 1, 28, 28, generator=g)))
+    data = VAEData(
+        "tiny", ArraySplit(torch.rand(64, 1, 28, 28, generator=g)), ArraySplit(torch.rand(32, 1, 28, 28, generator=g))
+    )
     for name in ("ugvae-structured", "ugvae-marginal", "ugvae-meanfield"):
-        run = pyro_vaes.fit(model="ugvae", guide=name, objective="enum-elbo", data="mnist", dataset=data,
-                            model_args={"latent_dim": 3, "beta_dim": 4, "K": 3, "hidden": 32}, steps=3, batch_size=16,
-                            eval_every=3, lr=1e-3, out=tmp_path / name, figures=False, progress=False)  # fmt: skip
+        run = pyro_vaes.fit(
+            model="ugvae",
+            guide=name,
+            objective="enum-elbo",
+            data="mnist",
+            dataset=data,
+            model_args={"latent_dim": 3, "beta_dim": 4, "K": 3, "hidden": 32},
+            steps=3,
+            batch_size=16,
+            eval_every=3,
+            lr=1e-3,
+            out=tmp_path / name,
+            figures=False,
+            progress=False,
+        )
         assert np.isfinite(run.history[-1]["test_loss"])
         assert run.sample(4).shape == (4, 1, 28, 28)
 
@@ -303,9 +326,16 @@ def _random_images(n_train, n_test, shape=(1, 28, 28), seed=0, value=None):
     from pyro_vaes.data import ArraySplit, VAEData
 
     g = torch.Generator().manual_seed(seed)
-    make = (lambda n: torch.full((n, *shape), value)) if value is not None else (lambda n: torch.rand(n, *shape, generator=g))
-    return VAEData("random", ArraySplit(make(n_train), torch.randint(10, (n_train,), generator=g)),
-                   ArraySplit(make(n_test), torch.randint(10, (n_test,), generator=g)))  # fmt: skip
+    make = (
+        (lambda n: torch.full((n, *shape), value))
+        if value is not None
+        else (lambda n: torch.rand(n, *shape, generator=g))
+    )
+    return VAEData(
+        "random",
+        ArraySplit(make(n_train), torch.randint(10, (n_train,), generator=g)),
+        ArraySplit(make(n_test), torch.randint(10, (n_test,), generator=g)),
+    )
 
 
 def test_experiments_have_no_private_training_loop():
@@ -323,13 +353,29 @@ def test_fit_model_writes_a_run_folder_that_loads_and_evaluates(tmp_path, name):
 
     data = _random_images(64, 32)
     sizes = {"latent_dim": 3, "beta_dim": 4, "K": 3}
-    run = fit_model(name, data, "mnist", {"binarize": "none", "n_train": 64, "n_test": 32}, tmp_path, sizes=sizes,
-                    steps=3, batch_size=16, seed=0)  # fmt: skip
+    run = fit_model(
+        name,
+        data,
+        "mnist",
+        {"binarize": "none", "n_train": 64, "n_test": 32},
+        tmp_path,
+        sizes=sizes,
+        steps=3,
+        batch_size=16,
+        seed=0,
+    )
     assert run.run_dir == tmp_path / "runs" / name
     assert not run.model.training and not run.guide.training
     assert [row["step"] for row in run.history] == [3] and np.isfinite(run.history[-1]["test_loss"])
     cfg = run.config
-    assert (cfg.model, cfg.objective, cfg.data, cfg.lr, cfg.steps, cfg.batch_size) == (name, "enum-elbo", "mnist", LR, 3, 16)
+    assert (cfg.model, cfg.objective, cfg.data, cfg.lr, cfg.steps, cfg.batch_size) == (
+        name,
+        "enum-elbo",
+        "mnist",
+        LR,
+        3,
+        16,
+    )
     assert cfg.data_args == {"binarize": "none", "n_train": 64, "n_test": 32}
     loaded = pyro_vaes.load(run.run_dir, dataset=data)
     for a, b in zip(run.guide.state_dict().values(), loaded.guide.state_dict().values()):
@@ -393,7 +439,9 @@ def test_mnist_series_experiment_tiny(tmp_path, shared_data):
     from pyro_vaes.experiments.ugvae import run_mnist_series
 
     table = run_mnist_series(tmp_path, "tiny", 0, str(shared_data))
-    assert set(table["classification"]) == {f"{m}:{t}" for m in ("ugvae", "mlvae", "gmvae") for t in ("series only", "series + random")}
+    assert set(table["classification"]) == {
+        f"{m}:{t}" for m in ("ugvae", "mlvae", "gmvae") for t in ("series only", "series + random")
+    }
     assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").exists()
     assert all((tmp_path / f).exists() for f in table["figures"])
     _check_runs(tmp_path, table, ("ugvae", "mlvae", "gmvae"))
@@ -407,7 +455,11 @@ def test_other_experiments_tiny(tmp_path, shared_data, name):
 
     table = EXPERIMENTS.get(name)(tmp_path, "tiny", 0, str(shared_data))
     assert all((tmp_path / f).exists() for f in table["figures"])
-    models = {"ugvae-sampling": ("ugvae", "mlvae"), "ugvae-celeba-attributes": ("ugvae", "mlvae"), "ugvae-domains": ("ugvae",)}
+    models = {
+        "ugvae-sampling": ("ugvae", "mlvae"),
+        "ugvae-celeba-attributes": ("ugvae", "mlvae"),
+        "ugvae-domains": ("ugvae",),
+    }
     _check_runs(tmp_path, table, models[name])
     if name == "ugvae-domains":
         assert table["train_images"]["celeba"] == table["train_images"]["yaleb"]  # balanced before pooling

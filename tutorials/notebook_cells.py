@@ -44,6 +44,8 @@ class Notebook:
         if "--execute" in sys.argv:
             from nbclient import NotebookClient
 
-            NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+            NotebookClient(
+                nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+            ).execute()
         nbformat.write(nb, self.path)
         print(f"wrote {self.path}")

@@ -11,14 +11,15 @@ __all__ = ["ArraySplit", "FactorSource", "VAEData", "binarize", "data_root", "it
 
 def load_dataset(name: str, root=None, seed: int = 0, **data_args) -> VAEData:
     """Build the registered dataset ``name`` with ``data_args``."""
-    from pyro_vaes.registry import DATASETS
-
     import inspect
+
+    from pyro_vaes.registry import DATASETS
 
     builder = DATASETS.get(name)
     params = [p for p in inspect.signature(builder).parameters if p not in ("root", "seed")]
     unknown = [k for k in data_args if k not in params]
     if unknown:
-        raise ValueError(f"--data-arg {unknown[0]}: dataset {name!r} takes no argument {unknown[0]!r}; it takes: "
-                         f"{', '.join(params)}")
+        raise ValueError(
+            f"--data-arg {unknown[0]}: dataset {name!r} takes no argument {unknown[0]!r}; it takes: {', '.join(params)}"
+        )
     return builder(root=root, seed=seed, **data_args)

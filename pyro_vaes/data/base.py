@@ -11,16 +11,16 @@ factors, a :class:`FactorSource` that the disentanglement metrics use.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
 DATA_ENV = "PYRO_VAES_DATA"
 
 
-def data_root(root: Optional[str] = None) -> Optional[Path]:
+def data_root(root: str | None = None) -> Path | None:
     """The folder real datasets are read from: ``root`` if given, else ``$PYRO_VAES_DATA``, else None."""
     root = root or os.environ.get(DATA_ENV)
     return Path(root).expanduser() if root else None
@@ -35,8 +35,8 @@ class ArraySplit:
     """
 
     x: torch.Tensor
-    y: Optional[torch.Tensor] = None
-    factors: Optional[torch.Tensor] = None
+    y: torch.Tensor | None = None
+    factors: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.y is not None and len(self.y) != len(self.x):
@@ -47,7 +47,7 @@ class ArraySplit:
     def __len__(self) -> int:
         return len(self.x)
 
-    def batch(self, index: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.x[index], (None if self.y is None else self.y[index])
 
 
@@ -74,8 +74,8 @@ class FactorSource:
         raise NotImplementedError
 
     def sample_fixed(
-        self, n: int, factor: int, generator: torch.Generator, value: Optional[int] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        self, n: int, factor: int, generator: torch.Generator, value: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of ``n`` (factors, observations) in which factor ``factor`` holds one value.
 
         The default draws ``n`` factor vectors and overwrites column ``factor`` with the first row's
@@ -87,7 +87,9 @@ class FactorSource:
             raise ValueError(f"factor {factor} out of range; {self.num_factors} factors: {list(self.factor_names)}")
         f = self.sample_factors(n, generator)
         if value is not None and not 0 <= value < self.factor_sizes[factor]:
-            raise ValueError(f"value {value} out of range for factor {self.factor_names[factor]!r} (size {self.factor_sizes[factor]})")
+            raise ValueError(
+                f"value {value} out of range for factor {self.factor_names[factor]!r} (size {self.factor_sizes[factor]})"
+            )
         f[:, factor] = f[0, factor] if value is None else value
         return f, self.render(f)
 
@@ -130,7 +132,9 @@ class FactorSource:
         bad = (factors < 0) | (factors >= sizes)
         if bad.any():
             k = int(bad.any(0).nonzero()[0])
-            raise ValueError(f"factor {self.factor_names[k]!r} must be in [0, {int(sizes[k])}); got {factors[:, k].tolist()[:8]}")
+            raise ValueError(
+                f"factor {self.factor_names[k]!r} must be in [0, {int(sizes[k])}); got {factors[:, k].tolist()[:8]}"
+            )
 
 
 @dataclass
@@ -141,12 +145,12 @@ class VAEData:
     train: ArraySplit
     test: ArraySplit
     #: one name per class for 1-D integer labels, one name per column for (N, k) 0/1 attributes
-    label_names: Optional[List[str]] = None
-    factors: Optional[FactorSource] = None
-    info: Dict[str, object] = field(default_factory=dict)
+    label_names: list[str] | None = None
+    factors: FactorSource | None = None
+    info: dict[str, object] = field(default_factory=dict)
 
     @property
-    def shape(self) -> Tuple[int, ...]:
+    def shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
 
     @property
@@ -158,15 +162,18 @@ class VAEData:
         x = self.train.x[:1000]
         return bool(((x == 0) | (x == 1)).all())
 
-    def label_kind(self) -> Tuple[Optional[str], int]:
+    def label_kind(self) -> tuple[str | None, int]:
         """What the labels are: ("class", number of classes) for one integer class per example, ("binary",
         number of columns) for 0/1 attributes, (None, 0) without labels (the model contract's ``labels``)."""
         y = self.train.y
         if y is None or y.is_floating_point():
             return None, 0
         if y.dim() == 1:
-            n = len(self.label_names) if self.label_names else int(torch.cat([y, self.test.y if self.test.y is not None
-                                                                               else y]).max()) + 1
+            n = (
+                len(self.label_names)
+                if self.label_names
+                else int(torch.cat([y, self.test.y if self.test.y is not None else y]).max()) + 1
+            )
             return "class", n
         if y.dim() == 2 and bool(((y == 0) | (y == 1)).all()):
             return "binary", y.shape[1]
@@ -175,7 +182,7 @@ class VAEData:
 
 def iterate_batches(
     n: int, batch_size: int, seed: int, start_step: int = 0, drop_last: bool = True
-) -> Iterator[Tuple[int, torch.Tensor]]:
+) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(step, indices)`` for an endless shuffled stream of minibatches, from ``start_step`` on.
 
     Epoch ``e`` uses the permutation drawn from a generator seeded with ``(seed, e)``, so the batch at any

@@ -16,7 +16,8 @@ arguments and the ``torch.Generator`` it is given:
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -27,7 +28,7 @@ SERIES = ("even", "odd", "fibonacci", "primes")
 
 class GroupBatch(NamedTuple):
     x: torch.Tensor
-    labels: Optional[torch.Tensor]
+    labels: torch.Tensor | None
     group: int
 
 
@@ -38,7 +39,9 @@ def _check(n_batches: int, batch_size: int) -> None:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-def random_batches(split: ArraySplit, n_batches: int, batch_size: int, generator: torch.Generator) -> Iterator[GroupBatch]:
+def random_batches(
+    split: ArraySplit, n_batches: int, batch_size: int, generator: torch.Generator
+) -> Iterator[GroupBatch]:
     """``n_batches`` batches drawn without replacement within each batch (i.i.d. across batches)."""
     _check(n_batches, batch_size)
     if batch_size > len(split):
@@ -52,7 +55,7 @@ def random_batches(split: ArraySplit, n_batches: int, batch_size: int, generator
 # --- number series -----------------------------------------------------------------------------------
 
 
-def series_terms(name: str, length: int = 256) -> List[int]:
+def series_terms(name: str, length: int = 256) -> list[int]:
     """The first ``length`` terms of ``even`` (0, 2, 4, ...), ``odd`` (1, 3, ...), ``fibonacci``
     (0, 1, 1, 2, ...) or ``primes`` (2, 3, 5, ...)."""
     if name == "even":
@@ -75,9 +78,9 @@ def series_terms(name: str, length: int = 256) -> List[int]:
     raise ValueError(f"unknown series {name!r}; valid: {', '.join(SERIES)}")
 
 
-def series_digits(name: str, offset: int, n_digits: int, length: int = 256) -> List[int]:
+def series_digits(name: str, offset: int, n_digits: int, length: int = 256) -> list[int]:
     """``n_digits`` decimal digits spelling the terms of series ``name`` from term ``offset`` on."""
-    digits: List[int] = []
+    digits: list[int] = []
     for t in series_terms(name, length)[offset:]:
         digits.extend(int(c) for c in str(t))
         if len(digits) >= n_digits:
@@ -115,7 +118,7 @@ def series_batches(
     _check(n_batches, batch_size)
     if split.y is None or split.y.dim() != 1:
         raise ValueError("series batches need a split with one digit label (0..9) per image, e.g. mnist")
-    by_class: Dict[int, torch.Tensor] = {d: (split.y == d).nonzero().flatten() for d in range(10)}
+    by_class: dict[int, torch.Tensor] = {d: (split.y == d).nonzero().flatten() for d in range(10)}
     empty = [d for d, ix in by_class.items() if len(ix) == 0]
     if empty:
         raise ValueError(f"no images of digit(s) {empty} in the split")
@@ -201,7 +204,9 @@ def attribute_batches(
     col = names.index(attribute)
     pool = (sp.y[:, col] == int(present)).nonzero().flatten()
     if len(pool) < batch_size:
-        raise ValueError(f"only {len(pool)} {split} items {'with' if present else 'without'} {attribute}; batch_size {batch_size}")
+        raise ValueError(
+            f"only {len(pool)} {split} items {'with' if present else 'without'} {attribute}; batch_size {batch_size}"
+        )
     for _ in range(n_batches):
         idx = pool[torch.randperm(len(pool), generator=generator)[:batch_size]]
         x, y = sp.batch(idx)

@@ -13,14 +13,12 @@ data root holds (the shared subset has 4,559 images: 336 with eyeglasses, 778 wi
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
-
 import torch
 
 from pyro_vaes.data.base import ArraySplit, VAEData
 from pyro_vaes.registry import DATASETS
 
-SUBSETS: Dict[str, List[str]] = {
+SUBSETS: dict[str, list[str]] = {
     "glasses": ["Eyeglasses"],
     "facial-hair": ["Facial_Hair"],
     "glasses-facial-hair": ["Eyeglasses", "Facial_Hair"],
@@ -50,14 +48,19 @@ def _select(split: ArraySplit, subset: str, g_seed: int) -> ArraySplit:
     return ArraySplit(split.x[idx], split.y[idx][:, cols])
 
 
-@DATASETS.register("celeba-csvae", kind="real", shape="3x64x64", factors="",
-                   help="CSVAE's CelebA subsets: glasses, facial-hair, glasses-facial-hair (balanced per split)")
+@DATASETS.register(
+    "celeba-csvae",
+    kind="real",
+    shape="3x64x64",
+    factors="",
+    help="CSVAE's CelebA subsets: glasses, facial-hair, glasses-facial-hair (balanced per split)",
+)
 def celeba_csvae(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
     subset: str = "glasses",
     size: int = 64,
-    n_test: Optional[int] = None,
+    n_test: int | None = None,
 ) -> VAEData:
     """CelebA-Glasses, CelebA-FacialHair or CelebA-GlassesFacialHair (Klys et al., §5.2); see the module docstring.
 
@@ -77,7 +80,11 @@ def celeba_csvae(
         train,
         test,
         label_names=list(SUBSETS[subset]),
-        info={"subset": subset, "positives_train_test": counts, "from_celeba": [len(full.train), len(full.test)],
-              "negatives_per_positive": {a: NEGATIVES_PER_POSITIVE[a] for a in SUBSETS[subset]},
-              "image_dir": full.info["image_dir"]},
+        info={
+            "subset": subset,
+            "positives_train_test": counts,
+            "from_celeba": [len(full.train), len(full.test)],
+            "negatives_per_positive": {a: NEGATIVES_PER_POSITIVE[a] for a in SUBSETS[subset]},
+            "image_dir": full.info["image_dir"],
+        },
     )

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 
 
-def add_data_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``data`` (with ``list`` and ``show``) to a top-level ``subparsers``; returns the ``data`` parser."""
     p = subparsers.add_parser("data", help="list datasets or write a grid of examples", description=__doc__)
     sub = p.add_subparsers(dest="data_command", metavar="{list,show}")
@@ -35,7 +35,7 @@ def _describe_shape(entry) -> str:
     return str(entry.meta.get("shape", "?"))
 
 
-def list_datasets(out=None) -> List[Dict[str, str]]:
+def list_datasets(out=None) -> list[dict[str, str]]:
     """Rows (name, kind, shape, factors, help) read from the registry; printed as a table to ``out``."""
     from pyro_vaes.registry import DATASETS
 
@@ -68,7 +68,7 @@ def list_datasets(out=None) -> List[Dict[str, str]]:
     return rows
 
 
-def _captions(data, split, n: int) -> List[str]:
+def _captions(data, split, n: int) -> list[str]:
     """One short caption per shown example: factor classes, or labels by name."""
     if split.factors is not None and data.factors is not None:
         names = list(data.factors.factor_names)
@@ -105,8 +105,8 @@ def show_dataset(
     name: str,
     out: str,
     n: int = 64,
-    data_root: Optional[str] = None,
-    data_args: Optional[Dict[str, Any]] = None,
+    data_root: str | None = None,
+    data_args: dict[str, Any] | None = None,
     split: str = "train",
     seed: int = 0,
 ) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,8 +23,8 @@ def load_image(
     path: Path,
     size: int,
     channels: int,
-    crop: Optional[Tuple[int, int]] = None,
-    full_size: Optional[Tuple[int, int]] = None,
+    crop: tuple[int, int] | None = None,
+    full_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """One image as uint8 (channels, size, size): optional centre crop ``crop`` = (w, h) in pixels of the
     original image, then a bilinear (antialiased) resize to size x size. For JPEGs, when ``full_size``
@@ -33,11 +33,13 @@ def load_image(
     try:
         return _load_image(path, size, channels, crop)
     except (OSError, ValueError, SyntaxError) as err:  # PIL: UnidentifiedImageError, truncated data, bad headers
-        raise ValueError(f"image {path} cannot be read ({type(err).__name__}: {' '.join(str(err).split())}); it is "
-                         "corrupt or truncated: replace it or remove it from the dataset") from None
+        raise ValueError(
+            f"image {path} cannot be read ({type(err).__name__}: {' '.join(str(err).split())}); it is "
+            "corrupt or truncated: replace it or remove it from the dataset"
+        ) from None
 
 
-def _load_image(path: Path, size: int, channels: int, crop: Optional[Tuple[int, int]]) -> np.ndarray:
+def _load_image(path: Path, size: int, channels: int, crop: tuple[int, int] | None) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -61,7 +63,7 @@ def _load_image(path: Path, size: int, channels: int, crop: Optional[Tuple[int, 
 
 
 def load_images(
-    paths: Sequence[Path], size: int, channels: int, crop: Optional[Tuple[int, int]] = None, square: bool = False
+    paths: Sequence[Path], size: int, channels: int, crop: tuple[int, int] | None = None, square: bool = False
 ) -> torch.Tensor:
     """Load many images in threads (PIL releases the GIL while decoding) -> float (N, C, size, size) in [0, 1].
 
@@ -81,7 +83,9 @@ def load_images(
                 with Image.open(p) as im:
                     m = min(im.size)
             except (OSError, ValueError, SyntaxError) as err:
-                raise ValueError(f"image {p} cannot be read ({type(err).__name__}); it is corrupt or truncated") from None
+                raise ValueError(
+                    f"image {p} cannot be read ({type(err).__name__}); it is corrupt or truncated"
+                ) from None
             c = (m, m)
         return load_image(p, size, channels, c)
 
@@ -93,7 +97,7 @@ def load_images(
     return torch.from_numpy(np.stack(arrays)).float().div_(255.0)
 
 
-def seeded_split(n: int, n_train: Optional[int], n_test: Optional[int], seed: int, test_fraction: float = 0.1):
+def seeded_split(n: int, n_train: int | None, n_test: int | None, seed: int, test_fraction: float = 0.1):
     """Indices (train, test) of a deterministic random split of ``n`` items; defaults: 10% test, rest train."""
     for k, v in (("n_train", n_train), ("n_test", n_test)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
@@ -108,11 +112,11 @@ def seeded_split(n: int, n_train: Optional[int], n_test: Optional[int], seed: in
     return perm[:n_train], perm[n_train : n_train + n_test]
 
 
-def _list_images(folder: Path) -> List[Path]:
+def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-def _read_labels_csv(path: Path) -> Tuple[List[str], List[str], np.ndarray]:
+def _read_labels_csv(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if len(rows) < 2 or len(rows[0]) < 2:
@@ -132,14 +136,14 @@ def _read_labels_csv(path: Path) -> Tuple[List[str], List[str], np.ndarray]:
 
 @DATASETS.register("folder", kind="real", shape="Cx<size>x<size>", factors="")
 def folder(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
-    path: Optional[str] = None,
-    labels_csv: Optional[str] = None,
+    path: str | None = None,
+    labels_csv: str | None = None,
     size: int = 64,
     channels: int = 3,
-    n_train: Optional[int] = None,
-    n_test: Optional[int] = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
 ) -> VAEData:
     """Any folder of images (searched recursively), centre-cropped to a square and resized to ``size``.
 
@@ -157,7 +161,9 @@ def folder(
     if not p.is_dir() and not p.is_absolute() and base is not None and (base / p).is_dir():
         p = base / p
     if not p.is_dir():
-        raise FileNotFoundError(f"image folder {p} does not exist (looked at {path!r}" + (f" and {base / path}" if base else "") + ")")
+        raise FileNotFoundError(
+            f"image folder {p} does not exist (looked at {path!r}" + (f" and {base / path}" if base else "") + ")"
+        )
     label_names = None
     if labels_csv is not None:
         csv_path = Path(labels_csv).expanduser()
@@ -191,11 +197,15 @@ def folder(
         ArraySplit(x[:n], None if yy is None else yy[:n]),
         ArraySplit(x[n:], None if yy is None else yy[n:]),
         label_names=label_names,
-        info={"path": str(p), "files_train": [str(files[i]) for i in tr.tolist()], "files_test": [str(files[i]) for i in te.tolist()]},
+        info={
+            "path": str(p),
+            "files_train": [str(files[i]) for i in tr.tolist()],
+            "files_test": [str(files[i]) for i in te.tolist()],
+        },
     )
 
 
-def _load_array_file(p: Path, key: Optional[str], label_key: Optional[str]):
+def _load_array_file(p: Path, key: str | None, label_key: str | None):
     suffix = p.suffix.lower()
     if suffix == ".npy":
         return np.load(p, allow_pickle=False), None
@@ -209,11 +219,15 @@ def _load_array_file(p: Path, key: Optional[str], label_key: Optional[str]):
             if isinstance(obj, (tuple, list)) and len(obj) in (1, 2):
                 return obj[0], (obj[1] if len(obj) == 2 else None)
             if not isinstance(obj, dict):
-                raise ValueError(f"{p}: expected a tensor, a (x, y) tuple or a dict of tensors, got {type(obj).__name__}")
+                raise ValueError(
+                    f"{p}: expected a tensor, a (x, y) tuple or a dict of tensors, got {type(obj).__name__}"
+                )
         keys = list(obj)
         xk = key or next((k for k in ("x", "images", "data", "arr_0", "X") if k in obj), None)
         if xk is None or xk not in obj:
-            raise ValueError(f"{p}: no observation array {key or '(x, images, data, arr_0, X)'!r}; keys: {keys}; pass --data-arg key=NAME")
+            raise ValueError(
+                f"{p}: no observation array {key or '(x, images, data, arr_0, X)'!r}; keys: {keys}; pass --data-arg key=NAME"
+            )
         yk = label_key or next((k for k in ("y", "labels", "targets", "arr_1") if k in obj), None)
         if label_key is not None and label_key not in obj:
             raise ValueError(f"{p}: no label array {label_key!r}; keys: {keys}")
@@ -223,13 +237,13 @@ def _load_array_file(p: Path, key: Optional[str], label_key: Optional[str]):
 
 @DATASETS.register("arrays", kind="real", shape="from file", factors="")
 def arrays(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
-    path: Optional[str] = None,
-    key: Optional[str] = None,
-    label_key: Optional[str] = None,
-    n_train: Optional[int] = None,
-    n_test: Optional[int] = None,
+    path: str | None = None,
+    key: str | None = None,
+    label_key: str | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
 ) -> VAEData:
     """Observations from one .npy / .npz / .pt file: (N, D) flat, (N, H, W) grey, (N, C, H, W) or (N, H, W, C).
 
@@ -251,17 +265,23 @@ def arrays(
     x, y = _load_array_file(p, key, label_key)
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     if x.dim() not in (2, 3, 4) or len(x) == 0:
-        raise ValueError(f"{p}: observations must be (N, D), (N, H, W), (N, C, H, W) or (N, H, W, C); got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{p}: observations must be (N, D), (N, H, W), (N, C, H, W) or (N, H, W, C); got shape {tuple(x.shape)}"
+        )
     was_uint8 = x.dtype == torch.uint8
     if x.dim() == 3:
         x = x.unsqueeze(1)
     elif x.dim() == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
         x = x.permute(0, 3, 1, 2)
     if x.dim() == 4 and x.shape[1] not in (1, 3):
-        raise ValueError(f"{p}: images must have 1 or 3 channels (N, C, H, W) or (N, H, W, C); got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{p}: images must have 1 or 3 channels (N, C, H, W) or (N, H, W, C); got shape {tuple(x.shape)}"
+        )
     x = x.float().div_(255.0) if was_uint8 else x.float()
     if x.dim() == 4 and not was_uint8 and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{p}: float images must lie in [0, 1] (got [{x.min():.3g}, {x.max():.3g}]); store uint8 or rescale")
+        raise ValueError(
+            f"{p}: float images must lie in [0, 1] (got [{x.min():.3g}, {x.max():.3g}]); store uint8 or rescale"
+        )
     if not torch.isfinite(x).all():
         raise ValueError(f"{p}: observations contain NaN or inf")
     if y is not None:

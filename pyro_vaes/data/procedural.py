@@ -11,7 +11,6 @@ factor classes of each example are also kept in ``ArraySplit.factors``.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from pyro_vaes.data.base import ArraySplit, FactorSource, VAEData
 from pyro_vaes.registry import DATASETS
 
 
-def _check_sizes(n_train: int, n_test: int, limit: Optional[int] = None) -> None:
+def _check_sizes(n_train: int, n_test: int, limit: int | None = None) -> None:
     for k, v in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ValueError(f"{k} must be a non-negative integer, got {v!r}")
@@ -138,7 +137,7 @@ class DSpritesFactors(FactorSource):
 
 
 @DATASETS.register("shapes2d", kind="procedural", shape="1x64x64", factors="shape,scale,orientation,posX,posY")
-def shapes2d(root: Optional[str] = None, seed: int = 0, n_train: int = 20000, n_test: int = 2000) -> VAEData:
+def shapes2d(root: str | None = None, seed: int = 0, n_train: int = 20000, n_test: int = 2000) -> VAEData:
     """dSprites (CHyVAE's 2DShapes) re-rendered on demand: 3 shapes x 6 scales x 40 orientations x 32 x 32.
 
     A re-render, not the DeepMind archive (which is not available offline). Same factor grid, same
@@ -203,7 +202,7 @@ class CorrelatedEllipsesFactors(FactorSource):
             "scale": np.linspace(0.5, 1, 6),
             "orientation": np.linspace(0, 360, 40),
         }
-        self._patches: Dict[Tuple[int, int, int, int], np.ndarray] = {}
+        self._patches: dict[tuple[int, int, int, int], np.ndarray] = {}
 
     # --- sampling --------------------------------------------------------------------------------
     def sample_latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -226,7 +225,7 @@ class CorrelatedEllipsesFactors(FactorSource):
     def sample_factors(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.bin_latents(self.sample_latents(n, generator))
 
-    def sample_fixed(self, n: int, factor: int, generator: torch.Generator, value: Optional[int] = None):
+    def sample_fixed(self, n: int, factor: int, generator: torch.Generator, value: int | None = None):
         """CHyVAE's ``conditional_sample``: draw n correlated latents, then overwrite factor ``factor``
         with the first row's value; its correlated partner keeps its marginal draw."""
         return super().sample_fixed(n, factor, generator, value)
@@ -271,8 +270,9 @@ class CorrelatedEllipsesFactors(FactorSource):
 
 
 @DATASETS.register("ellipses", kind="procedural", shape="1x64x64", factors="x,y,scale,orientation")
-def ellipses(root: Optional[str] = None, seed: int = 0, n_train: int = 20000, n_test: int = 2000,
-             binarize: str = "none") -> VAEData:
+def ellipses(
+    root: str | None = None, seed: int = 0, n_train: int = 20000, n_test: int = 2000, binarize: str = "none"
+) -> VAEData:
     """CHyVAE's CorrelatedEllipses: corr(x, y) = corr(scale, rot) = 0.5 before clipping, 64x64 grey.
 
     Re-implemented with numpy (no OpenCV): the ellipse is filled by the exact implicit inequality at
@@ -303,15 +303,22 @@ def ellipses(root: Optional[str] = None, seed: int = 0, n_train: int = 20000, n_
 
 
 @DATASETS.register("moons", kind="procedural", shape="2", factors="")
-def moons(root: Optional[str] = None, seed: int = 0, n_train: int = 10000, n_test: int = 1000, noise: float = 0.1) -> VAEData:
+def moons(
+    root: str | None = None, seed: int = 0, n_train: int = 10000, n_test: int = 1000, noise: float = 0.1
+) -> VAEData:
     """Two interleaved half circles (``sklearn.datasets.make_moons``), flat 2-D, y = which moon (class 0 or 1)."""
     from sklearn.datasets import make_moons
 
     _check_sizes(n_train, n_test)
     x, y = make_moons(n_train + n_test, noise=noise, random_state=seed)
     x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
-    return VAEData("moons", ArraySplit(x[:n_train], y[:n_train]), ArraySplit(x[n_train:], y[n_train:]),
-                   label_names=["moon 0", "moon 1"], info={"noise": noise})
+    return VAEData(
+        "moons",
+        ArraySplit(x[:n_train], y[:n_train]),
+        ArraySplit(x[n_train:], y[n_train:]),
+        label_names=["moon 0", "moon 1"],
+        info={"noise": noise},
+    )
 
 
 _SWISS_RULES = {
@@ -322,7 +329,7 @@ _SWISS_RULES = {
 
 @DATASETS.register("swissroll", kind="procedural", shape="3", factors="")
 def swissroll(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
     n_train: int = 10000,
     n_test: int = 1000,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -14,7 +13,7 @@ from pyro_vaes.data.base import DATA_ENV, ArraySplit, VAEData, binarize, data_ro
 from pyro_vaes.registry import DATASETS
 
 #: md5 of the uncompressed IDX files, as torchvision publishes them.
-MNIST_MD5: Dict[str, str] = {
+MNIST_MD5: dict[str, str] = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
@@ -38,7 +37,7 @@ MNIST_FILES = list(MNIST_MD5)
 
 
 def _torchvision_mnist(
-    cls_name: str, folder: str, files: List[str], md5: Optional[Dict[str, str]], root: Optional[str], download: bool
+    cls_name: str, folder: str, files: list[str], md5: dict[str, str] | None, root: str | None, download: bool
 ):
     import torchvision.datasets as tvd
 
@@ -55,7 +54,9 @@ def _torchvision_mnist(
         except Exception as err:  # no network: fall through to the clear error below
             download_error = f" (torchvision's download failed: {type(err).__name__}: {err})"
     if missing:
-        where = "--data-root/$" + DATA_ENV + " unset, so the default cache" if data_root(root) is None else "the data root"
+        where = (
+            "--data-root/$" + DATA_ENV + " unset, so the default cache" if data_root(root) is None else "the data root"
+        )
         raise MissingDataError(
             f"{folder} files missing in {raw} ({where}): {', '.join(missing)}{download_error}. "
             f"Point --data-root (or ${DATA_ENV}) at a folder holding {folder}/raw/ with the uncompressed IDX "
@@ -65,13 +66,17 @@ def _torchvision_mnist(
         for f, expected in md5.items():
             got = _md5(raw / f)
             if got != expected:
-                raise MissingDataError(f"{raw / f} is corrupt: md5 {got}, expected {expected}; delete it and fetch it again")
+                raise MissingDataError(
+                    f"{raw / f} is corrupt: md5 {got}, expected {expected}; delete it and fetch it again"
+                )
     try:
         train = getattr(tvd, cls_name)(str(base), train=True, download=False)
         test = getattr(tvd, cls_name)(str(base), train=False, download=False)
     except (RuntimeError, ValueError, OSError, AssertionError, EOFError) as err:  # torchvision on a damaged IDX file
-        raise MissingDataError(f"the {folder} files in {raw} cannot be read ({type(err).__name__}); one is truncated "
-                               "or corrupt: delete them and fetch them again") from None
+        raise MissingDataError(
+            f"the {folder} files in {raw} cannot be read ({type(err).__name__}); one is truncated "
+            "or corrupt: delete them and fetch them again"
+        ) from None
     return train, test
 
 
@@ -96,11 +101,11 @@ def _mnist_like(name: str, cls_name: str, folder: str, md5, root, seed, binarize
 
 @DATASETS.register("mnist", kind="real", shape="1x28x28", factors="")
 def mnist(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
     binarize: str = "stochastic",
-    n_train: Optional[int] = None,
-    n_test: Optional[int] = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
     download: bool = False,
 ) -> VAEData:
     """MNIST 28x28 (torchvision ``MNIST/raw`` layout under the data root), binarized by default.
@@ -113,11 +118,11 @@ def mnist(
 
 @DATASETS.register("fashion-mnist", kind="real", shape="1x28x28", factors="")
 def fashion_mnist(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
     binarize: str = "none",
-    n_train: Optional[int] = None,
-    n_test: Optional[int] = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
     download: bool = False,
 ) -> VAEData:
     """Fashion-MNIST 28x28 grey (torchvision ``FashionMNIST/raw`` layout under the data root), 10 classes.
@@ -126,7 +131,9 @@ def fashion_mnist(
     No md5 check: only the md5s of the *compressed* .gz files are published (by torchvision), and this
     loader reads the uncompressed files; we do not invent checksums, so the files are trusted as found.
     """
-    return _mnist_like("fashion-mnist", "FashionMNIST", "FashionMNIST", None, root, seed, binarize, n_train, n_test, download)
+    return _mnist_like(
+        "fashion-mnist", "FashionMNIST", "FashionMNIST", None, root, seed, binarize, n_train, n_test, download
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -138,7 +145,7 @@ def fashion_mnist(
 CELEBA_DERIVED = {"Facial_Hair": (("Goatee", 1), ("Mustache", 1), ("No_Beard", 0))}
 
 
-def derived_celeba_label(name: str, names: List[str], attrs: torch.Tensor) -> torch.Tensor:
+def derived_celeba_label(name: str, names: list[str], attrs: torch.Tensor) -> torch.Tensor:
     """(N,) 0/1: 1 where any attribute of ``CELEBA_DERIVED[name]`` takes its listed value."""
     return torch.stack([attrs[:, names.index(a)] == v for a, v in CELEBA_DERIVED[name]], 1).any(1).long()
 
@@ -148,7 +155,7 @@ def derived_celeba_label(name: str, names: List[str], attrs: torch.Tensor) -> to
 CELEBA_CROP = 148
 
 
-def _find_celeba(root: Optional[str]) -> Tuple[Path, Path]:
+def _find_celeba(root: str | None) -> tuple[Path, Path]:
     """(image folder, attribute file) in torchvision's layout or the plain celeba-subset layout."""
     base = data_root(root)
     if base is None:
@@ -175,7 +182,7 @@ def _find_celeba(root: Optional[str]) -> Tuple[Path, Path]:
     )
 
 
-def read_celeba_attributes(path: Path) -> Tuple[List[str], List[str], torch.Tensor]:
+def read_celeba_attributes(path: Path) -> tuple[list[str], list[str], torch.Tensor]:
     """Parse the official attribute file: count line, names line, rows ``file v1 .. v40`` with 1/-1.
     Returns (file names, attribute names, (N, 40) 0/1 long)."""
     with open(path) as f:
@@ -198,12 +205,12 @@ def read_celeba_attributes(path: Path) -> Tuple[List[str], List[str], torch.Tens
 
 @DATASETS.register("celeba", kind="real", shape="3x64x64", factors="")
 def celeba(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
     size: int = 64,
-    labels: Optional[str] = None,
-    n_train: Optional[int] = None,
-    n_test: Optional[int] = None,
+    labels: str | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
 ) -> VAEData:
     """CelebA aligned faces, centre-cropped to 148x148 and resized to ``size`` (default 64), RGB in [0, 1].
 
@@ -228,7 +235,9 @@ def celeba(
             names, attrs = names + [a], torch.cat([attrs, derived_celeba_label(a, names, attrs)[:, None]], 1)
         unknown = [a for a in wanted if a not in names]
         if unknown or not wanted:
-            raise ValueError(f"unknown CelebA attribute(s) {unknown}; valid: {', '.join(names + [d for d in CELEBA_DERIVED if d not in names])}")
+            raise ValueError(
+                f"unknown CelebA attribute(s) {unknown}; valid: {', '.join(names + [d for d in CELEBA_DERIVED if d not in names])}"
+            )
         cols = [names.index(a) for a in wanted]
     from pyro_vaes.data.folder import load_images, seeded_split
 
@@ -263,7 +272,7 @@ def celeba(
 _YALE_NAME = re.compile(r"^yaleB(\d\d)_P00A([+-]\d{3})E([+-]\d{2})\.pgm$")
 
 
-def yaleb_files(folder: Path) -> List[Tuple[Path, int, int, int]]:
+def yaleb_files(folder: Path) -> list[tuple[Path, int, int, int]]:
     """(path, subject number, azimuth, elevation) of every illumination image; ``.bad`` files, the
     ``_Ambient`` images and other files are skipped."""
     out = []
@@ -276,14 +285,14 @@ def yaleb_files(folder: Path) -> List[Tuple[Path, int, int, int]]:
 
 @DATASETS.register("yaleb", kind="real", shape="1x64x64", factors="")
 def yaleb(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
     size: int = 64,
     channels: int = 1,
     max_angle: float = 100.0,
     with_angles: bool = False,
-    n_train: Optional[int] = None,
-    n_test: Optional[int] = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
 ) -> VAEData:
     """Extended Yale Face Database B, cropped (``<root>/CroppedYale/yaleBNN/yaleBNN_P00A±aaaE±ee.pgm``).
 
@@ -304,7 +313,11 @@ def yaleb(
     if folder is None:
         raise MissingDataError(
             "Extended Yale B (cropped) not found"
-            + (f"; looked for yaleBNN/*.pgm in {', '.join(map(str, candidates))}" if candidates else f" (no data root: pass --data-root or set ${DATA_ENV})")
+            + (
+                f"; looked for yaleBNN/*.pgm in {', '.join(map(str, candidates))}"
+                if candidates
+                else f" (no data root: pass --data-root or set ${DATA_ENV})"
+            )
             + ". Download CroppedYale.zip (Extended Yale Face Database B, cropped) and unzip it under the data root."
         )
     if channels not in (1, 3):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from pyro_vaes.data.base import ArraySplit, VAEData
@@ -12,7 +10,7 @@ from pyro_vaes.registry import DATASETS
 
 @DATASETS.register("linear-gaussian", kind="synthetic")
 def linear_gaussian(
-    root: Optional[str] = None,
+    root: str | None = None,
     seed: int = 0,
     n_train: int = 2000,
     n_test: int = 500,

@@ -32,7 +32,7 @@ one network evaluation per layer.
 
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+from collections.abc import Callable
 
 import pyro.distributions as dist
 import torch
@@ -57,8 +57,14 @@ def coupling_masks(dim: int, layers: int, kind: str = "alternate") -> torch.Tens
 
 def coupling_net(dim: int, hidden: int) -> nn.Sequential:
     """The authors' s / t network: Linear(d, h) − LeakyReLU − Linear(h, h) − LeakyReLU − Linear(h, d) − Tanh."""
-    return nn.Sequential(nn.Linear(dim, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden), nn.LeakyReLU(),
-                         nn.Linear(hidden, dim), nn.Tanh())  # fmt: skip
+    return nn.Sequential(
+        nn.Linear(dim, hidden),
+        nn.LeakyReLU(),
+        nn.Linear(hidden, hidden),
+        nn.LeakyReLU(),
+        nn.Linear(hidden, dim),
+        nn.Tanh(),
+    )
 
 
 class MaskedAffineCoupling(TransformModule):
@@ -89,7 +95,7 @@ class MaskedAffineCoupling(TransformModule):
         state["_last"] = None
         return state
 
-    def scale_shift(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def scale_shift(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """s(m ⊙ x) ⊙ (1 − m) and t(m ⊙ x) ⊙ (1 − m) for an input whose masked part is ``x``'s."""
         xm = x * self.mask
         keep = 1.0 - self.mask
@@ -132,7 +138,7 @@ class DecoupledFlow(nn.Module):
         self.layers = nn.ModuleList([MaskedAffineCoupling(m, int(hidden), init) for m in masks])
 
     @property
-    def transforms(self) -> List[MaskedAffineCoupling]:
+    def transforms(self) -> list[MaskedAffineCoupling]:
         return list(self.layers)
 
     def distribution(self, n: int, device=None) -> dist.TransformedDistribution:
@@ -147,7 +153,7 @@ class DecoupledFlow(nn.Module):
             z0 = t(z0)
         return z0
 
-    def inverse(self, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z₀ = g(z) and log |det ∂g(z)/∂z| = −Σ_k log |det ∂T_k| at the intermediate points."""
         log_det = z.new_zeros(z.shape[:-1])
         for t in reversed(self.layers):
@@ -158,7 +164,7 @@ class DecoupledFlow(nn.Module):
 
 
 # -- the two spaces of any prior ----------------------------------------------------------------------------------
-def generation_space(prior: dist.Distribution) -> Tuple[dist.Distribution, Callable, Callable]:
+def generation_space(prior: dist.Distribution) -> tuple[dist.Distribution, Callable, Callable]:
     """``(base, g, g_inv)`` for a prior read off a model's trace: for a ``TransformedDistribution`` the base
     distribution and the maps z ↦ z₀ (its transforms inverted in reverse order) and z₀ ↦ z; for any other prior
     the prior itself and the identity (generation space = representation space)."""

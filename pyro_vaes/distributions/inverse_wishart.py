@@ -17,7 +17,6 @@ below the diagonal, is W(I, ν); with Ψ = U Uᵀ (Cholesky), W = U⁻ᵀ W₀ U
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
 
 import torch
 from pyro.distributions.torch_distribution import TorchDistribution
@@ -50,11 +49,15 @@ class InverseWishart(TorchDistribution):
 
     def __init__(
         self,
-        df: Union[float, torch.Tensor],
+        df: float | torch.Tensor,
         scale_matrix: torch.Tensor,
-        validate_args: Optional[bool] = None,
+        validate_args: bool | None = None,
     ):
-        if not torch.is_tensor(scale_matrix) or scale_matrix.dim() < 2 or scale_matrix.shape[-1] != scale_matrix.shape[-2]:
+        if (
+            not torch.is_tensor(scale_matrix)
+            or scale_matrix.dim() < 2
+            or scale_matrix.shape[-1] != scale_matrix.shape[-2]
+        ):
             raise ValueError(
                 "InverseWishart: scale_matrix must be a (..., p, p) square tensor, got "
                 f"{tuple(scale_matrix.shape) if torch.is_tensor(scale_matrix) else type(scale_matrix).__name__}"
@@ -88,7 +91,7 @@ class InverseWishart(TorchDistribution):
         """Lower Cholesky factor U of Ψ = U Uᵀ."""
         return torch.linalg.cholesky(self.scale_matrix)
 
-    def expand(self, batch_shape, _instance=None) -> "InverseWishart":
+    def expand(self, batch_shape, _instance=None) -> InverseWishart:
         new = self._get_checked_instance(InverseWishart, _instance)
         batch_shape = torch.Size(batch_shape)
         p = self._p

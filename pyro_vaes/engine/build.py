@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import typing
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pyro
 import torch
@@ -25,20 +25,23 @@ from pyro_vaes.registry import DATASETS, GUIDES, MODELS, OBJECTIVES, Registry, c
 ENGINE_ARGS = {"self", "input_shape", "model", "root", "seed", "num_classes", "num_labels"}
 
 
-def signature_params(obj: Any) -> List[str]:
+def signature_params(obj: Any) -> list[str]:
     """The keyword arguments a registered component takes (those the engine fills in left out)."""
-    return [n for n, p in inspect.signature(obj).parameters.items()
-            if n not in ENGINE_ARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+    return [
+        n
+        for n, p in inspect.signature(obj).parameters.items()
+        if n not in ENGINE_ARGS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
 
-def _type_hints(obj: Any) -> Dict[str, Any]:
+def _type_hints(obj: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(obj.__init__ if isinstance(obj, type) else obj)
     except Exception:  # an annotation that cannot be resolved: no type check for that component
         return {}
 
 
-def check_arguments(registry: Registry, name: str, args: Dict[str, Any], option: str) -> None:
+def check_arguments(registry: Registry, name: str, args: dict[str, Any], option: str) -> None:
     """Refuse an argument the component does not take, naming the option, what it takes and any rename, and check
     each value against the component's annotation (``args`` gets the checked values: ints stay ints, ...)."""
     obj = registry.get(name)
@@ -49,8 +52,10 @@ def check_arguments(registry: Registry, name: str, args: Dict[str, Any], option:
     for key in list(args):
         if key not in params and not takes_kwargs:
             hint = f" (renamed {renamed[key]!r})" if key in renamed else ""
-            raise ValueError(f"{option} {key}: {registry.kind} {name!r} takes no argument {key!r}{hint}; "
-                             f"it takes: {', '.join(params) or 'nothing'}")
+            raise ValueError(
+                f"{option} {key}: {registry.kind} {name!r} takes no argument {key!r}{hint}; "
+                f"it takes: {', '.join(params) or 'nothing'}"
+            )
         if key in hints:
             args[key] = coerce(args[key], hints[key], f"{option} {key}")
 
@@ -61,17 +66,19 @@ def build_component(registry: Registry, name: str, *args: Any, **kwargs: Any) ->
     try:
         return cls(*args, **kwargs)
     except TypeError as err:
-        raise ValueError(f"bad arguments for {registry.kind} {name!r}: {err}. It takes: "
-                         f"{', '.join(signature_params(cls)) or 'nothing'}") from None
+        raise ValueError(
+            f"bad arguments for {registry.kind} {name!r}: {err}. It takes: "
+            f"{', '.join(signature_params(cls)) or 'nothing'}"
+        ) from None
 
 
-def objective_incompatibility(objective: str, model: str, guide: Optional[str]) -> Optional[str]:
+def objective_incompatibility(objective: str, model: str, guide: str | None) -> str | None:
     """Why ``objective`` cannot fit ``model`` with ``guide``, or None."""
     guide_cls = GUIDES.get(guide) if guide is not None else None
     return OBJECTIVES.get(objective).incompatibility(model, MODELS.get(model), guide, guide_cls)
 
 
-def objectives_for(model: str, guide: Optional[str]) -> List[str]:
+def objectives_for(model: str, guide: str | None) -> list[str]:
     """Every registered objective that fits ``model`` with ``guide``."""
     return [o for o in OBJECTIVES.names() if objective_incompatibility(o, model, guide) is None]
 
@@ -81,8 +88,10 @@ def migrate(config: FitConfig) -> FitConfig:
     if config.version < CONFIG_VERSION:
         model_cls = MODELS.get(config.model)
         renamed = getattr(model_cls, "renamed_args", {})
-        config.model_args = {**getattr(model_cls, "legacy_args", {}),
-                             **{renamed.get(k, k): v for k, v in config.model_args.items()}}  # fmt: skip
+        config.model_args = {
+            **getattr(model_cls, "legacy_args", {}),
+            **{renamed.get(k, k): v for k, v in config.model_args.items()},
+        }
         config.version = CONFIG_VERSION
     return config
 
@@ -108,8 +117,10 @@ def resolve_config(config: FitConfig) -> FitConfig:
     why = objective_incompatibility(config.objective, config.model, config.guide)
     if why is not None:
         pair = f"model {config.model!r}" + (f" with guide {config.guide!r}" if config.guide else "")
-        raise ValueError(f"objective {config.objective!r} does not fit {pair}: {why}. Objectives that fit: "
-                         f"{', '.join(objectives_for(config.model, config.guide)) or 'none'}")
+        raise ValueError(
+            f"objective {config.objective!r} does not fit {pair}: {why}. Objectives that fit: "
+            f"{', '.join(objectives_for(config.model, config.guide)) or 'none'}"
+        )
     check_arguments(MODELS, config.model, config.model_args, "--model-arg")
     if config.guide is not None:
         check_arguments(GUIDES, config.guide, config.guide_args, "--guide-arg")
@@ -139,20 +150,22 @@ class Components:
     device: torch.device
 
 
-def label_args(model_cls: type, data: VAEData, model_args: Dict[str, Any]) -> Dict[str, Any]:
+def label_args(model_cls: type, data: VAEData, model_args: dict[str, Any]) -> dict[str, Any]:
     """The label sizes a label-conditioned model is built with, read from the data unless given."""
     if model_cls.labels is None:
         return {}
     kind, size = data.label_kind()
     if kind != model_cls.labels:
         need = {"class": "one integer class per example", "binary": "0/1 labels, one column per attribute"}
-        raise ValueError(f"model {model_cls.__name__} needs {need[model_cls.labels]} (labels={model_cls.labels!r}), "
-                         f"but dataset {data.name!r} has " + ("no labels" if kind is None else f"{kind} labels"))
+        raise ValueError(
+            f"model {model_cls.__name__} needs {need[model_cls.labels]} (labels={model_cls.labels!r}), "
+            f"but dataset {data.name!r} has " + ("no labels" if kind is None else f"{kind} labels")
+        )
     key = "num_classes" if kind == "class" else "num_labels"
     return {} if key in model_args else {key: size}
 
 
-def resolve_likelihood(model_cls: type, data: VAEData, model_args: Dict[str, Any]) -> Optional[str]:
+def resolve_likelihood(model_cls: type, data: VAEData, model_args: dict[str, Any]) -> str | None:
     """Fill ``model_args["likelihood"]`` for a model whose likelihood defaults to ``"auto"`` (from the data);
     returns a line saying what was chosen and why, or None when nothing was chosen."""
     param = inspect.signature(model_cls).parameters.get("likelihood")
@@ -163,7 +176,7 @@ def resolve_likelihood(model_cls: type, data: VAEData, model_args: Dict[str, Any
     return f"likelihood {name!r} chosen for {data.name!r} ({why}); pass --likelihood to choose another"
 
 
-def build(config: FitConfig, data: Optional[VAEData] = None) -> Components:
+def build(config: FitConfig, data: VAEData | None = None) -> Components:
     """Load the data and build model, guide and objective for ``config`` (seeded, not trained)."""
     config = resolve_config(config)
     device = select_device(config.device)
@@ -173,8 +186,10 @@ def build(config: FitConfig, data: Optional[VAEData] = None) -> Components:
     if data is None:
         data = load_dataset(config.data, root=config.data_root, seed=config.seed, **config.data_args)
     if config.batch_size > len(data.train):
-        raise ValueError(f"--batch-size {config.batch_size} is larger than the training set of {data.name!r} "
-                         f"({len(data.train)} examples); use a smaller batch or more data")
+        raise ValueError(
+            f"--batch-size {config.batch_size} is larger than the training set of {data.name!r} "
+            f"({len(data.train)} examples); use a smaller batch or more data"
+        )
     if len(data.test) == 0:
         raise ValueError(f"dataset {data.name!r} has no test examples for the held-out loss; give it some (n_test)")
     model_cls = MODELS.get(config.model)

@@ -9,7 +9,7 @@ import random
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,12 +34,15 @@ def save_atomic(obj: Any, path: Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OSError(err.errno, f"no space left on the device while writing {path}; the previous file is kept "
-                                     "whole: free some space, then resume") from None
+            raise OSError(
+                err.errno,
+                f"no space left on the device while writing {path}; the previous file is kept "
+                "whole: free some space, then resume",
+            ) from None
         raise
 
 
-def load(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
+def load(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint with weights-only unpickling: a file that holds code, or is truncated or corrupt, is refused
     with one line naming it (its content is never executed)."""
     path = Path(path)
@@ -47,18 +50,34 @@ def load(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, AttributeError,
-            TypeError, IndexError, UnicodeDecodeError, OSError) as err:  # fmt: skip
-        what = ("is corrupt or holds objects other than tensors and plain values" if isinstance(err, pickle.UnpicklingError)
-                else "is truncated or corrupt")  # fmt: skip
-        raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(err).__name__}): it {what}; restore it from a "
-                              "copy, or refit into another folder") from None
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        KeyError,
+        AttributeError,
+        TypeError,
+        IndexError,
+        UnicodeDecodeError,
+        OSError,
+    ) as err:
+        what = (
+            "is corrupt or holds objects other than tensors and plain values"
+            if isinstance(err, pickle.UnpicklingError)
+            else "is truncated or corrupt"
+        )
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded ({type(err).__name__}): it {what}; restore it from a "
+            "copy, or refit into another folder"
+        ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path} is not a pyro_vaes checkpoint (no model state in it)")
     return state
 
 
-def rng_state() -> Dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     """Every random state a training step reads: torch (CPU and CUDA), numpy and Python's ``random``."""
     np_state = np.random.get_state()
     state = {
@@ -71,7 +90,7 @@ def rng_state() -> Dict[str, Any]:
     return state
 
 
-def set_rng_state(state: Dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
@@ -80,7 +99,7 @@ def set_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def auxiliary_states(state: Dict[str, Any], names: List[str]) -> Dict[str, Dict[str, Any]]:
+def auxiliary_states(state: dict[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
     """``{name: {"network": ..., "optimizer": ...}}`` for the auxiliary networks ``names`` from a checkpoint.
 
     Reads ``auxiliaries`` / ``aux_optimizers`` (name -> state) and, from checkpoints written by 0.1.0, the single

@@ -57,9 +57,11 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
-from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -69,15 +71,17 @@ from torch import nn
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def launched() -> Optional[Tuple[int, int]]:
+def launched() -> tuple[int, int] | None:
     """``(rank, world_size)`` when this process was started by torchrun, else None (reads the environment only)."""
     if not all(k in os.environ for k in LAUNCH_ENV):
         return None
     try:
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     except ValueError:
-        raise ValueError(f"RANK={os.environ['RANK']!r} and WORLD_SIZE={os.environ['WORLD_SIZE']!r} must be integers "
-                         "(they are set by torchrun)") from None
+        raise ValueError(
+            f"RANK={os.environ['RANK']!r} and WORLD_SIZE={os.environ['WORLD_SIZE']!r} must be integers "
+            "(they are set by torchrun)"
+        ) from None
     if not 0 <= rank < world:
         raise ValueError(f"RANK={rank} is not in 0..WORLD_SIZE-1={world - 1} (they are set by torchrun)")
     return rank, world
@@ -89,15 +93,30 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 #: exception types an error keeps when it is passed to the other ranks (anything else arrives as RuntimeError)
-def _known_errors() -> Dict[str, type]:
+def _known_errors() -> dict[str, type]:
     from pyro_vaes.engine.checkpoint import CheckpointError
     from pyro_vaes.engine.run_folder import RunExistsError, RunLockedError
     from pyro_vaes.engine.trainer import TrainingDiverged
     from pyro_vaes.registry import UnknownNameError
 
-    types = [ValueError, OSError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-             PermissionError, ConnectionError, NotImplementedError, TypeError, RuntimeError,
-             CheckpointError, RunExistsError, RunLockedError, TrainingDiverged, UnknownNameError]  # fmt: skip
+    types = [
+        ValueError,
+        OSError,
+        FileNotFoundError,
+        FileExistsError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+        ConnectionError,
+        NotImplementedError,
+        TypeError,
+        RuntimeError,
+        CheckpointError,
+        RunExistsError,
+        RunLockedError,
+        TrainingDiverged,
+        UnknownNameError,
+    ]
     return {t.__name__: t for t in types}
 
 
@@ -117,8 +136,15 @@ class Ranks:
     """The processes of one training job and how they agree. :data:`ONE_PROCESS` (``active`` False) is the plain
     single process: every method is the ordinary operation, with no collective and nothing extra computed."""
 
-    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, active: bool = False,
-                 control: Any = None, backend: str = "") -> None:
+    def __init__(
+        self,
+        rank: int = 0,
+        world_size: int = 1,
+        local_rank: int = 0,
+        active: bool = False,
+        control: Any = None,
+        backend: str = "",
+    ) -> None:
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
         self.active = active
         self.control = control  # the (gloo) group carrying CPU-side agreement; None: the default group
@@ -129,8 +155,10 @@ class Ranks:
         return self.rank == 0
 
     def describe(self, batch_size: int) -> str:
-        return (f"data-parallel training on {self.world_size} ranks ({self.backend}): each step's batch of "
-                f"{batch_size} is {self.world_size} shards of {batch_size // self.world_size}")
+        return (
+            f"data-parallel training on {self.world_size} ranks ({self.backend}): each step's batch of "
+            f"{batch_size} is {self.world_size} shards of {batch_size // self.world_size}"
+        )
 
     # -- per step ---------------------------------------------------------------------------------------------
     def check_settings(self, batch_size: int, device: str) -> None:
@@ -138,11 +166,14 @@ class Ranks:
         if not self.active:
             return
         if batch_size % self.world_size:
-            raise ValueError(f"--batch-size {batch_size} does not split into {self.world_size} equal shards (one per "
-                             f"rank); use a multiple of {self.world_size}")
+            raise ValueError(
+                f"--batch-size {batch_size} does not split into {self.world_size} equal shards (one per "
+                f"rank); use a multiple of {self.world_size}"
+            )
         if device.startswith("cuda:") and self.world_size > 1:
-            raise ValueError(f"--device {device}: under torchrun every rank uses the GPU of its LOCAL_RANK; pass "
-                             "--device cuda")
+            raise ValueError(
+                f"--device {device}: under torchrun every rank uses the GPU of its LOCAL_RANK; pass --device cuda"
+            )
 
     def shard(self, idx: torch.Tensor) -> torch.Tensor:
         """This rank's rows of a step's batch ``idx`` (all of them in one process)."""
@@ -158,12 +189,18 @@ class Ranks:
         s = step_seed(seed, step, self.rank)
         torch.default_generator.manual_seed(s)  # 1 µs; torch.manual_seed also visits every accelerator (~100 µs)
         if device.type == "cuda":
-            torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()
-                                          ].manual_seed(s)  # fmt: skip
+            torch.cuda.default_generators[
+                device.index if device.index is not None else torch.cuda.current_device()
+            ].manual_seed(s)
 
-    def forward_backward(self, compute: Callable[[], Any], params: Sequence[torch.Tensor], mean: bool = False,
-                         value: Callable[[Any], float] = lambda t: t.detach().item(), backward: bool = True
-                         ) -> Tuple[Any, float]:
+    def forward_backward(
+        self,
+        compute: Callable[[], Any],
+        params: Sequence[torch.Tensor],
+        mean: bool = False,
+        value: Callable[[Any], float] = lambda t: t.detach().item(),
+        backward: bool = True,
+    ) -> tuple[Any, float]:
         """One rank's share of an optimizer's step, with a single collective: ``compute()`` (the forward), its
         ``backward()``, then one all-reduce carrying the gradients of ``params`` (summed over the ranks, or averaged
         when ``mean``: a loss averaged over rows), the loss ``value`` (summed) and whether anything raised. Returns
@@ -180,12 +217,17 @@ class Ranks:
         (total,) = self.all_reduce_gradients(params, mean, err, values=[v])
         return out, total
 
-    def all_reduce_gradients(self, params: Sequence[torch.Tensor], mean: bool = False,
-                             err: Optional[BaseException] = None, values: Sequence[float] = ()) -> List[float]:
+    def all_reduce_gradients(
+        self,
+        params: Sequence[torch.Tensor],
+        mean: bool = False,
+        err: BaseException | None = None,
+        values: Sequence[float] = (),
+    ) -> list[float]:
         """Replace every gradient of ``params`` by its sum (or mean) over the ranks, in one all-reduce per device and
         dtype (usually one in all); a parameter that has no gradient on any rank keeps ``None``. ``values`` travel in
         the same all-reduce and come back summed; so does ``err`` (this rank raised it), which every rank then raises."""
-        groups: Dict[Tuple[str, str], List[torch.Tensor]] = {}
+        groups: dict[tuple[str, str], list[torch.Tensor]] = {}
         for p in params:
             groups.setdefault((str(p.device), str(p.dtype)), []).append(p)
         failed = [0.0] * self.world_size
@@ -195,8 +237,10 @@ class Ranks:
             ps = groups[key]
             device, dtype = ps[0].device, ps[0].dtype
             ok = err is None
-            parts = [p.grad.reshape(-1) if ok and p.grad is not None else torch.zeros(p.numel(), device=device,
-                                                                                     dtype=dtype) for p in ps]
+            parts = [
+                p.grad.reshape(-1) if ok and p.grad is not None else torch.zeros(p.numel(), device=device, dtype=dtype)
+                for p in ps
+            ]
             has = [float(ok and p.grad is not None) for p in ps]  # each parameter's "has a gradient here"
             tail = torch.tensor(has + (extra if i == 0 else []), device=device, dtype=dtype)
             flat = torch.cat(parts + [tail])
@@ -273,16 +317,16 @@ class Ranks:
             return obj
         return torch.load(io.BytesIO(data.numpy().tobytes()), map_location="cpu", weights_only=False)
 
-    def broadcast_(self, modules: Iterable[Optional[nn.Module]]) -> None:
+    def broadcast_(self, modules: Iterable[nn.Module | None]) -> None:
         """Overwrite every parameter and buffer of ``modules`` with rank 0's (in place), one collective per device
         and dtype."""
         if not self.active:
             return
         tensors = [t for m in modules if m is not None for t in [*m.parameters(), *m.buffers()]]
-        groups: Dict[Tuple[torch.device, torch.dtype], List[torch.Tensor]] = {}
+        groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
         for t in tensors:
             groups.setdefault((t.device, t.dtype), []).append(t)
-        for (device, dtype), ts in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        for _, ts in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
             flat = torch.cat([t.detach().reshape(-1) for t in ts])
             self._broadcast(flat, default_group=True)
             offset = 0
@@ -291,7 +335,7 @@ class Ranks:
                     t.copy_(flat[offset : offset + t.numel()].view_as(t))
                     offset += t.numel()
 
-    def all_equal(self, modules: Iterable[Optional[nn.Module]]) -> bool:
+    def all_equal(self, modules: Iterable[nn.Module | None]) -> bool:
         """Whether every parameter of ``modules`` is bitwise the same on every rank (a checksum per rank compared)."""
         if not self.active:
             return True
@@ -306,8 +350,10 @@ class Ranks:
     # -- collectives with one-line errors ----------------------------------------------------------------------
     def _lost(self, err: BaseException) -> ConnectionError:
         text = " ".join(str(err).split())[:300]
-        return ConnectionError(f"rank {self.rank}: lost contact with the other ranks ({type(err).__name__}: {text}); "
-                               "another rank stopped or was killed: its own message says why")
+        return ConnectionError(
+            f"rank {self.rank}: lost contact with the other ranks ({type(err).__name__}: {text}); "
+            "another rank stopped or was killed: its own message says why"
+        )
 
     def _all_reduce(self, t: torch.Tensor, group: Any) -> None:
         try:
@@ -321,7 +367,7 @@ class Ranks:
         except (RuntimeError, dist.DistError) as err:
             raise self._lost(err) from None
 
-    def _raise_if_failed(self, failed: torch.Tensor, err: Optional[BaseException]) -> None:
+    def _raise_if_failed(self, failed: torch.Tensor, err: BaseException | None) -> None:
         """``failed[r]`` > 0 marks rank r as failed; the first failed rank's error is raised on every rank."""
         bad = [r for r, f in enumerate(failed.tolist()) if f > 0]
         if not bad:
@@ -356,7 +402,7 @@ class Ranks:
 
 #: the plain single process (not launched by torchrun)
 ONE_PROCESS = Ranks()
-_CURRENT: Optional[Ranks] = None
+_CURRENT: Ranks | None = None
 
 
 def current() -> Ranks:
@@ -377,8 +423,10 @@ def current() -> Ranks:
             dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
         except (RuntimeError, ValueError, dist.DistError) as err:
             text = " ".join(str(err).split())[:300]
-            raise ConnectionError(f"torch.distributed could not start the process group ({backend}) at "
-                                  f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}: {text}") from None
+            raise ConnectionError(
+                f"torch.distributed could not start the process group ({backend}) at "
+                f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}: {text}"
+            ) from None
     backend = str(dist.get_backend())
     control = None if "gloo" in backend else dist.new_group(backend="gloo")  # CPU-side agreement needs gloo
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -387,14 +435,16 @@ def current() -> Ranks:
     return _CURRENT
 
 
-def select_device(name: str) -> Optional[torch.device]:
+def select_device(name: str) -> torch.device | None:
     """Under torchrun, ``--device cuda`` is the GPU of the rank's ``LOCAL_RANK`` (made the current device); None
     otherwise (the caller's own rule applies). Reads the environment only: no process group is started."""
     if name != "cuda" or launched() is None:
         return None
     local_rank = int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
     if local_rank >= torch.cuda.device_count():
-        raise ValueError(f"LOCAL_RANK {local_rank} but this machine has {torch.cuda.device_count()} GPU(s); start at "
-                         "most that many ranks per machine (torchrun --nproc_per_node gpu)")
+        raise ValueError(
+            f"LOCAL_RANK {local_rank} but this machine has {torch.cuda.device_count()} GPU(s); start at "
+            "most that many ranks per machine (torchrun --nproc_per_node gpu)"
+        )
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)

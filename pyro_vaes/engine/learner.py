@@ -7,7 +7,7 @@ what the main optimizer steps, each auxiliary network's parameters what its own 
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -16,17 +16,17 @@ from torch import nn
 class Learner(nn.Module):
     """``model`` + ``guide`` (None for guide-less models) + ``auxiliaries`` (name -> network); forward = main loss."""
 
-    def __init__(self, model: nn.Module, guide: Optional[nn.Module], objective) -> None:
+    def __init__(self, model: nn.Module, guide: nn.Module | None, objective) -> None:
         super().__init__()
         self.model = model
         self.guide = guide
         self.auxiliaries = nn.ModuleDict({name: net.module for name, net in objective.networks().items()})
         self.__dict__["objective"] = objective  # a plain attribute: the objective is not a module
 
-    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.objective.loss(x, y)
 
-    def main_parameters(self) -> List[nn.Parameter]:
+    def main_parameters(self) -> list[nn.Parameter]:
         """The model's parameters, then the guide's (the main optimizer's, in a fixed order)."""
         params = list(self.model.parameters())
         if self.guide is not None:

@@ -105,18 +105,23 @@ def check_new_run_target(path: Path, overwrite: bool) -> str:
         return "new"
     if is_run_folder(path):
         if not overwrite:
-            raise RunExistsError(f"run folder {path} already exists; pass --resume {path} to continue it, --overwrite "
-                                 "to replace it, or --out to choose another folder")
-        if Path(os.path.abspath(path)) in Path(os.path.abspath(os.getcwd())).parents or \
-                os.path.abspath(path) == os.path.abspath(os.getcwd()):  # fmt: skip
+            raise RunExistsError(
+                f"run folder {path} already exists; pass --resume {path} to continue it, --overwrite "
+                "to replace it, or --out to choose another folder"
+            )
+        if Path(os.path.abspath(path)) in Path(os.path.abspath(os.getcwd())).parents or os.path.abspath(
+            path
+        ) == os.path.abspath(os.getcwd()):
             raise ValueError(f"--overwrite would replace {path}, which holds the current directory; run from elsewhere")
         return "replace"
     if is_unfinished_run(path):
         return "restart"
     held = sorted(p.name for p in path.iterdir())
     shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
-    raise RunExistsError(f"{path} is not a run folder (it holds {shown}); --overwrite only replaces run folders "
-                         "(config.json + checkpoint.pt): choose another --out")
+    raise RunExistsError(
+        f"{path} is not a run folder (it holds {shown}); --overwrite only replaces run folders "
+        "(config.json + checkpoint.pt): choose another --out"
+    )
 
 
 class NewRunFolder:
@@ -179,7 +184,7 @@ class RunLock:
         self.folder = Path(run_dir)
         self.command = command
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         _acquire(self.folder / LOCK, self.folder, self.command)
         return self
 
@@ -198,7 +203,12 @@ def run_lock(run_dir: Path, command: str) -> RunLock:
 
 
 def _acquire(path: Path, run_dir: Path, command: str) -> None:
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": command,
+        "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -213,14 +223,18 @@ def _acquire(path: Path, run_dir: Path, command: str) -> None:
             if not holder:  # being written right now, or unreadable
                 time.sleep(0.2)
                 continue
-            raise RunLockedError(f"run folder {run_dir} is in use by process {holder.get('pid')} on "
-                                 f"{holder.get('host')} ({holder.get('command')}, since {holder.get('since')}); wait "
-                                 f"for it to finish or stop it") from None
+            raise RunLockedError(
+                f"run folder {run_dir} is in use by process {holder.get('pid')} on "
+                f"{holder.get('host')} ({holder.get('command')}, since {holder.get('since')}); wait "
+                f"for it to finish or stop it"
+            ) from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         return
-    raise RunLockedError(f"run folder {run_dir} has a lock file {path} that cannot be read; remove it if no "
-                         "pyro-vaes process is using the folder")
+    raise RunLockedError(
+        f"run folder {run_dir} has a lock file {path} that cannot be read; remove it if no "
+        "pyro-vaes process is using the folder"
+    )
 
 
 def check_output(path: Path, overwrite: bool, what: str = "--out") -> Path:

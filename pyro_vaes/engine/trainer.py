@@ -24,8 +24,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
 import pyro
 import pyro.infer.util
@@ -61,9 +62,9 @@ class Trainer:
         self,
         config: FitConfig,
         run_dir: Path,
-        data: Optional[VAEData] = None,
+        data: VAEData | None = None,
         progress: bool = True,
-        resume_state: Optional[Dict[str, Any]] = None,
+        resume_state: dict[str, Any] | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.ranks = distributed.current()  # ONE_PROCESS unless launched by torchrun
@@ -72,9 +73,9 @@ class Trainer:
         self.config = self.parts.config
         self.progress = progress
         self.step = 0
-        self.running_loss: Optional[float] = None  # exponential moving average of the per-datum main loss
-        self.last_checkpoint: Optional[int] = None  # the step of the last checkpoint written or resumed from
-        self.on_checkpoint: Optional[Callable[[], Path]] = None  # called after each checkpoint; returns the run folder
+        self.running_loss: float | None = None  # exponential moving average of the per-datum main loss
+        self.last_checkpoint: int | None = None  # the step of the last checkpoint written or resumed from
+        self.on_checkpoint: Callable[[], Path] | None = None  # called after each checkpoint; returns the run folder
         objective = self.parts.objective
         self.learner = Learner(self.parts.model, self.parts.guide, objective)
         self.params = self.learner.main_parameters()
@@ -82,8 +83,10 @@ class Trainer:
         self.order = objective.optimizer_order()
         unknown = [n for n in self.order if n != "main" and n not in networks]
         if unknown or "main" not in self.order:
-            raise ValueError(f"{type(objective).__name__}.step_order names {unknown or 'no main step'}; its networks: "
-                             f"{', '.join(networks) or 'none'}")
+            raise ValueError(
+                f"{type(objective).__name__}.step_order names {unknown or 'no main step'}; its networks: "
+                f"{', '.join(networks) or 'none'}"
+            )
         c = self.config
         self.aux_optimizers = {
             name: torch.optim.Adam(net.module.parameters(), lr=c.aux_lr if net.lr is None else net.lr, betas=net.betas)
@@ -106,9 +109,9 @@ class Trainer:
         self.mean_loss = {"main": False, **{n: net.loss_reduction == "mean" for n, net in networks.items()}}
 
     # -- state -----------------------------------------------------------------------------------------------
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         p = self.parts
-        state: Dict[str, Any] = {
+        state: dict[str, Any] = {
             "step": self.step,
             "running_loss": self.running_loss,
             "model": p.model.state_dict(),
@@ -126,7 +129,7 @@ class Trainer:
             state["world_size"] = self.ranks.world_size
         return state
 
-    def _restore(self, state: Dict[str, Any]) -> None:
+    def _restore(self, state: dict[str, Any]) -> None:
         p = self.parts
         p.model.load_state_dict(state["model"])
         if p.guide is not None:
@@ -153,7 +156,8 @@ class Trainer:
             self.pyro_optim.pt_optim_args["lr"] = lr
             pending = list(getattr(self.pyro_optim, "_state_waiting_to_be_consumed", {}).values())
             for group in [g for state in pending for g in state.get("param_groups", [])] + [
-                    g for opt in self.pyro_optim.optim_objs.values() for g in opt.param_groups]:  # fmt: skip
+                g for opt in self.pyro_optim.optim_objs.values() for g in opt.param_groups
+            ]:
                 group["lr"] = lr
         for name, opt in self.aux_optimizers.items():
             net = self.parts.objective.networks()[name]
@@ -180,23 +184,36 @@ class Trainer:
         (``divergence``: more than that many times the running average's magnitude, plus one, above it)."""
         per_datum = loss / n
         c = self.config
-        jumped = (c.divergence > 0 and self.running_loss is not None and math.isfinite(per_datum)
-                  and per_datum - self.running_loss > c.divergence * (abs(self.running_loss) + 1.0))  # fmt: skip
+        jumped = (
+            c.divergence > 0
+            and self.running_loss is not None
+            and math.isfinite(per_datum)
+            and per_datum - self.running_loss > c.divergence * (abs(self.running_loss) + 1.0)
+        )
         if math.isfinite(loss) and not jumped:
             return
-        what = f"became {loss}" if not math.isfinite(loss) else (
-            f"jumped to {per_datum:.4g} per datum (running average {self.running_loss:.4g}; --divergence "
-            f"{c.divergence:g} allows at most {self.running_loss + c.divergence * (abs(self.running_loss) + 1):.4g})")
+        what = (
+            f"became {loss}"
+            if not math.isfinite(loss)
+            else (
+                f"jumped to {per_datum:.4g} per datum (running average {self.running_loss:.4g}; --divergence "
+                f"{c.divergence:g} allows at most {self.running_loss + c.divergence * (abs(self.running_loss) + 1):.4g})"
+            )
+        )
         if self.last_checkpoint is None:
-            where = (f"no checkpoint was written yet (the first comes at step {c.checkpoint_every}): rerun with a lower "
-                     f"--lr, or check the data")
+            where = (
+                f"no checkpoint was written yet (the first comes at step {c.checkpoint_every}): rerun with a lower "
+                f"--lr, or check the data"
+            )
         else:
-            where = (f"the last good checkpoint is {self.run_dir / CHECKPOINT} at step {self.last_checkpoint}: resume "
-                     f"from it with a lower --lr (pyro-vaes fit --resume {self.run_dir} --lr ...)")
+            where = (
+                f"the last good checkpoint is {self.run_dir / CHECKPOINT} at step {self.last_checkpoint}: resume "
+                f"from it with a lower --lr (pyro-vaes fit --resume {self.run_dir} --lr ...)"
+            )
         raise TrainingDiverged(f"the loss {what} at step {self.step + 1}; training stopped. {where}")
 
     # -- one step ----------------------------------------------------------------------------------------------
-    def _step(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> float:
+    def _step(self, x: torch.Tensor, y: torch.Tensor | None) -> float:
         """One training step: every optimizer in the objective's order. Returns the main loss (or the first
         non-finite loss, before any parameter it would touch has moved)."""
         obj = self.parts.objective
@@ -232,12 +249,14 @@ class Trainer:
             if name == "main":
                 self._check_loss(loss, n)
             elif not math.isfinite(loss):
-                raise TrainingDiverged(f"the loss of the {name} network became {loss} at step {self.step + 1}; "
-                                       "training stopped (resume from the last checkpoint with a lower --aux-lr)")
+                raise TrainingDiverged(
+                    f"the loss of the {name} network became {loss} at step {self.step + 1}; "
+                    "training stopped (resume from the last checkpoint with a lower --aux-lr)"
+                )
         except TrainingDiverged as err:  # under torchrun every rank raises it alike (the loss is the ranks' sum)
-            raise distributed.everywhere(err, self.ranks.rank) if self.ranks.active else err
+            raise distributed.everywhere(err, self.ranks.rank) if self.ranks.active else err  # noqa: B904
 
-    def _svi_step_ranks(self, x: torch.Tensor, y: Optional[torch.Tensor], n: int) -> float:
+    def _svi_step_ranks(self, x: torch.Tensor, y: torch.Tensor | None, n: int) -> float:
         """``SVI.step`` on torchrun ranks: ``SVI.step`` itself never synchronises anything, so its parts run here,
         the gradients and the loss all-reduced between SVI's backward and the Pyro optimizer's step."""
         svi = self.svi
@@ -247,15 +266,20 @@ class Trainer:
                 value = svi.loss_and_grads(svi.model, svi.guide, x, y)
             return capture.trace, value
 
-        (trace, _), loss = self.ranks.forward_backward(forward_backward, self.params, backward=False,
-                                                       value=lambda out: float(out[1]))  # gradients all-reduced
+        (trace, _), loss = self.ranks.forward_backward(
+            forward_backward, self.params, backward=False, value=lambda out: float(out[1])
+        )  # gradients all-reduced
         known = {id(p) for p in self.params}
         created = sorted(name for name, site in trace.nodes.items() if id(site["value"].unconstrained()) not in known)
         if created:
-            raise distributed.everywhere(ValueError(
-                f"parameter(s) {', '.join(created)} are not parameters of the model's or guide's modules (pyro.param "
-                "created while training): data-parallel training synchronises module parameters only; make them "
-                "nn.Parameter/PyroParam attributes of the module"), self.ranks.rank)
+            raise distributed.everywhere(
+                ValueError(
+                    f"parameter(s) {', '.join(created)} are not parameters of the model's or guide's modules (pyro.param "
+                    "created while training): data-parallel training synchronises module parameters only; make them "
+                    "nn.Parameter/PyroParam attributes of the module"
+                ),
+                self.ranks.rank,
+            )
         self._check_step_loss("main", loss, n)  # before the Pyro optimizer moves anything
         stepped = [p for p in self.params if p.grad is not None]  # the same on every rank after the all-reduce
         svi.optim(stepped)
@@ -279,20 +303,28 @@ class Trainer:
         return total / max(n, 1)
 
     # -- the loop --------------------------------------------------------------------------------------------
-    def fit(self) -> List[Dict[str, float]]:
+    def fit(self) -> list[dict[str, float]]:
         p, c = self.parts, self.config
         train = p.data.train
-        history: List[Dict[str, float]] = []
+        history: list[dict[str, float]] = []
         if self.ranks.active:
             self.ranks.broadcast_(self.learner.children())  # every rank starts from rank 0's parameters and buffers
             if self.ranks.is_main:
                 print(f"pyro-vaes: {self.ranks.describe(c.batch_size)}")
                 if p.model.global_sites:
-                    print(f"pyro-vaes: {c.model}'s batch-level latent(s) {', '.join(p.model.global_sites)} are drawn once "
-                          f"per rank's {c.batch_size // self.ranks.world_size} items (pass --batch-size "
-                          f"{self.ranks.world_size}×G for groups of G)")
-        bar = tqdm(total=c.steps, initial=self.step, disable=not self.progress or not self.ranks.is_main,
-                   desc=f"fit {c.model}", file=sys.stderr, mininterval=1.0)
+                    print(
+                        f"pyro-vaes: {c.model}'s batch-level latent(s) {', '.join(p.model.global_sites)} are drawn once "
+                        f"per rank's {c.batch_size // self.ranks.world_size} items (pass --batch-size "
+                        f"{self.ranks.world_size}×G for groups of G)"
+                    )
+        bar = tqdm(
+            total=c.steps,
+            initial=self.step,
+            disable=not self.progress or not self.ranks.is_main,
+            desc=f"fit {c.model}",
+            file=sys.stderr,
+            mininterval=1.0,
+        )
         t0 = time.perf_counter()
         batches = iterate_batches(len(train), c.batch_size, c.seed, start_step=self.step)
         first_step = pyro.infer.util.is_validation_enabled()
@@ -307,8 +339,11 @@ class Trainer:
                 # model/guide/data mistakes) and are off afterwards: they cost ~0.3-5 ms a step
                 # once the checks are off, plates skip two no-op pieces of bookkeeping (pyro_vaes/fastpaths.py: bitwise
                 # the same gradients)
-                with pyro.validation_enabled(first_step), param_registration(self.svi is not None), \
-                        fastpaths.plate_fastpaths(not first_step):  # fmt: skip
+                with (
+                    pyro.validation_enabled(first_step),
+                    param_registration(self.svi is not None),
+                    fastpaths.plate_fastpaths(not first_step),
+                ):
                     loss = self._step(x, y)
                 first_step = False
                 self.step += 1
@@ -322,9 +357,13 @@ class Trainer:
                 checkpoint = self.step % c.checkpoint_every == 0 or self.step == c.steps
                 if evaluate or checkpoint:
                     if not self.ranks.all_equal(self.learner.children()):  # (one process: nothing to compare)
-                        raise distributed.everywhere(RuntimeError(
-                            f"the ranks' parameters differ at step {self.step}: they should be identical after every "
-                            "step; this is a bug, please report it"), self.ranks.rank)
+                        raise distributed.everywhere(
+                            RuntimeError(
+                                f"the ranks' parameters differ at step {self.step}: they should be identical after every "
+                                "step; this is a bug, please report it"
+                            ),
+                            self.ranks.rank,
+                        )
                     # rank 0's work under torchrun (the others wait; its errors reach them)
                     row = self.ranks.on_main(lambda: self._record(evaluate, checkpoint, running, t0, bar))
                     if row is not None:
@@ -332,15 +371,18 @@ class Trainer:
                     if checkpoint:
                         self.last_checkpoint = self.step  # the other ranks' messages name rank 0's checkpoint too
         except KeyboardInterrupt:
-            where = ("no checkpoint was written yet: rerun the same command to start again" if self.last_checkpoint is None
-                     else f"the last checkpoint is at step {self.last_checkpoint}: resume with pyro-vaes fit --resume "
-                          f"{self.run_dir}")
+            where = (
+                "no checkpoint was written yet: rerun the same command to start again"
+                if self.last_checkpoint is None
+                else f"the last checkpoint is at step {self.last_checkpoint}: resume with pyro-vaes fit --resume "
+                f"{self.run_dir}"
+            )
             raise TrainingInterrupted(f"stopped at step {self.step} (Ctrl-C); {where}") from None
         finally:
             bar.close()
         return history
 
-    def _record(self, evaluate: bool, checkpoint: bool, running: float, t0: float, bar) -> Optional[Dict[str, float]]:
+    def _record(self, evaluate: bool, checkpoint: bool, running: float, t0: float, bar) -> dict[str, float] | None:
         """The held-out loss into ``metrics.jsonl`` (when ``evaluate``), then the checkpoint (when ``checkpoint``)."""
         row = None
         if evaluate:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,8 +30,11 @@ from pyro_vaes.plots import image_grid, save_figure
 SCALE_NAMES = ("tiny", "small", "full")
 
 
-def resolve_settings(scales: Dict[str, Dict[str, Any]], scale: str, overrides: Optional[Dict[str, Any]] = None,
-                     ) -> Dict[str, Any]:
+def resolve_settings(
+    scales: dict[str, dict[str, Any]],
+    scale: str,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The settings of ``scale`` with ``overrides`` applied; an unknown scale or key, or a value of the wrong type,
     is refused with the valid choices."""
     if scale not in scales:
@@ -64,7 +68,7 @@ def _typed(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def command(name: str, scale: str, seed: int, overrides: Optional[Dict[str, Any]] = None) -> str:
+def command(name: str, scale: str, seed: int, overrides: dict[str, Any] | None = None) -> str:
     """The command line that reruns an experiment with these settings."""
     sets = "".join(f" --set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted((overrides or {}).items()))
     return f"`pyro-vaes reproduce {name} --scale {scale} --seed {seed}{sets}`"
@@ -82,15 +86,19 @@ def fit(out: Path, tag: str, progress: bool = False, **settings: Any):
     return run
 
 
-def run_summary(run, out: Path, seconds: float) -> Dict[str, Any]:
+def run_summary(run, out: Path, seconds: float) -> dict[str, Any]:
     """What a fit reports: its run folder (relative to ``out``), the engine's running (EMA) train loss and its
     held-out loss per datum at the last step, and the wall time of the fit."""
     last = run.history[-1]
-    return {"run_dir": str(Path(run.run_dir).relative_to(out)), "train_loss_per_datum": float(last["train_loss"]),
-            "test_loss_per_datum": float(last["test_loss"]), "train_seconds": round(seconds, 1)}  # fmt: skip
+    return {
+        "run_dir": str(Path(run.run_dir).relative_to(out)),
+        "train_loss_per_datum": float(last["train_loss"]),
+        "test_loss_per_datum": float(last["test_loss"]),
+        "train_seconds": round(seconds, 1),
+    }
 
 
-def write_results(out: Path, table: Dict[str, Any], markdown: List[str]) -> None:
+def write_results(out: Path, table: dict[str, Any], markdown: list[str]) -> None:
     """``results.json`` (the table) and ``results.md`` (the markdown lines) in ``out``."""
     (Path(out) / "results.json").write_text(json.dumps(table, indent=2) + "\n")
     (Path(out) / "results.md").write_text("\n".join(markdown) + "\n")
@@ -101,22 +109,45 @@ def say(msg: str) -> None:
 
 
 # -- common figures ------------------------------------------------------------------------------------------------
-def image_grid_figure(images: torch.Tensor, path: Path, title: str, xlabel: str, ylabel: str,
-                      col_labels: Optional[Sequence[str]] = None, row_labels: Optional[Sequence[str]] = None) -> Path:
+def image_grid_figure(
+    images: torch.Tensor,
+    path: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    col_labels: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+) -> Path:
     """(rows, cols, C, H, W) images in [0, 1] as one titled, labelled PNG (:func:`pyro_vaes.plots.image_grid`)."""
-    return image_grid(images.flatten(0, 1), images.shape[1], title, path, row_labels=row_labels, xlabel=xlabel,
-                      col_labels=col_labels, ylabel=ylabel)
+    return image_grid(
+        images.flatten(0, 1),
+        images.shape[1],
+        title,
+        path,
+        row_labels=row_labels,
+        xlabel=xlabel,
+        col_labels=col_labels,
+        ylabel=ylabel,
+    )
 
 
-def tsne_figure(features: np.ndarray, labels: Sequence[int], names: Sequence[str], path: Path, title: str,
-                seed: int, perplexity: float = 30.0) -> Path:
+def tsne_figure(
+    features: np.ndarray,
+    labels: Sequence[int],
+    names: Sequence[str],
+    path: Path,
+    title: str,
+    seed: int,
+    perplexity: float = 30.0,
+) -> Path:
     """scikit-learn t-SNE (2-D) of features coloured by label (a class named ``random`` drawn in grey, underneath)."""
     from matplotlib import rcParams
     from sklearn.manifold import TSNE
 
     perplexity = min(perplexity, (len(features) - 1) / 3)
     emb = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
-        (features - features.mean(0)) / (features.std(0) + 1e-8))
+        (features - features.mean(0)) / (features.std(0) + 1e-8)
+    )
     labels = np.asarray(labels)
     fig = Figure(figsize=(6.4, 4.8))
     ax = fig.subplots()
@@ -126,10 +157,26 @@ def tsne_figure(features: np.ndarray, labels: Sequence[int], names: Sequence[str
         baseline = name == "random"  # the reference class: grey, drawn under the structured batches
         colour = "0.65" if baseline else next(colours)
         if sel.any():
-            ax.scatter(emb[sel, 0], emb[sel, 1], s=10, color=colour, alpha=0.5 if baseline else 0.85,
-                       zorder=1 if baseline else 2, label=f"{name} ({int(sel.sum())})", edgecolors="none")  # fmt: skip
+            ax.scatter(
+                emb[sel, 0],
+                emb[sel, 1],
+                s=10,
+                color=colour,
+                alpha=0.5 if baseline else 0.85,
+                zorder=1 if baseline else 2,
+                label=f"{name} ({int(sel.sum())})",
+                edgecolors="none",
+            )
     ax.set_title(title if "\n" in title else textwrap.fill(title, 60), fontsize=9)
     ax.set_xlabel("t-SNE 1"), ax.set_ylabel("t-SNE 2")
-    ax.legend(fontsize=8, markerscale=2, title="batches", title_fontsize=8, loc="upper left",
-              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)  # outside: never hides points
+    ax.legend(
+        fontsize=8,
+        markerscale=2,
+        title="batches",
+        title_fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        frameon=False,
+    )  # outside: never hides points
     return save_figure(fig, path)

@@ -45,8 +45,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,12 +69,17 @@ PAPER_MNIST = {
     "factor-vae": {"normal": (130.5, 191.2, 1.04, 3.50), "flow": (120.8, 121.3, 0.85, 3.60)},
     "info-vae": {"normal": (128.7, 133.2, 2.89, 2.88), "flow": (110.1, 110.5, 1.70, 2.81)},
 }
-NAMES = {"vae": ("VAE", "dpVAE"), "beta-vae-h": ("β-VAE-H", "β-dpVAE-H"), "beta-vae-b": ("β-VAE-B", "β-dpVAE-B"),
-         "beta-tc-vae": ("β-TCVAE", "β-TC-dpVAE"), "factor-vae": ("FactorVAE", "Factor-dpVAE"),
-         "info-vae": ("InfoVAE", "Info-dpVAE")}  # fmt: skip
+NAMES = {
+    "vae": ("VAE", "dpVAE"),
+    "beta-vae-h": ("β-VAE-H", "β-dpVAE-H"),
+    "beta-vae-b": ("β-VAE-B", "β-dpVAE-B"),
+    "beta-tc-vae": ("β-TCVAE", "β-TC-dpVAE"),
+    "factor-vae": ("FactorVAE", "Factor-dpVAE"),
+    "info-vae": ("InfoVAE", "Info-dpVAE"),
+}
 
 # regulariser -> (objective, objective arguments); beta-vae-b's anneal_steps is the run's step budget
-MNIST_REGULARIZERS: Dict[str, Any] = {
+MNIST_REGULARIZERS: dict[str, Any] = {
     "vae": ("meanfield-elbo", {}),
     "beta-vae-h": ("beta-vae-h", {"beta": 5.0}),
     "beta-vae-b": ("beta-vae-b", {"gamma": 15.0, "c_max": 25.0}),
@@ -81,36 +87,124 @@ MNIST_REGULARIZERS: Dict[str, Any] = {
     "factor-vae": ("factor-vae", {"gamma": 35.0, "disc_hidden": 1000, "disc_layers": 5}),
     "info-vae": ("info-vae", {"alpha": 0.0, "lam": 1000.0}),
 }
-MOONS_REGULARIZERS: Dict[str, Any] = {
+MOONS_REGULARIZERS: dict[str, Any] = {
     **{k: v for k, v in MNIST_REGULARIZERS.items() if k != "beta-vae-b"},
     "factor-vae": ("factor-vae", {"gamma": 35.0, "disc_hidden": 256, "disc_layers": 4}),
 }
 FLOW_ARGS = {"flow_layers": 6, "flow_hidden": 64}
 
-MOONS_SCALES: Dict[str, Dict[str, Any]] = {
-    "tiny": dict(n_train=400, n_test=200, steps=10, batch_size=50, lr=1e-3, seeds=1, hidden=16,
-                 regularizers=["beta-vae-h", "beta-tc-vae"], metric_n=200, n_mix=400, lp=20, particles=5),
-    "small": dict(n_train=10000, n_test=1000, steps=1500, batch_size=100, lr=1e-3, seeds=1, hidden=100,
-                  regularizers=list(MOONS_REGULARIZERS), metric_n=5000, n_mix=5000, lp=200, particles=200),
-    "full": dict(n_train=10000, n_test=1000, steps=100000, batch_size=100, lr=1e-4, seeds=3, hidden=100,
-                 regularizers=list(MOONS_REGULARIZERS), metric_n=5000, n_mix=10000, lp=200, particles=1000),
+MOONS_SCALES: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        n_train=400,
+        n_test=200,
+        steps=10,
+        batch_size=50,
+        lr=1e-3,
+        seeds=1,
+        hidden=16,
+        regularizers=["beta-vae-h", "beta-tc-vae"],
+        metric_n=200,
+        n_mix=400,
+        lp=20,
+        particles=5,
+    ),
+    "small": dict(
+        n_train=10000,
+        n_test=1000,
+        steps=1500,
+        batch_size=100,
+        lr=1e-3,
+        seeds=1,
+        hidden=100,
+        regularizers=list(MOONS_REGULARIZERS),
+        metric_n=5000,
+        n_mix=5000,
+        lp=200,
+        particles=200,
+    ),
+    "full": dict(
+        n_train=10000,
+        n_test=1000,
+        steps=100000,
+        batch_size=100,
+        lr=1e-4,
+        seeds=3,
+        hidden=100,
+        regularizers=list(MOONS_REGULARIZERS),
+        metric_n=5000,
+        n_mix=10000,
+        lp=200,
+        particles=1000,
+    ),
 }
-MNIST_SCALES: Dict[str, Dict[str, Any]] = {
-    "tiny": dict(n_train=500, n_test=200, steps=5, batch_size=50, lr=1e-3, seeds=1, hidden=32,
-                 regularizers=["beta-vae-h", "info-vae"], metric_n=50, candidates=200, n_mix=500, n_real=200,
-                 nll_examples=20, particles=5, classifier_steps=20, disc=dict(disc_hidden=32, disc_layers=2)),
-    "small": dict(n_train=60000, n_test=10000, steps=1000, batch_size=100, lr=1e-3, seeds=2, hidden=400,
-                  regularizers=list(MNIST_REGULARIZERS), metric_n=5000, candidates=25000, n_mix=5000, n_real=10000,
-                  nll_examples=500, particles=100, classifier_steps=2000, disc=dict(disc_hidden=256, disc_layers=5)),
-    "full": dict(n_train=60000, n_test=10000, steps=100000, batch_size=100, lr=1e-4, seeds=3, hidden=400,
-                 regularizers=list(MNIST_REGULARIZERS), metric_n=10000, candidates=50000, n_mix=10000,
-                 n_real=10000, nll_examples=10000, particles=1000, classifier_steps=2000, disc=dict()),
+MNIST_SCALES: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        n_train=500,
+        n_test=200,
+        steps=5,
+        batch_size=50,
+        lr=1e-3,
+        seeds=1,
+        hidden=32,
+        regularizers=["beta-vae-h", "info-vae"],
+        metric_n=50,
+        candidates=200,
+        n_mix=500,
+        n_real=200,
+        nll_examples=20,
+        particles=5,
+        classifier_steps=20,
+        disc=dict(disc_hidden=32, disc_layers=2),
+    ),
+    "small": dict(
+        n_train=60000,
+        n_test=10000,
+        steps=1000,
+        batch_size=100,
+        lr=1e-3,
+        seeds=2,
+        hidden=400,
+        regularizers=list(MNIST_REGULARIZERS),
+        metric_n=5000,
+        candidates=25000,
+        n_mix=5000,
+        n_real=10000,
+        nll_examples=500,
+        particles=100,
+        classifier_steps=2000,
+        disc=dict(disc_hidden=256, disc_layers=5),
+    ),
+    "full": dict(
+        n_train=60000,
+        n_test=10000,
+        steps=100000,
+        batch_size=100,
+        lr=1e-4,
+        seeds=3,
+        hidden=400,
+        regularizers=list(MNIST_REGULARIZERS),
+        metric_n=10000,
+        candidates=50000,
+        n_mix=10000,
+        n_real=10000,
+        nll_examples=10000,
+        particles=1000,
+        classifier_steps=2000,
+        disc=dict(),
+    ),
 }
 
 
-def regularizer_config(reg: str, prior: str, table: Dict[str, Any], latent_dim: int = 2, hidden: int = 400,
-                       steps: int = 3000, disc: Optional[Dict[str, Any]] = None, obs_scale: Optional[float] = None
-                       ) -> Dict[str, Any]:
+def regularizer_config(
+    reg: str,
+    prior: str,
+    table: dict[str, Any],
+    latent_dim: int = 2,
+    hidden: int = 400,
+    steps: int = 3000,
+    disc: dict[str, Any] | None = None,
+    obs_scale: float | None = None,
+) -> dict[str, Any]:
     """model / guide / objective settings of one (regulariser, prior) pair for ``pyro_vaes.fit``."""
     if reg not in table:
         raise ValueError(f"unknown regularizer {reg!r}; valid: {', '.join(table)}")
@@ -122,22 +216,30 @@ def regularizer_config(reg: str, prior: str, table: Dict[str, Any], latent_dim: 
         args["anneal_steps"] = int(steps)
     if objective == "factor-vae" and disc:
         args.update(disc)
-    model_args: Dict[str, Any] = {"latent_dim": latent_dim, "hidden": hidden, "arch": "mlp", "prior": prior}
+    model_args: dict[str, Any] = {"latent_dim": latent_dim, "hidden": hidden, "arch": "mlp", "prior": prior}
     if prior == "flow":
         model_args.update(FLOW_ARGS)
     if obs_scale is not None:
         model_args["obs_scale"] = obs_scale
-    return dict(model="vae", guide="diagonal", objective=objective, model_args=model_args,
-                guide_args={"hidden": hidden}, objective_args=args)  # fmt: skip
+    return dict(
+        model="vae",
+        guide="diagonal",
+        objective=objective,
+        model_args=model_args,
+        guide_args={"hidden": hidden},
+        objective_args=args,
+    )
 
 
-def _check_regularizers(names: Sequence[str], table: Dict[str, Any]) -> None:
+def _check_regularizers(names: Sequence[str], table: dict[str, Any]) -> None:
     unknown = [n for n in names if n not in table]
     if unknown:
-        raise ValueError(f"--set regularizers: unknown regularizer {', '.join(map(repr, unknown))}; valid: {', '.join(table)}")
+        raise ValueError(
+            f"--set regularizers: unknown regularizer {', '.join(map(repr, unknown))}; valid: {', '.join(table)}"
+        )
 
 
-def _stat(values: Sequence[float]) -> Dict[str, float]:
+def _stat(values: Sequence[float]) -> dict[str, float]:
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
     if len(v) == 0:
         return {"mean": float("nan"), "std": float("nan")}
@@ -151,10 +253,15 @@ def _nearest_distance(points: torch.Tensor, data: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def latent_views(run, n: int, n_mix: int, lp: int, seed: int) -> Dict[str, torch.Tensor]:
+def latent_views(run, n: int, n_mix: int, lp: int, seed: int) -> dict[str, torch.Tensor]:
     """Aggregate-posterior and prior draws, low- and high-posterior codes, in representation and generation space."""
-    from pyro_vaes.metrics.generative import (code_prior, encode_split, high_posterior_samples, low_posterior_samples,
-                                              sample_aggregate_posterior)  # fmt: skip
+    from pyro_vaes.metrics.generative import (
+        code_prior,
+        encode_split,
+        high_posterior_samples,
+        low_posterior_samples,
+        sample_aggregate_posterior,
+    )
 
     model = run.model
     with eval_mode(model, run.guide), isolated_rng(seed):
@@ -189,8 +296,13 @@ def _density_grid(run, views, steps: int = 120):
     return xx.numpy(), yy.numpy(), lp.reshape(steps, steps).numpy(), levels
 
 
-def latent_figure(rows: List[Dict[str, Any]], path: Path, title: str, data: Optional[torch.Tensor] = None,
-                  labels: Optional[torch.Tensor] = None) -> Path:
+def latent_figure(
+    rows: list[dict[str, Any]],
+    path: Path,
+    title: str,
+    data: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+) -> Path:
     """One row per (name, run, views): (a) data space when ``data`` is 2-D flat, (b) representation space with the
     prior's density contours, (c) generation space."""
     cols = 3 if data is not None else 2
@@ -207,12 +319,20 @@ def latent_figure(rows: List[Dict[str, Any]], path: Path, title: str, data: Opti
             ax.scatter(v["x_high"][:, 0], v["x_high"][:, 1], s=8, c="tab:green", label="high-posterior samples")
             ax.set_title(f"{row['name']}: (a) data space", fontsize=9)
             panels.append(ax)
-        for c, (suffix, space) in enumerate((("", "(b) representation space z"), ("0", "(c) generation space z₀ = g(z)"))):
+        for c, (suffix, space) in enumerate(
+            (("", "(b) representation space z"), ("0", "(c) generation space z₀ = g(z)"))
+        ):
             ax = axes[r][c + (1 if data is not None else 0)]
             q = v["q" + suffix]
             if labels is not None:
-                ax.scatter(q[:, 0], q[:, 1], s=2, c=labels[: len(q)] if len(labels) >= len(q) else "0.6",
-                           cmap="tab10", alpha=0.4)  # fmt: skip
+                ax.scatter(
+                    q[:, 0],
+                    q[:, 1],
+                    s=2,
+                    c=labels[: len(q)] if len(labels) >= len(q) else "0.6",
+                    cmap="tab10",
+                    alpha=0.4,
+                )
             else:
                 ax.scatter(q[:, 0], q[:, 1], s=2, c="0.6", alpha=0.4, label="aggregate posterior q(z)")
             p = v["p" + suffix]
@@ -232,10 +352,11 @@ def latent_figure(rows: List[Dict[str, Any]], path: Path, title: str, data: Opti
 
 
 # -- two moons -----------------------------------------------------------------------------------------------------
-def run_moons(out: Path, scale: str = "small", seed: int = 0, overrides: Optional[Dict[str, Any]] = None,
-              progress: bool = False) -> Dict[str, Any]:
+def run_moons(
+    out: Path, scale: str = "small", seed: int = 0, overrides: dict[str, Any] | None = None, progress: bool = False
+) -> dict[str, Any]:
     from pyro_vaes.data import load_dataset
-    from pyro_vaes.metrics.generative import default_thresholds, leakage, symmetric_kl, skl_samples, encode_split
+    from pyro_vaes.metrics.generative import default_thresholds, encode_split, leakage, skl_samples, symmetric_kl
 
     cfg = resolve_settings(MOONS_SCALES, scale, overrides)
     _check_regularizers(cfg["regularizers"], MOONS_REGULARIZERS)
@@ -251,11 +372,23 @@ def run_moons(out: Path, scale: str = "small", seed: int = 0, overrides: Optiona
             for s in range(seed, seed + cfg["seeds"]):
                 tag = f"{reg}-{prior}-seed{s}"
                 t0 = time.perf_counter()
-                run = fit(out, tag, progress=progress, data="moons", data_args=data_args, dataset=data, seed=s,
-                          steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"], aux_lr=1e-4,
-                          eval_every=cfg["steps"], checkpoint_every=cfg["steps"], eval_batches=2,
-                          **regularizer_config(reg, prior, MOONS_REGULARIZERS, 2, cfg["hidden"], cfg["steps"],
-                                               obs_scale=0.1))  # fmt: skip
+                run = fit(
+                    out,
+                    tag,
+                    progress=progress,
+                    data="moons",
+                    data_args=data_args,
+                    dataset=data,
+                    seed=s,
+                    steps=cfg["steps"],
+                    batch_size=cfg["batch_size"],
+                    lr=cfg["lr"],
+                    aux_lr=1e-4,
+                    eval_every=cfg["steps"],
+                    checkpoint_every=cfg["steps"],
+                    eval_batches=2,
+                    **regularizer_config(reg, prior, MOONS_REGULARIZERS, 2, cfg["hidden"], cfg["steps"], obs_scale=0.1),
+                )
                 seconds = time.perf_counter() - t0
                 n = cfg["metric_n"]
                 with eval_mode(run.model, run.guide), isolated_rng(s), torch.no_grad():
@@ -266,48 +399,80 @@ def run_moons(out: Path, scale: str = "small", seed: int = 0, overrides: Optiona
                 ev = run.evaluate(num_particles=cfg["particles"], max_examples=cfg["n_test"])
                 v = latent_views(run, min(n, 2000), cfg["n_mix"], cfg["lp"], s)
                 test = data.test.x
-                row = {"regularizer": reg, "prior": prior, "seed": s, "skl": skl["value"], "skl_se": skl["se"],
-                       "log_likelihood": ev["log_likelihood"], "leakage_1e-3": leak["score"][0],
-                       "leakage_1e-3_se": leak["score_se"][0], "lp_distance": _nearest_distance(v["x_low"], test),
-                       "sample_distance": _nearest_distance(v["x_p"][: cfg["lp"]], test),
-                       "train_seconds": round(seconds, 1), "run_dir": str(Path(run.run_dir).relative_to(out))}  # fmt: skip
+                row = {
+                    "regularizer": reg,
+                    "prior": prior,
+                    "seed": s,
+                    "skl": skl["value"],
+                    "skl_se": skl["se"],
+                    "log_likelihood": ev["log_likelihood"],
+                    "leakage_1e-3": leak["score"][0],
+                    "leakage_1e-3_se": leak["score_se"][0],
+                    "lp_distance": _nearest_distance(v["x_low"], test),
+                    "sample_distance": _nearest_distance(v["x_p"][: cfg["lp"]], test),
+                    "train_seconds": round(seconds, 1),
+                    "run_dir": str(Path(run.run_dir).relative_to(out)),
+                }
                 rows.append(row)
                 say(json.dumps(row))
                 if s == seed:
-                    views[(reg, prior)] = {"name": f"{NAMES[reg][prior == 'flow']} ({prior} prior)", "views": v,
-                                           "grid": _density_grid(run, v)}  # fmt: skip
+                    views[(reg, prior)] = {
+                        "name": f"{NAMES[reg][prior == 'flow']} ({prior} prior)",
+                        "views": v,
+                        "grid": _density_grid(run, v),
+                    }
         if (reg, "normal") in views and (reg, "flow") in views:
-            figures.append(latent_figure([views[(reg, "normal")], views[(reg, "flow")]], out / f"moons-{reg}.png",
-                                         f"two moons, {NAMES[reg][0]} with N(0, I) (top) and the decoupled prior "
-                                         f"(bottom), seed {seed}", data=data.test.x))  # fmt: skip
-    table = {"experiment": "dpvae-moons", "scale": scale, "overrides": dict(overrides or {}),
-             "command": command("dpvae-moons", scale, seed, overrides), "settings": {**cfg, "first_seed": seed},
-             "leakage_threshold": tau, "rows": rows, "figures": [str(f.relative_to(out)) for f in figures],
-             "seconds": round(time.perf_counter() - t_start, 1)}  # fmt: skip
+            figures.append(
+                latent_figure(
+                    [views[(reg, "normal")], views[(reg, "flow")]],
+                    out / f"moons-{reg}.png",
+                    f"two moons, {NAMES[reg][0]} with N(0, I) (top) and the decoupled prior (bottom), seed {seed}",
+                    data=data.test.x,
+                )
+            )
+    table = {
+        "experiment": "dpvae-moons",
+        "scale": scale,
+        "overrides": dict(overrides or {}),
+        "command": command("dpvae-moons", scale, seed, overrides),
+        "settings": {**cfg, "first_seed": seed},
+        "leakage_threshold": tau,
+        "rows": rows,
+        "figures": [str(f.relative_to(out)) for f in figures],
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
     write_results(out, table, moons_markdown(table))
     return table
 
 
-def moons_markdown(table: Dict[str, Any]) -> List[str]:
+def moons_markdown(table: dict[str, Any]) -> list[str]:
     s = table["settings"]
-    lines = [f"### dpvae-moons (scale {table['scale']})", "", f"{table['command']}: two moons (noise 0.1), "
-             f"{s['n_train']} training / {s['n_test']} test points, {s['steps']} steps of batch {s['batch_size']}, "
-             f"lr {s['lr']}, MLP width {s['hidden']}, z = 2, Gaussian likelihood σ = 0.1, {s['seeds']} seed(s) from "
-             f"{s['first_seed']}; sKL from {s['metric_n']} draws each (generation space), leakage score at "
-             f"τ = {table['leakage_threshold']:.2f} (prior tail 10⁻³), distances of {s['lp']} decoded low-posterior / "
-             f"random samples to the nearest test point, IS log-likelihood with {s['particles']} particles.", "",
-             "| model | prior | sKL | test log p(x) | leakage (τ at 10⁻³) | LP samples' distance to data | random samples' "
-             "distance | train s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        f"### dpvae-moons (scale {table['scale']})",
+        "",
+        f"{table['command']}: two moons (noise 0.1), "
+        f"{s['n_train']} training / {s['n_test']} test points, {s['steps']} steps of batch {s['batch_size']}, "
+        f"lr {s['lr']}, MLP width {s['hidden']}, z = 2, Gaussian likelihood σ = 0.1, {s['seeds']} seed(s) from "
+        f"{s['first_seed']}; sKL from {s['metric_n']} draws each (generation space), leakage score at "
+        f"τ = {table['leakage_threshold']:.2f} (prior tail 10⁻³), distances of {s['lp']} decoded low-posterior / "
+        f"random samples to the nearest test point, IS log-likelihood with {s['particles']} particles.",
+        "",
+        "| model | prior | sKL | test log p(x) | leakage (τ at 10⁻³) | LP samples' distance to data | random samples' "
+        "distance | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in table["rows"]:
-        lines.append(f"| {NAMES[r['regularizer']][r['prior'] == 'flow']} | {r['prior']} | {r['skl']:.3f} ± "
-                     f"{r['skl_se']:.3f} | {r['log_likelihood']:.3f} | {r['leakage_1e-3']:.3f} ± {r['leakage_1e-3_se']:.3f}"
-                     f" | {r['lp_distance']:.3f} | {r['sample_distance']:.3f} | {r['train_seconds']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {NAMES[r['regularizer']][r['prior'] == 'flow']} | {r['prior']} | {r['skl']:.3f} ± "
+            f"{r['skl_se']:.3f} | {r['log_likelihood']:.3f} | {r['leakage_1e-3']:.3f} ± {r['leakage_1e-3_se']:.3f}"
+            f" | {r['lp_distance']:.3f} | {r['sample_distance']:.3f} | {r['train_seconds']:.0f} |"
+        )
     return lines + [""]
 
 
 # -- MNIST -----------------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def interpolation_figure(runs: Dict[str, Any], x: torch.Tensor, path: Path, title: str, steps: int = 10) -> Path:
+def interpolation_figure(runs: dict[str, Any], x: torch.Tensor, path: Path, title: str, steps: int = 10) -> Path:
     """Rows: the normal-prior run linear in z; the flow run linear in z₀ (g⁻¹ of a line); the flow run linear in z."""
     from pyro_vaes.metrics.generative import code_prior
 
@@ -329,8 +494,14 @@ def interpolation_figure(runs: Dict[str, Any], x: torch.Tensor, path: Path, titl
     return image_grid(torch.cat(images), steps, title, path, row_labels=names)
 
 
-def run_mnist(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
-              overrides: Optional[Dict[str, Any]] = None, progress: bool = False) -> Dict[str, Any]:
+def run_mnist(
+    out: Path,
+    scale: str = "small",
+    seed: int = 0,
+    data_root: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     from pyro_vaes.data import load_dataset
     from pyro_vaes.metrics.classifier import Recipe
     from pyro_vaes.metrics.generative import classifier_features, generative_metrics
@@ -345,32 +516,62 @@ def run_mnist(out: Path, scale: str = "small", seed: int = 0, data_root: Optiona
     t0 = time.perf_counter()
     network = classifier_features(data, data_args, recipe, progress=progress)
     say(f"feature network: {json.dumps(network.record)} ({time.perf_counter() - t0:.0f} s)")
-    rows: List[Dict[str, Any]] = []
-    first: Dict[tuple, Any] = {}
+    rows: list[dict[str, Any]] = []
+    first: dict[tuple, Any] = {}
     t_start = time.perf_counter()
     for reg in cfg["regularizers"]:
         for prior in ("normal", "flow"):
             for s in range(seed, seed + cfg["seeds"]):
                 tag = f"{reg}-{prior}-seed{s}"
                 t0 = time.perf_counter()
-                run = fit(out, tag, progress=progress, data="mnist", data_args=data_args, dataset=data, seed=s,
-                          data_root=None if data_root is None else str(Path(data_root).resolve()),
-                          steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"], aux_lr=1e-4,
-                          eval_every=cfg["steps"], checkpoint_every=cfg["steps"], eval_batches=5,
-                          **regularizer_config(reg, prior, MNIST_REGULARIZERS, 2, cfg["hidden"], cfg["steps"],
-                                               disc=cfg["disc"]))  # fmt: skip
+                run = fit(
+                    out,
+                    tag,
+                    progress=progress,
+                    data="mnist",
+                    data_args=data_args,
+                    dataset=data,
+                    seed=s,
+                    data_root=None if data_root is None else str(Path(data_root).resolve()),
+                    steps=cfg["steps"],
+                    batch_size=cfg["batch_size"],
+                    lr=cfg["lr"],
+                    aux_lr=1e-4,
+                    eval_every=cfg["steps"],
+                    checkpoint_every=cfg["steps"],
+                    eval_batches=5,
+                    **regularizer_config(
+                        reg, prior, MNIST_REGULARIZERS, 2, cfg["hidden"], cfg["steps"], disc=cfg["disc"]
+                    ),
+                )
                 train_s = time.perf_counter() - t0
                 t1 = time.perf_counter()
-                gm = generative_metrics(run, n=cfg["metric_n"], n_real=cfg["n_real"], candidates=cfg["candidates"],
-                                        n_mix=cfg["n_mix"], network=network, seed=s)  # fmt: skip
+                gm = generative_metrics(
+                    run,
+                    n=cfg["metric_n"],
+                    n_real=cfg["n_real"],
+                    candidates=cfg["candidates"],
+                    n_mix=cfg["n_mix"],
+                    network=network,
+                    seed=s,
+                )
                 ev = run.evaluate(num_particles=cfg["particles"], max_examples=cfg["nll_examples"])
-                row = {"regularizer": reg, "prior": prior, "seed": s, "fid": gm["fid"]["value"],
-                       "fid_low_posterior": gm["fid_low_posterior"]["value"], "skl": gm["skl"]["value"],
-                       "skl_se": gm["skl"]["se"], "nll": -ev["log_likelihood"], "nll_se": ev.get("log_likelihood_se"),
-                       "elbo": ev["elbo"],
-                       "leakage": gm["leakage"], "train_seconds": round(train_s, 1),
-                       "metric_seconds": round(time.perf_counter() - t1, 1),
-                       "run_dir": str(Path(run.run_dir).relative_to(out))}  # fmt: skip
+                row = {
+                    "regularizer": reg,
+                    "prior": prior,
+                    "seed": s,
+                    "fid": gm["fid"]["value"],
+                    "fid_low_posterior": gm["fid_low_posterior"]["value"],
+                    "skl": gm["skl"]["value"],
+                    "skl_se": gm["skl"]["se"],
+                    "nll": -ev["log_likelihood"],
+                    "nll_se": ev.get("log_likelihood_se"),
+                    "elbo": ev["elbo"],
+                    "leakage": gm["leakage"],
+                    "train_seconds": round(train_s, 1),
+                    "metric_seconds": round(time.perf_counter() - t1, 1),
+                    "run_dir": str(Path(run.run_dir).relative_to(out)),
+                }
                 rows.append(row)
                 say(json.dumps({k: v for k, v in row.items() if k != "leakage"}))
                 if s == seed:
@@ -381,32 +582,49 @@ def run_mnist(out: Path, scale: str = "small", seed: int = 0, data_root: Optiona
             mnist_figures(out, reg, {p: first[(reg, p)] for p in ("normal", "flow")}, data, seed)
     summary = mnist_summary(rows)
     leak_path = leakage_figure(rows, out / "leakage.png")
-    table = {"experiment": "dpvae-mnist", "scale": scale, "overrides": dict(overrides or {}),
-             "command": command("dpvae-mnist", scale, seed, overrides), "settings": {**cfg, "first_seed": seed},
-             "feature_network": network.record, "paper": PAPER_MNIST, "rows": rows, "summary": summary,
-             "figures": [str(leak_path.relative_to(out))], "seconds": round(time.perf_counter() - t_start, 1)}  # fmt: skip
+    table = {
+        "experiment": "dpvae-mnist",
+        "scale": scale,
+        "overrides": dict(overrides or {}),
+        "command": command("dpvae-mnist", scale, seed, overrides),
+        "settings": {**cfg, "first_seed": seed},
+        "feature_network": network.record,
+        "paper": PAPER_MNIST,
+        "rows": rows,
+        "summary": summary,
+        "figures": [str(leak_path.relative_to(out))],
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
     write_results(out, table, mnist_markdown(table))
     return table
 
 
-def mnist_figures(out: Path, reg: str, runs: Dict[str, Any], data, seed: int) -> None:
+def mnist_figures(out: Path, reg: str, runs: dict[str, Any], data, seed: int) -> None:
     y = data.test.y
     a = int(torch.nonzero(y == 3)[0]) if y is not None and (y == 3).any() else 0
     b = int(torch.nonzero(y == 7)[0]) if y is not None and (y == 7).any() else 1
-    interpolation_figure(runs, data.test.x[[a, b]], out / f"interpolation-{reg}.png",
-                         f"{NAMES[reg][0]} / {NAMES[reg][1]}: interpolation between two test digits (paper Fig. 6)")
+    interpolation_figure(
+        runs,
+        data.test.x[[a, b]],
+        out / f"interpolation-{reg}.png",
+        f"{NAMES[reg][0]} / {NAMES[reg][1]}: interpolation between two test digits (paper Fig. 6)",
+    )
     views = []
     for prior in ("normal", "flow"):
         v = latent_views(runs[prior], 2000, 5000, 100, seed)
         views.append({"name": f"{NAMES[reg][prior == 'flow']}", "views": v, "grid": _density_grid(runs[prior], v)})
-    latent_figure(views, out / f"latents-{reg}.png", f"MNIST, {NAMES[reg][0]}: aggregate posterior (grey), prior "
-                  "draws (blue), low- (red) and high-posterior (green) codes; top N(0, I), bottom the decoupled prior")
+    latent_figure(
+        views,
+        out / f"latents-{reg}.png",
+        f"MNIST, {NAMES[reg][0]}: aggregate posterior (grey), prior "
+        "draws (blue), low- (red) and high-posterior (green) codes; top N(0, I), bottom the decoupled prior",
+    )
 
 
-def mnist_summary(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def mnist_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for reg in dict.fromkeys(r["regularizer"] for r in rows):
-        entry: Dict[str, Any] = {"regularizer": reg}
+        entry: dict[str, Any] = {"regularizer": reg}
         for prior in ("normal", "flow"):
             rs = [r for r in rows if r["regularizer"] == reg and r["prior"] == prior]
             entry[prior] = {k: _stat([r[k] for r in rs]) for k in ("fid", "fid_low_posterior", "skl", "nll")}
@@ -423,20 +641,25 @@ def mnist_summary(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
-def mnist_markdown(table: Dict[str, Any]) -> List[str]:
+def mnist_markdown(table: dict[str, Any]) -> list[str]:
     s = table["settings"]
     net = table["feature_network"]
-    lines = [f"### dpvae-mnist (scale {table['scale']})", "", f"{table['command']}: MNIST grey levels, "
-             f"{s['n_train']} training / {s['n_test']} test images, continuous-Bernoulli likelihood, MLP width "
-             f"{s['hidden']}, z = 2, flow 6 × 64; {s['steps']} steps of batch {s['batch_size']}, Adam lr {s['lr']}; "
-             f"{s['seeds']} seed(s) from {s['first_seed']} (mean ± std over seeds). FID of {s['metric_n']} samples "
-             f"against {s['n_real']} test images on the fixed classifier's features (cache key {net.get('cache_key')}, "
-             f"test accuracy {net.get('test_accuracy')}); FID-LP: the {s['metric_n']} of {s['candidates']} prior "
-             f"draws with the lowest aggregate-posterior density (mixture over {s['n_mix']} training images); sKL: "
-             f"{s['metric_n']} draws each, generation space, 1-NN; NLL: importance-sampled, {s['particles']} "
-             f"particles, first {s['nll_examples']} test images, nats (continuous-Bernoulli density).", "",
-             "| model | FID | FID-LP | sKL | NLL (nats) | paper FID | paper FID-LP | paper sKL | paper \"NLL\" |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        f"### dpvae-mnist (scale {table['scale']})",
+        "",
+        f"{table['command']}: MNIST grey levels, "
+        f"{s['n_train']} training / {s['n_test']} test images, continuous-Bernoulli likelihood, MLP width "
+        f"{s['hidden']}, z = 2, flow 6 × 64; {s['steps']} steps of batch {s['batch_size']}, Adam lr {s['lr']}; "
+        f"{s['seeds']} seed(s) from {s['first_seed']} (mean ± std over seeds). FID of {s['metric_n']} samples "
+        f"against {s['n_real']} test images on the fixed classifier's features (cache key {net.get('cache_key')}, "
+        f"test accuracy {net.get('test_accuracy')}); FID-LP: the {s['metric_n']} of {s['candidates']} prior "
+        f"draws with the lowest aggregate-posterior density (mixture over {s['n_mix']} training images); sKL: "
+        f"{s['metric_n']} draws each, generation space, 1-NN; NLL: importance-sampled, {s['particles']} "
+        f"particles, first {s['nll_examples']} test images, nats (continuous-Bernoulli density).",
+        "",
+        '| model | FID | FID-LP | sKL | NLL (nats) | paper FID | paper FID-LP | paper sKL | paper "NLL" |',
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
 
     def cell(st):
         return f"{st['mean']:.2f} ± {st['std']:.2f}"
@@ -448,20 +671,28 @@ def mnist_markdown(table: Dict[str, Any]) -> List[str]:
             if not e["seeds"]:
                 continue
             paper = PAPER_MNIST[reg][prior]
-            lines.append(f"| {NAMES[reg][prior == 'flow']} | {cell(e['fid'])} | {cell(e['fid_low_posterior'])} | "
-                         f"{cell(e['skl'])} | {cell(e['nll'])} | {paper[0]} | {paper[1]} | {paper[2]} | {paper[3]} |")
-    lines += ["", "The paper's claim, per regulariser (the decoupled prior lowers FID-LP and sKL without hurting NLL; "
-              "'not hurting' taken here as a mean NLL higher by at most max(1 nat, the larger seed std)):", ""]
+            lines.append(
+                f"| {NAMES[reg][prior == 'flow']} | {cell(e['fid'])} | {cell(e['fid_low_posterior'])} | "
+                f"{cell(e['skl'])} | {cell(e['nll'])} | {paper[0]} | {paper[1]} | {paper[2]} | {paper[3]} |"
+            )
+    lines += [
+        "",
+        "The paper's claim, per regulariser (the decoupled prior lowers FID-LP and sKL without hurting NLL; "
+        "'not hurting' taken here as a mean NLL higher by at most max(1 nat, the larger seed std)):",
+        "",
+    ]
     for entry in table["summary"]:
         c = entry.get("claim")
         if c:
             verdict = "holds" if all(c.values()) else "does not hold"
-            lines.append(f"* {NAMES[entry['regularizer']][0]}: {verdict} (FID-LP lower: {c['fid_low_posterior_lower']}, "
-                         f"sKL lower: {c['skl_lower']}, NLL not worse: {c['nll_not_worse']})")
+            lines.append(
+                f"* {NAMES[entry['regularizer']][0]}: {verdict} (FID-LP lower: {c['fid_low_posterior_lower']}, "
+                f"sKL lower: {c['skl_lower']}, NLL not worse: {c['nll_not_worse']})"
+            )
     return lines + [""]
 
 
-def leakage_figure(rows: List[Dict[str, Any]], path: Path) -> Path:
+def leakage_figure(rows: list[dict[str, Any]], path: Path) -> Path:
     regs = list(dict.fromkeys(r["regularizer"] for r in rows))
     cols = min(3, len(regs))
     nrow = -(-len(regs) // cols)
@@ -482,18 +713,33 @@ def leakage_figure(rows: List[Dict[str, Any]], path: Path) -> Path:
         ax.legend(fontsize=7)
     for j in range(len(regs), nrow * cols):
         axes[j // cols][j % cols].axis("off")
-    fig.suptitle("Leakage score vs threshold (paper Fig. 4): τ_k has prior tail probability 10⁻ᵏ, k = 1 (right) … 6",
-                 fontsize=9)
+    fig.suptitle(
+        "Leakage score vs threshold (paper Fig. 4): τ_k has prior tail probability 10⁻ᵏ, k = 1 (right) … 6", fontsize=9
+    )
     return save_figure(fig, path)
 
 
-@EXPERIMENTS.register("dpvae-moons", help="dpVAE two moons (Figs. 1, 3): each regulariser with and without the flow prior")
-def dpvae_moons(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
-                overrides: Optional[Dict[str, Any]] = None) -> dict:
+@EXPERIMENTS.register(
+    "dpvae-moons", help="dpVAE two moons (Figs. 1, 3): each regulariser with and without the flow prior"
+)
+def dpvae_moons(
+    out: Path,
+    scale: str = "small",
+    seed: int = 0,
+    data_root: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict:
     return run_moons(out, scale, seed, overrides)
 
 
-@EXPERIMENTS.register("dpvae-mnist", help="dpVAE MNIST (Table 1, Figs. 4, 6): FID, FID-LP, sKL, NLL, leakage, interpolations")
-def dpvae_mnist(out: Path, scale: str = "small", seed: int = 0, data_root: Optional[str] = None,
-                overrides: Optional[Dict[str, Any]] = None) -> dict:
+@EXPERIMENTS.register(
+    "dpvae-mnist", help="dpVAE MNIST (Table 1, Figs. 4, 6): FID, FID-LP, sKL, NLL, leakage, interpolations"
+)
+def dpvae_mnist(
+    out: Path,
+    scale: str = "small",
+    seed: int = 0,
+    data_root: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict:
     return run_mnist(out, scale, seed, data_root, overrides)

@@ -11,7 +11,7 @@ one (GMVAE), the batch mean of the posterior means of its per-datum continuous l
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ def batch_classification(
     kernels: Sequence[str] = KERNELS,
     test_size: float = 0.2,
     seed: int = 42,
-) -> Dict[str, Dict[str, float]]:
+) -> dict[str, dict[str, float]]:
     """Train/test accuracy of an SVM per kernel on (n_batches, D) ``features`` with batch ``labels``.
 
     Returns ``{kernel: {"train": acc, "test": acc}}`` plus ``{"chance": {"test": majority-class rate of
@@ -50,7 +50,7 @@ def batch_classification(
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed)
     if len(np.unique(ytr)) < 2:
         raise ValueError(f"the training part of the split holds one class only ({len(ytr)} batches): use more batches")
-    out: Dict[str, Dict[str, float]] = {}
+    out: dict[str, dict[str, float]] = {}
     for kernel in kernels:
         if kernel not in KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
@@ -58,7 +58,10 @@ def batch_classification(
         clf.fit(Xtr, ytr)
         out[kernel] = {"train": float(clf.score(Xtr, ytr)), "test": float(clf.score(Xte, yte))}
     classes, counts = np.unique(yte, return_counts=True)
-    out["chance"] = {"test": float(counts.max() / counts.sum()), "test_counts": dict(zip(map(int, classes), map(int, counts)))}
+    out["chance"] = {
+        "test": float(counts.max() / counts.sum()),
+        "test_counts": dict(zip(map(int, classes), map(int, counts))),
+    }
     return out
 
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,11 +64,19 @@ class Classifier(nn.Module):
         if len(self.input_shape) == 3:
             c = self.input_shape[0]
             self.body = nn.Sequential(
-                nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                nn.Linear(128, 128), nn.ReLU(),
-            )  # fmt: skip
+                nn.Conv2d(c, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(32, 64, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(64, 128, 3, padding=1),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(128, 128),
+                nn.ReLU(),
+            )
         else:
             n = int(torch.tensor(self.input_shape).prod())
             self.body = nn.Sequential(nn.Flatten(), nn.Linear(n, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU())
@@ -108,8 +117,9 @@ def accuracy(classifier: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y.long()).float().mean())
 
 
-def train_classifier(x: torch.Tensor, y: torch.Tensor, kind: str, num_outputs: int, recipe: Recipe = Recipe(),
-                     progress: bool = False) -> Classifier:
+def train_classifier(
+    x: torch.Tensor, y: torch.Tensor, kind: str, num_outputs: int, recipe: Recipe = Recipe(), progress: bool = False
+) -> Classifier:
     """Train the fixed network on (x, y) with ``recipe``; returned in eval mode. Changes no global RNG state."""
     g = torch.Generator().manual_seed(recipe.seed)
     with isolated_rng(recipe.seed):  # (fork_rng(devices=[]) + torch.manual_seed would reseed every CUDA device)
@@ -133,14 +143,19 @@ def cache_dir() -> Path:
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "pyro_vaes") / "classifiers"
 
 
-def classifier_key(data_name: str, data_args: Dict[str, Any], recipe: Recipe) -> str:
+def classifier_key(data_name: str, data_args: dict[str, Any], recipe: Recipe) -> str:
     """``<dataset>-<hash of its arguments and the recipe>``: one cached network per pair."""
     blob = json.dumps({"data": data_name, "args": data_args, "recipe": asdict(recipe)}, sort_keys=True, default=str)
     return f"{data_name}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
 
 
-def cached_classifier(data: VAEData, data_args: Optional[Dict[str, Any]] = None, recipe: Recipe = Recipe(),
-                      columns: Optional[Sequence[int]] = None, progress: bool = False) -> Tuple[Classifier, Dict[str, Any]]:
+def cached_classifier(
+    data: VAEData,
+    data_args: dict[str, Any] | None = None,
+    recipe: Recipe = Recipe(),
+    columns: Sequence[int] | None = None,
+    progress: bool = False,
+) -> tuple[Classifier, dict[str, Any]]:
     """The fixed classifier for ``data`` (its train split's labels; ``columns`` picks attributes of 0/1 labels),
     trained once and cached; returns it (eval mode) and its record: cache key, recipe, held-out accuracy."""
     kind, size = data.label_kind()
@@ -151,8 +166,12 @@ def cached_classifier(data: VAEData, data_args: Optional[Dict[str, Any]] = None,
         if kind != "binary":
             raise ValueError("columns= picks attributes of 0/1 labels; these labels are classes")
         y_train, y_test, size = y_train[:, list(columns)], y_test[:, list(columns)], len(columns)
-    args = {**(data_args or {}), "columns": None if columns is None else list(columns),
-            "n_train": len(data.train), "shape": list(data.shape)}  # fmt: skip
+    args = {
+        **(data_args or {}),
+        "columns": None if columns is None else list(columns),
+        "n_train": len(data.train),
+        "shape": list(data.shape),
+    }
     key = classifier_key(data.name, args, recipe)
     path = cache_dir() / f"{key}.pt"
     if path.exists():
@@ -166,7 +185,12 @@ def cached_classifier(data: VAEData, data_args: Optional[Dict[str, Any]] = None,
         tmp = path.with_suffix(".tmp")
         torch.save(net.state_dict(), tmp)
         os.replace(tmp, path)
-    record = {"network": "pyro_vaes fixed classifier (metrics/classifier.py)", "cache_key": key,
-              "recipe": asdict(recipe), "kind": kind, "outputs": size,
-              "test_accuracy": accuracy(net, data.test.x, y_test) if y_test is not None and len(y_test) else None}  # fmt: skip
+    record = {
+        "network": "pyro_vaes fixed classifier (metrics/classifier.py)",
+        "cache_key": key,
+        "recipe": asdict(recipe),
+        "kind": kind,
+        "outputs": size,
+        "test_accuracy": accuracy(net, data.test.x, y_test) if y_test is not None and len(y_test) else None,
+    }
     return net, record

@@ -23,7 +23,7 @@ representation function; :func:`factor_vae_metric_for_run` does it for any fitte
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -38,7 +38,7 @@ VARIANTS = {
 }
 
 
-def vote(codes: torch.Tensor, global_std: torch.Tensor, active: Optional[torch.Tensor] = None) -> torch.Tensor:
+def vote(codes: torch.Tensor, global_std: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
     """argmin_d of the normalised variance Var(code_d / std_d) (ddof = 1) for each batch; codes (V, L, D) -> (V,).
 
     A dimension with zero global spread carries no information: its normalised variance is infinite (it never
@@ -59,8 +59,8 @@ def factor_vae_metric_from_codes(
     eval_factors: torch.Tensor,
     global_std: torch.Tensor,
     num_factors: int,
-    prune_threshold: Optional[float] = None,
-) -> Dict[str, object]:
+    prune_threshold: float | None = None,
+) -> dict[str, object]:
     """The metric from vote batches of codes: ``*_codes`` (V, L, D) with factor ``*_factors[v]`` fixed in batch v.
 
     ``global_std`` (D,) normalises each dimension. ``prune_threshold``: drop dimensions whose std is below it
@@ -74,8 +74,13 @@ def factor_vae_metric_from_codes(
     if prune_threshold is not None:
         active = global_std >= prune_threshold
         if not bool(active.any()):
-            return {"score": 0.0, "train_accuracy": 0.0, "votes": [[0] * num_factors for _ in range(D)],
-                    "classifier": [0] * D, "num_active_dims": 0}
+            return {
+                "score": 0.0,
+                "train_accuracy": 0.0,
+                "votes": [[0] * num_factors for _ in range(D)],
+                "classifier": [0] * D,
+                "num_active_dims": 0,
+            }
     d_train = vote(train_codes, global_std, active)
     d_eval = vote(eval_codes, global_std, active)
     votes = torch.zeros(D, num_factors, dtype=torch.long)
@@ -111,11 +116,11 @@ def _vote_batches(
 def factor_vae_metric(
     representation: Callable[[torch.Tensor], torch.Tensor],
     source: FactorSource,
-    variance_observations: Optional[torch.Tensor] = None,
+    variance_observations: torch.Tensor | None = None,
     variant: str = "chyvae",
     seed: int = 0,
     **overrides,
-) -> Dict[str, object]:
+) -> dict[str, object]:
     """FactorVAE metric of ``representation`` (observations (n, ...) -> codes (n, D)) on ``source``.
 
     ``variance_observations``: the images whose codes give the normalising std (the CHyVAE code uses
@@ -134,14 +139,16 @@ def factor_vae_metric(
         variance_observations = source.render(source.sample_factors(cfg["num_variance_estimate"], g))
     else:
         variance_observations = variance_observations[: cfg["num_variance_estimate"]]
-    codes = torch.cat([representation(variance_observations[i : i + 500])
-                       for i in range(0, len(variance_observations), 500)])
+    codes = torch.cat(
+        [representation(variance_observations[i : i + 500]) for i in range(0, len(variance_observations), 500)]
+    )
     # CHyVAE: np.std of the means (ddof 0); disentanglement_lib: sqrt of np.var(ddof=1): same to 1/n
     global_std = codes.std(0, unbiased=variant != "chyvae")
     tr_codes, tr_k = _vote_batches(representation, source, cfg["num_train"], cfg["batch_size"], g)
     ev_codes, ev_k = _vote_batches(representation, source, cfg["num_eval"], cfg["batch_size"], g)
-    out = factor_vae_metric_from_codes(tr_codes, tr_k, ev_codes, ev_k, global_std, source.num_factors,
-                                       cfg["prune_threshold"])
+    out = factor_vae_metric_from_codes(
+        tr_codes, tr_k, ev_codes, ev_k, global_std, source.num_factors, cfg["prune_threshold"]
+    )
     out["settings"] = {"variant": variant, **cfg, "seed": seed}
     return out
 
@@ -160,14 +167,18 @@ def representation(model, guide, device=None, batch_size: int = 500) -> Callable
     @torch.no_grad()
     def encode(x: torch.Tensor) -> torch.Tensor:
         with eval_mode(guide):
-            out = torch.cat([guide.encode(x[i : i + batch_size].to(device))[site]["loc"].cpu()
-                             for i in range(0, len(x), batch_size)])
+            out = torch.cat(
+                [
+                    guide.encode(x[i : i + batch_size].to(device))[site]["loc"].cpu()
+                    for i in range(0, len(x), batch_size)
+                ]
+            )
         return out.reshape(len(x), -1)
 
     return encode
 
 
-def factor_vae_metric_for_run(run, variant: str = "chyvae", seed: int = 0, **overrides) -> Dict[str, object]:
+def factor_vae_metric_for_run(run, variant: str = "chyvae", seed: int = 0, **overrides) -> dict[str, object]:
     """The FactorVAE metric of a fitted :class:`~pyro_vaes.api.Run` on a dataset with ``factors``."""
     source = run.data.factors
     if source is None:

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ from pyro_vaes.tracing import trace_until
 # -- sample-based divergences -------------------------------------------------------------------------------------
 
 
-def knn_kl_divergence(x: torch.Tensor, y: torch.Tensor, k: int = 1) -> Dict[str, float]:
+def knn_kl_divergence(x: torch.Tensor, y: torch.Tensor, k: int = 1) -> dict[str, float]:
     """KL(P ‖ Q) from samples x ~ P (n, d) and y ~ Q (m, d), the k-nearest-neighbour estimator (Pérez-Cruz, 2008;
     Wang, Kulkarni & Verdú, 2009):
 
@@ -82,14 +83,21 @@ def knn_kl_divergence(x: torch.Tensor, y: torch.Tensor, k: int = 1) -> Dict[str,
     return {"value": value, "se": float(terms.std(ddof=1) / math.sqrt(n)), "n": n, "m": m, "k": k}
 
 
-def symmetric_kl(p_samples: torch.Tensor, q_samples: torch.Tensor, k: int = 1) -> Dict[str, float]:
+def symmetric_kl(p_samples: torch.Tensor, q_samples: torch.Tensor, k: int = 1) -> dict[str, float]:
     """KL(p ‖ q) + KL(q ‖ p) from samples of each, both by :func:`knn_kl_divergence`."""
     pq, qp = knn_kl_divergence(p_samples, q_samples, k), knn_kl_divergence(q_samples, p_samples, k)
-    return {"value": pq["value"] + qp["value"], "se": math.hypot(pq["se"], qp["se"]), "kl_pq": pq["value"],
-            "kl_qp": qp["value"], "n": pq["n"], "m": pq["m"], "k": k}  # fmt: skip
+    return {
+        "value": pq["value"] + qp["value"],
+        "se": math.hypot(pq["se"], qp["se"]),
+        "kl_pq": pq["value"],
+        "kl_qp": qp["value"],
+        "n": pq["n"],
+        "m": pq["m"],
+        "k": k,
+    }
 
 
-def feature_statistics(features: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
+def feature_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance (float64, unbiased) of features (n, f)."""
     f = np.asarray(features.detach().cpu().double() if torch.is_tensor(features) else features, dtype=np.float64)
     if f.ndim != 2 or f.shape[0] < 2:
@@ -117,14 +125,14 @@ class FeatureNetwork:
     """Features of images for the Fréchet distance, and the record of which network gave them."""
 
     embed: Callable[[torch.Tensor], torch.Tensor]
-    record: Dict[str, Any] = field(default_factory=dict)
-    _cache: Dict[Any, Tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    record: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[Any, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         return torch.cat([self.embed(x[i : i + batch_size]).detach().cpu() for i in range(0, len(x), batch_size)])
 
-    def statistics(self, x: torch.Tensor, cache: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    def statistics(self, x: torch.Tensor, cache: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the features of ``x``; ``cache`` keeps them for the same tensor storage (the real
         images every FID of an experiment compares with)."""
         key = (x.data_ptr(), tuple(x.shape), x.stride(), float(x.double().sum())) if cache else None
@@ -136,13 +144,16 @@ class FeatureNetwork:
         return stats
 
 
-def classifier_features(data, data_args: Optional[Dict[str, Any]] = None, recipe: Recipe = Recipe(),
-                        progress: bool = False) -> FeatureNetwork:
+def classifier_features(
+    data, data_args: dict[str, Any] | None = None, recipe: Recipe = Recipe(), progress: bool = False
+) -> FeatureNetwork:
     """The project's fixed classifier trained on ``data`` (cached; :func:`~pyro_vaes.metrics.classifier.cached_classifier`):
     its 128 penultimate activations."""
     net, record = cached_classifier(data, data_args, recipe, progress=progress)
-    return FeatureNetwork(lambda x: net.features(x.to(next(net.parameters()).device)),
-                          {**record, "features": "128 penultimate activations"})  # fmt: skip
+    return FeatureNetwork(
+        lambda x: net.features(x.to(next(net.parameters()).device)),
+        {**record, "features": "128 penultimate activations"},
+    )
 
 
 def inception_features(weights: str, device: str = "cpu") -> FeatureNetwork:
@@ -155,9 +166,11 @@ def inception_features(weights: str, device: str = "cpu") -> FeatureNetwork:
 
     path = Path(weights).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"Inception weights file {path} does not exist (Inception weights cannot be downloaded "
-                                "here: give the path of a torchvision inception_v3 state_dict, or use the default "
-                                "classifier features)")
+        raise FileNotFoundError(
+            f"Inception weights file {path} does not exist (Inception weights cannot be downloaded "
+            "here: give the path of a torchvision inception_v3 state_dict, or use the default "
+            "classifier features)"
+        )
     net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     net.fc = nn.Identity()
@@ -173,11 +186,18 @@ def inception_features(weights: str, device: str = "cpu") -> FeatureNetwork:
         return net((x - mean) / std)
 
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
-    return FeatureNetwork(embed, {"network": "torchvision inception_v3 (user weights)", "weights": str(path),
-                                  "weights_sha1": digest, "features": "2048 pool features"})  # fmt: skip
+    return FeatureNetwork(
+        embed,
+        {
+            "network": "torchvision inception_v3 (user weights)",
+            "weights": str(path),
+            "weights_sha1": digest,
+            "features": "2048 pool features",
+        },
+    )
 
 
-def fid(real: torch.Tensor, fake: torch.Tensor, network: FeatureNetwork) -> Dict[str, Any]:
+def fid(real: torch.Tensor, fake: torch.Tensor, network: FeatureNetwork) -> dict[str, Any]:
     """Fréchet distance between features of ``real`` and ``fake`` images, with the network's record (the real
     images' statistics are kept by the network for the next call with the same tensor)."""
     value = frechet_distance(*network.statistics(real, cache=True), *network.statistics(fake))
@@ -187,12 +207,14 @@ def fid(real: torch.Tensor, fake: torch.Tensor, network: FeatureNetwork) -> Dict
 # -- the code's prior and aggregate posterior, through the contract --------------------------------------------------
 def _check_code_only(model, what: str) -> None:
     if tuple(model.latent_sites) != (model.code_site,):
-        raise ValueError(f"{what} needs a model whose only latent is its code site; {type(model).__name__} has "
-                         f"{', '.join(model.latent_sites)}")
+        raise ValueError(
+            f"{what} needs a model whose only latent is its code site; {type(model).__name__} has "
+            f"{', '.join(model.latent_sites)}"
+        )
 
 
 @torch.no_grad()
-def code_prior(model, n: int, y: Optional[torch.Tensor] = None) -> torch.distributions.Distribution:
+def code_prior(model, n: int, y: torch.Tensor | None = None) -> torch.distributions.Distribution:
     """The prior of the model's code site for ``n`` items, read off a trace of ``model.model`` stopped at that site
     (batch shape (n,), event shape (latent_dim,)). Without labels the model is run on one placeholder observation and
     its prior expanded to n items (nothing of the size of n observations is allocated)."""
@@ -204,7 +226,7 @@ def code_prior(model, n: int, y: Optional[torch.Tensor] = None) -> torch.distrib
     return fn if m == n else fn.expand(torch.Size([n]))
 
 
-def posterior(params: Dict[str, torch.Tensor]) -> torch.distributions.Distribution:
+def posterior(params: dict[str, torch.Tensor]) -> torch.distributions.Distribution:
     """q(z | x_n) for N data from their ``encode`` parameters (batch shape (N,)): ``loc`` with ``scale`` (diagonal)
     or ``scale_tril`` (full covariance)."""
     if "scale" in params:
@@ -215,14 +237,15 @@ def posterior(params: Dict[str, torch.Tensor]) -> torch.distributions.Distributi
 
 
 @torch.no_grad()
-def encode_split(model, guide, split, n: Optional[int] = None, batch_size: int = 500, seed: int = 0
-                 ) -> Dict[str, torch.Tensor]:
+def encode_split(
+    model, guide, split, n: int | None = None, batch_size: int = 500, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """The code site's posterior parameters for ``n`` data of ``split`` (all, or a seeded random subset)."""
     total = len(split)
     idx = torch.arange(total)
     if n is not None and n < total:
         idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
-    out: Dict[str, list] = {}
+    out: dict[str, list] = {}
     device = model.device
     for start in range(0, len(idx), batch_size):
         x, y = split.batch(idx[start : start + batch_size])
@@ -233,7 +256,7 @@ def encode_split(model, guide, split, n: Optional[int] = None, batch_size: int =
 
 
 @torch.no_grad()
-def aggregate_log_density(z: torch.Tensor, params: Dict[str, torch.Tensor], budget: int = 20_000_000) -> torch.Tensor:
+def aggregate_log_density(z: torch.Tensor, params: dict[str, torch.Tensor], budget: int = 20_000_000) -> torch.Tensor:
     """log q(z) = logsumexp_n log q(z | x_n) − log N for codes z (M, d): the exact mixture over the N encoded data."""
     q = posterior(params)
     n, d = params["loc"].shape
@@ -243,8 +266,9 @@ def aggregate_log_density(z: torch.Tensor, params: Dict[str, torch.Tensor], budg
 
 
 @torch.no_grad()
-def sample_aggregate_posterior(params: Dict[str, torch.Tensor], n: int, generator: Optional[torch.Generator] = None
-                               ) -> torch.Tensor:
+def sample_aggregate_posterior(
+    params: dict[str, torch.Tensor], n: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``n`` draws from q(z): a datum uniformly at random, then z ~ q(z | x) (uses the global stream for z)."""
     total = params["loc"].shape[0]
     idx = torch.randint(total, (n,), generator=generator)
@@ -252,19 +276,21 @@ def sample_aggregate_posterior(params: Dict[str, torch.Tensor], n: int, generato
 
 
 @torch.no_grad()
-def low_posterior_samples(model, params: Dict[str, torch.Tensor], n: int, candidates: int) -> Dict[str, torch.Tensor]:
+def low_posterior_samples(model, params: dict[str, torch.Tensor], n: int, candidates: int) -> dict[str, torch.Tensor]:
     """The n of ``candidates`` prior draws with the lowest aggregate-posterior density (``z``, ``log_q``), and every
     candidate (``candidates``, ``candidates_log_q``)."""
     if candidates < n:
         raise ValueError(f"candidates ({candidates}) must be at least n ({n})")
-    z = torch.cat([model.sample_prior(min(10000, candidates - i))[model.code_site] for i in range(0, candidates, 10000)])
+    z = torch.cat(
+        [model.sample_prior(min(10000, candidates - i))[model.code_site] for i in range(0, candidates, 10000)]
+    )
     log_q = aggregate_log_density(z, params)
     order = torch.argsort(log_q)[:n]
     return {"z": z[order], "log_q": log_q[order], "candidates": z, "candidates_log_q": log_q}
 
 
 @torch.no_grad()
-def high_posterior_samples(model, params: Dict[str, torch.Tensor], n: int, candidates: int) -> Dict[str, torch.Tensor]:
+def high_posterior_samples(model, params: dict[str, torch.Tensor], n: int, candidates: int) -> dict[str, torch.Tensor]:
     """The n of ``candidates`` aggregate-posterior draws with the lowest prior density in generation space,
     log N(g(z); 0, I) (``z``, ``log_p0``)."""
     _check_code_only(model, "high-posterior samples")
@@ -281,16 +307,21 @@ def default_thresholds(dim: int, orders: Sequence[int] = (1, 2, 3, 4, 5, 6)) -> 
     """τ_k with P(log N(ε; 0, I_d) < τ_k) = 10⁻ᵏ for ε ~ N(0, I_d): −(d/2) log 2π − χ²_d quantile(1 − 10⁻ᵏ) / 2."""
     from scipy.stats import chi2
 
-    return [float(-0.5 * dim * math.log(2 * math.pi) - 0.5 * chi2.isf(10.0 ** -k, dim)) for k in orders]
+    return [float(-0.5 * dim * math.log(2 * math.pi) - 0.5 * chi2.isf(10.0**-k, dim)) for k in orders]
 
 
-def leakage_curve(log_q: torch.Tensor, log_p0: torch.Tensor, thresholds: Sequence[float]) -> Dict[str, list]:
+def leakage_curve(log_q: torch.Tensor, log_p0: torch.Tensor, thresholds: Sequence[float]) -> dict[str, list]:
     """The leakage score over thresholds from, for samples z ~ q(z), log q(z) and log N(g(z); 0, I):
     ``score`` E_q[ℓ_τ] with ``score_se``, ``fraction`` in the region log N(g(z)) < τ and ``conditional`` mean of
     log q − log N(g(z)) inside it (NaN when empty)."""
     ratio = (log_q - log_p0).double()
-    out: Dict[str, list] = {"thresholds": [float(t) for t in thresholds], "score": [], "score_se": [],
-                            "fraction": [], "conditional": []}  # fmt: skip
+    out: dict[str, list] = {
+        "thresholds": [float(t) for t in thresholds],
+        "score": [],
+        "score_se": [],
+        "fraction": [],
+        "conditional": [],
+    }
     n = len(ratio)
     for t in thresholds:
         inside = (log_p0 < t).double()
@@ -303,8 +334,9 @@ def leakage_curve(log_q: torch.Tensor, log_p0: torch.Tensor, thresholds: Sequenc
 
 
 @torch.no_grad()
-def leakage(model, params: Dict[str, torch.Tensor], n: int = 5000, thresholds: Optional[Sequence[float]] = None
-            ) -> Dict[str, Any]:
+def leakage(
+    model, params: dict[str, torch.Tensor], n: int = 5000, thresholds: Sequence[float] | None = None
+) -> dict[str, Any]:
     """:func:`leakage_curve` for ``n`` draws from the aggregate posterior of the encoded data ``params``."""
     _check_code_only(model, "the leakage score")
     z = sample_aggregate_posterior(params, n)
@@ -315,8 +347,9 @@ def leakage(model, params: Dict[str, torch.Tensor], n: int = 5000, thresholds: O
 
 
 @torch.no_grad()
-def skl_samples(model, params: Dict[str, torch.Tensor], n: int, space: str = "generation"
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+def skl_samples(
+    model, params: dict[str, torch.Tensor], n: int, space: str = "generation"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(prior draws, aggregate-posterior draws), ``n`` each, in generation space (posterior codes mapped by g,
     against the base N(0, I)) or representation space (against ``model.sample_prior``)."""
     q = sample_aggregate_posterior(params, n)
@@ -332,7 +365,9 @@ def skl_samples(model, params: Dict[str, torch.Tensor], n: int, space: str = "ge
 # -- everything for a run --------------------------------------------------------------------------------------------
 @torch.no_grad()
 def _decode_codes(model, z: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    return torch.cat([model.decode({model.code_site: z[i : i + batch_size]}).cpu() for i in range(0, len(z), batch_size)])
+    return torch.cat(
+        [model.decode({model.code_site: z[i : i + batch_size]}).cpu() for i in range(0, len(z), batch_size)]
+    )
 
 
 @torch.no_grad()
@@ -340,11 +375,22 @@ def _samples(model, n: int, batch_size: int = 1000) -> torch.Tensor:
     return torch.cat([model.sample(min(batch_size, n - i)).cpu() for i in range(0, n, batch_size)])
 
 
-def generative_metrics(run, n: int = 5000, n_real: int = 10000, candidates: Optional[int] = None,
-                       n_mix: int = 10000, features: str = "classifier", inception_weights: Optional[str] = None,
-                       recipe: Recipe = Recipe(), skl_space: str = "generation", k: int = 1,
-                       thresholds: Optional[Sequence[float]] = None, fid_metrics: bool = True, seed: int = 0,
-                       network: Optional[FeatureNetwork] = None) -> Dict[str, Any]:
+def generative_metrics(
+    run,
+    n: int = 5000,
+    n_real: int = 10000,
+    candidates: int | None = None,
+    n_mix: int = 10000,
+    features: str = "classifier",
+    inception_weights: str | None = None,
+    recipe: Recipe = Recipe(),
+    skl_space: str = "generation",
+    k: int = 1,
+    thresholds: Sequence[float] | None = None,
+    fid_metrics: bool = True,
+    seed: int = 0,
+    network: FeatureNetwork | None = None,
+) -> dict[str, Any]:
     """FID of ``n`` samples and of ``n`` low-posterior samples (of ``candidates``, default 10 n), the symmetric KL
     and the leakage curve, for a fitted run (modules in eval mode, a random stream of their own).
 
@@ -362,21 +408,26 @@ def generative_metrics(run, n: int = 5000, n_real: int = 10000, candidates: Opti
     if fid_metrics and network is None:
         if features == "inception":
             if inception_weights is None:
-                raise ValueError("features='inception' needs inception_weights=PATH (a torchvision inception_v3 "
-                                 "state_dict; the weights cannot be downloaded here)")
+                raise ValueError(
+                    "features='inception' needs inception_weights=PATH (a torchvision inception_v3 "
+                    "state_dict; the weights cannot be downloaded here)"
+                )
             network = inception_features(inception_weights, str(model.device))
         elif features == "classifier":
             network = classifier_features(run.data, run.config.data_args, recipe)
         else:
             raise ValueError(f"features must be classifier or inception, got {features!r}")
-    out: Dict[str, Any] = {"n_samples": n, "candidates": candidates, "n_mix": n_mix, "skl_space": skl_space}
+    out: dict[str, Any] = {"n_samples": n, "candidates": candidates, "n_mix": n_mix, "skl_space": skl_space}
     with eval_mode(model, guide), isolated_rng(seed), torch.no_grad():
         params = encode_split(model, guide, run.data.train, n_mix, seed=seed)
         prior_draws, post_draws = skl_samples(model, params, n, skl_space)
         out["skl"] = symmetric_kl(post_draws, prior_draws, k)
         out["leakage"] = leakage(model, params, n, thresholds)
         low = low_posterior_samples(model, params, n, candidates)
-        out["low_posterior_log_q"] = {"max": float(low["log_q"].max()), "median_all": float(low["candidates_log_q"].median())}
+        out["low_posterior_log_q"] = {
+            "max": float(low["log_q"].max()),
+            "median_all": float(low["candidates_log_q"].median()),
+        }
         if fid_metrics:
             test = run.data.test
             real = test.x[: min(n_real, len(test))]
@@ -387,7 +438,7 @@ def generative_metrics(run, n: int = 5000, n_real: int = 10000, candidates: Opti
 
 
 @torch.no_grad()
-def elbo_decomposition(model, guide, split, n: Optional[int] = None, seed: int = 0) -> Dict[str, float]:
+def elbo_decomposition(model, guide, split, n: int | None = None, seed: int = 0) -> dict[str, float]:
     """Index-code MI, total correlation and dimension-wise KL of the code on ``n`` data of ``split`` (default all)
     with the exact full-data estimator (q(z) the mixture over exactly those data; Chen et al., 2018, §4 and their
     ``elbo_decomposition.py``): one z per datum, then the three averages, their sum and the average one-draw KL
@@ -405,10 +456,11 @@ def elbo_decomposition(model, guide, split, n: Optional[int] = None, seed: int =
         marg = gaussian_marginals(q)
         num = len(z)
         chunk = max(1, 20_000_000 // max(1, num * z.shape[1]))
-        log_prod = torch.cat([torch.logsumexp(marg.log_prob(z[i : i + chunk].unsqueeze(1)), dim=1)
-                              for i in range(0, num, chunk)]).sum(-1) - z.shape[1] * math.log(num)  # fmt: skip
+        log_prod = torch.cat(
+            [torch.logsumexp(marg.log_prob(z[i : i + chunk].unsqueeze(1)), dim=1) for i in range(0, num, chunk)]
+        ).sum(-1) - z.shape[1] * math.log(num)
     parts = {"mi": log_own - log_qz, "tc": log_qz - log_prod, "dim_kl": log_prod - log_p, "kl": log_own - log_p}
-    out: Dict[str, float] = {"n": num}
+    out: dict[str, float] = {"n": num}
     for k, v in parts.items():
         out[k] = float(v.mean())
         out[f"{k}_se"] = float(v.std() / math.sqrt(num))

@@ -13,8 +13,6 @@ plug-in MI's positive bias, about (bins − 1)(|v_k| − 1)/(2N) nats, mostly ca
 
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 import torch
 from sklearn.metrics import mutual_info_score
@@ -42,7 +40,7 @@ def mutual_information_matrix(codes_discrete: np.ndarray, factors: np.ndarray) -
     return m
 
 
-def mig(codes, factors, num_bins: int = 20) -> Dict[str, object]:
+def mig(codes, factors, num_bins: int = 20) -> dict[str, object]:
     """MIG of ``codes`` (N, D) against integer ``factors`` (N, K). Returns ``score``, ``per_factor`` gaps,
     the ``mutual_information`` matrix (D × K) and factor ``entropy``. Needs D ≥ 2."""
     codes = codes.detach().cpu().numpy() if torch.is_tensor(codes) else np.asarray(codes)
@@ -66,7 +64,7 @@ def mig(codes, factors, num_bins: int = 20) -> Dict[str, object]:
     }
 
 
-def mig_for_run(run, n: int = 10000, split: str = "train", num_bins: int = 20) -> Dict[str, object]:
+def mig_for_run(run, n: int = 10000, split: str = "train", num_bins: int = 20) -> dict[str, object]:
     """MIG of a fitted run's posterior means on the first ``n`` examples of a split with ground-truth factors
     (disentanglement_lib uses 10,000 points)."""
     data = getattr(run.data, split)
@@ -77,7 +75,7 @@ def mig_for_run(run, n: int = 10000, split: str = "train", num_bins: int = 20) -
     return mig(codes, data.factors[:n], num_bins)
 
 
-def mig_from_source(representation, source, n: int = 10000, seed: int = 0, num_bins: int = 20) -> Dict[str, object]:
+def mig_from_source(representation, source, n: int = 10000, seed: int = 0, num_bins: int = 20) -> dict[str, object]:
     """MIG with ``n`` fresh draws from a :class:`~pyro_vaes.data.FactorSource`."""
     g = torch.Generator().manual_seed(seed)
     f = source.sample_factors(n, g)

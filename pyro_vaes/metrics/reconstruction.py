@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 import pyro.poutine as poutine
 import torch
 
@@ -21,13 +19,13 @@ from pyro_vaes.isolation import eval_mode
 
 
 @torch.no_grad()
-def reconstruct(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+def reconstruct(model, guide, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """E[x | posterior means of the latents], shaped like ``x``."""
     return model.decode(posterior_means(guide.encode(x, y)), y)
 
 
 @torch.no_grad()
-def reconstruction_log_likelihood(model, guide, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+def reconstruction_log_likelihood(model, guide, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """log p(x_i | latents = E_q[latents | x_i]) per datum, shape (B,), from the model's observation site."""
     means = posterior_means(guide.encode(x, y))
     trace = poutine.trace(poutine.condition(model.model, data=means)).get_trace(x, y)
@@ -36,7 +34,7 @@ def reconstruction_log_likelihood(model, guide, x: torch.Tensor, y: Optional[tor
 
 
 @torch.no_grad()
-def reconstruction_error(model, guide, split, n: Optional[int] = None, batch_size: int = 250) -> Dict[str, float]:
+def reconstruction_error(model, guide, split, n: int | None = None, batch_size: int = 250) -> dict[str, float]:
     """Mean over the first ``n`` examples of ``split`` of −log p(x | E_q latents) (``nll``) and of the squared
     error of the reconstruction summed over an observation (``squared_error``); modules in eval mode."""
     n = len(split) if n is None else min(n, len(split))

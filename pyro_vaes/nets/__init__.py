@@ -17,7 +17,7 @@ Architectures (``arch``):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -69,19 +69,29 @@ class Encoder(nn.Module):
         elif self.arch == "conv28":
             c = self.shape[0]
             self.net = nn.Sequential(
-                nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-                nn.Flatten(), nn.Linear(64 * 7 * 7, hidden), nn.ReLU(),
-            )  # fmt: skip
+                nn.Conv2d(c, 32, 4, 2, 1),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, 2, 1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(64 * 7 * 7, hidden),
+                nn.ReLU(),
+            )
         else:  # conv64
             c = self.shape[0]
             self.net = nn.Sequential(
-                nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),
-                nn.Flatten(), nn.Linear(64 * 4 * 4, hidden), nn.ReLU(),
-            )  # fmt: skip
+                nn.Conv2d(c, 32, 4, 2, 1),
+                nn.ReLU(),
+                nn.Conv2d(32, 32, 4, 2, 1),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, 2, 1),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 4, 2, 1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(64 * 4 * 4, hidden),
+                nn.ReLU(),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nd = len(self.shape)
@@ -112,21 +122,31 @@ class Decoder(nn.Module):
         elif self.arch == "conv28":
             c = self.shape[0]
             self.net = nn.Sequential(
-                nn.Linear(in_features, hidden), nn.ReLU(),
-                nn.Linear(hidden, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(-1, (64, 7, 7)),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+                nn.Linear(in_features, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, 64 * 7 * 7),
+                nn.ReLU(),
+                nn.Unflatten(-1, (64, 7, 7)),
+                nn.ConvTranspose2d(64, 32, 4, 2, 1),
+                nn.ReLU(),
                 nn.ConvTranspose2d(32, c, 4, 2, 1),
-            )  # fmt: skip
+            )
         else:  # conv64
             c = self.shape[0]
             self.net = nn.Sequential(
-                nn.Linear(in_features, hidden), nn.ReLU(),
-                nn.Linear(hidden, 64 * 4 * 4), nn.ReLU(), nn.Unflatten(-1, (64, 4, 4)),
-                nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-                nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),
+                nn.Linear(in_features, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, 64 * 4 * 4),
+                nn.ReLU(),
+                nn.Unflatten(-1, (64, 4, 4)),
+                nn.ConvTranspose2d(64, 64, 4, 2, 1),
+                nn.ReLU(),
+                nn.ConvTranspose2d(64, 32, 4, 2, 1),
+                nn.ReLU(),
+                nn.ConvTranspose2d(32, 32, 4, 2, 1),
+                nn.ReLU(),
                 nn.ConvTranspose2d(32, c, 4, 2, 1),
-            )  # fmt: skip
+            )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         batch = z.shape[:-1]

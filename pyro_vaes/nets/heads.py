@@ -8,7 +8,6 @@ These are functions of a network's raw output, not modules, so a guide keeps its
 from __future__ import annotations
 
 import math
-from typing import Tuple
 
 import torch
 from torch.nn import functional as F
@@ -37,7 +36,7 @@ def covariance_from_raw(raw: torch.Tensor, dim: int) -> torch.Tensor:
     return L @ L.transpose(-1, -2) + JITTER * eye
 
 
-def product_of_gaussians(loc: torch.Tensor, log_var: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def product_of_gaussians(loc: torch.Tensor, log_var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Precision-weighted product of per-sample diagonal Gaussians over the data dim (-2).
 
     Λ = Σ_i Λ_i,  μ = Λ⁻¹ Σ_i Λ_i μ_i  (Bromiley, 2003), with Λ_i = exp(−log s_i²): UG-VAE's q(β | X, Z)

@@ -8,12 +8,14 @@ images with BatchNorm in the pre-encoder). Every network accepts extra leading (
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 UGVAE_ARCHS = ("auto", "k_vae", "beta_vae")
+
+
 def resolve_ugvae_arch(arch: str, shape: Sequence[int]) -> str:
     """``auto`` -> ``beta_vae`` for Cx64x64 images, ``k_vae`` otherwise; refuses a net that cannot take ``shape``."""
     shape = tuple(shape)
@@ -48,12 +50,23 @@ class PreEncoder(nn.Module):
         else:
             c = self.shape[0]
             self.net = nn.Sequential(
-                nn.Conv2d(c, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
-                nn.Conv2d(32, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
-                nn.Conv2d(32, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
-                nn.Conv2d(64, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
-                nn.Conv2d(64, hidden, 4, 1), nn.BatchNorm2d(hidden), nn.ReLU(), nn.Flatten(),
-            )  # fmt: skip
+                nn.Conv2d(c, 32, 4, 2, 1),
+                nn.BatchNorm2d(32),
+                nn.ReLU(),
+                nn.Conv2d(32, 32, 4, 2, 1),
+                nn.BatchNorm2d(32),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 4, 2, 1),
+                nn.BatchNorm2d(64),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 4, 2, 1),
+                nn.BatchNorm2d(64),
+                nn.ReLU(),
+                nn.Conv2d(64, hidden, 4, 1),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU(),
+                nn.Flatten(),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[: x.dim() - len(self.shape)]
@@ -80,13 +93,19 @@ class ImageDecoder(nn.Module):
         else:
             c = self.shape[0]
             self.net = nn.Sequential(
-                nn.Linear(in_features, 256), nn.Unflatten(-1, (256, 1, 1)), nn.ReLU(),
-                nn.ConvTranspose2d(256, 64, 4), nn.ReLU(),
-                nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-                nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),
+                nn.Linear(in_features, 256),
+                nn.Unflatten(-1, (256, 1, 1)),
+                nn.ReLU(),
+                nn.ConvTranspose2d(256, 64, 4),
+                nn.ReLU(),
+                nn.ConvTranspose2d(64, 64, 4, 2, 1),
+                nn.ReLU(),
+                nn.ConvTranspose2d(64, 32, 4, 2, 1),
+                nn.ReLU(),
+                nn.ConvTranspose2d(32, 32, 4, 2, 1),
+                nn.ReLU(),
                 nn.ConvTranspose2d(32, c, 4, 2, 1),
-            )  # fmt: skip
+            )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         batch = u.shape[:-1]
@@ -115,7 +134,7 @@ class ComponentNets(nn.Module):
             nn.init.uniform_(w, -bound, bound)
             nn.init.uniform_(b, -bound, bound)
 
-    def forward(self, u: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(torch.einsum("...i,kih->...kh", u, self.w1) + self.b1)
         out = torch.einsum("...kh,kho->...ko", h, self.w2) + self.b2
         loc, pre = out.split(self.out_features, dim=-1)

@@ -8,5 +8,12 @@ few lines on top of :class:`~pyro_vaes.objectives.terms.RegularizedELBO`.
 from pyro_vaes.objectives.base import AuxiliaryNetwork, Objective, ScaleLatents, scale_latents
 from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO, elbo_terms
 
-__all__ = ["AuxiliaryNetwork", "ELBOTerms", "Objective", "RegularizedELBO", "ScaleLatents", "elbo_terms",
-           "scale_latents"]
+__all__ = [
+    "AuxiliaryNetwork",
+    "ELBOTerms",
+    "Objective",
+    "RegularizedELBO",
+    "ScaleLatents",
+    "elbo_terms",
+    "scale_latents",
+]

@@ -27,8 +27,9 @@ for (None: any), and ``requires`` lists what it needs of the pair:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
+from typing import Any
 
 import pyro
 import pyro.infer as infer
@@ -53,7 +54,7 @@ class ScaleLatents(Messenger):
         super().__init__()
         self.scale = scale
 
-    def _process_message(self, msg: Dict[str, Any]) -> None:
+    def _process_message(self, msg: dict[str, Any]) -> None:
         if msg["type"] == "sample" and not msg["is_observed"]:
             msg["scale"] = self.scale * msg["scale"]
 
@@ -79,8 +80,8 @@ class AuxiliaryNetwork:
     """
 
     module: nn.Module
-    lr: Optional[float] = None
-    betas: Tuple[float, float] = (0.9, 0.999)
+    lr: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
     loss_reduction: str = "sum"
 
     def __post_init__(self) -> None:
@@ -92,28 +93,29 @@ class Objective:
     """Base class: a Pyro ELBO (or a custom loss) applied to a bound model and guide."""
 
     #: model names this objective is written for (None: any model that meets ``requires``)
-    models: Optional[Tuple[str, ...]] = None
+    models: tuple[str, ...] | None = None
     #: guide names it is written for (None: any guide of the model)
-    guides: Optional[Tuple[str, ...]] = None
+    guides: tuple[str, ...] | None = None
     #: what it needs of the model/guide pair (see the module docstring)
-    requires: FrozenSet[str] = frozenset({"guide", "no-enumeration"})
+    requires: frozenset[str] = frozenset({"guide", "no-enumeration"})
     #: Adam's betas for the main optimizer (model and guide)
-    main_betas: Tuple[float, float] = (0.9, 0.999)
+    main_betas: tuple[float, float] = (0.9, 0.999)
     #: order of the optimizer steps within one training step; None: "main", then every auxiliary network
-    step_order: Optional[Tuple[str, ...]] = None
+    step_order: tuple[str, ...] | None = None
     #: small constructor arguments for the contract tests
-    example_args: Dict[str, Any] = {}
+    example_args: dict[str, Any] = {}
 
     def __init__(self) -> None:
         self.model: Any = None
         self.guide: Any = None
         self.elbo: Any = None
-        self.num_data: Optional[int] = None
+        self.num_data: int | None = None
 
     # -- compatibility, checked before anything is built ---------------------------------------------------------
     @classmethod
-    def incompatibility(cls, model_name: str, model_cls: type, guide_name: Optional[str],
-                        guide_cls: Optional[type]) -> Optional[str]:
+    def incompatibility(
+        cls, model_name: str, model_cls: type, guide_name: str | None, guide_cls: type | None
+    ) -> str | None:
         """Why this objective cannot fit the pair, or None when it can (reads class declarations only)."""
         if cls.models is not None and model_name not in cls.models:
             return f"it is written for model {', '.join(cls.models)}"
@@ -122,8 +124,10 @@ class Objective:
         if "guide" in cls.requires and guide_cls is None:
             return f"it fits a model/guide pair and model {model_name!r} has no guide"
         if "no-enumeration" in cls.requires and model_cls.enumerated_sites:
-            return (f"model {model_name!r} sums out {', '.join(model_cls.enumerated_sites)} by enumeration, "
-                    "which this estimator would sample instead")
+            return (
+                f"model {model_name!r} sums out {', '.join(model_cls.enumerated_sites)} by enumeration, "
+                "which this estimator would sample instead"
+            )
         if "code" in cls.requires and not model_cls.code_site:
             return f"model {model_name!r} has no per-datum code site"
         if "labels" in cls.requires and model_cls.labels is None:
@@ -133,13 +137,13 @@ class Objective:
         return None
 
     # -- binding -------------------------------------------------------------------------------------------------
-    def bind(self, model: nn.Module, guide: Optional[nn.Module], num_data: Optional[int] = None) -> "Objective":
+    def bind(self, model: nn.Module, guide: nn.Module | None, num_data: int | None = None) -> Objective:
         """Attach the built model and guide (and the training-set size, for estimators that need it)."""
         self.model, self.guide, self.num_data = model, guide, num_data
         self.elbo = self.make_elbo()
         return self
 
-    def model_and_guide(self) -> Tuple[Callable, Callable]:
+    def model_and_guide(self) -> tuple[Callable, Callable]:
         """The model and guide callables the loss sees (objectives wrap them, e.g. with a KL weight)."""
         return self.model.model, self.guide.guide
 
@@ -148,27 +152,27 @@ class Objective:
         that overrides :meth:`loss` itself."""
         return None
 
-    def networks(self) -> Dict[str, AuxiliaryNetwork]:
+    def networks(self) -> dict[str, AuxiliaryNetwork]:
         """The auxiliary networks this objective trains with their own optimizers (built by :meth:`bind`)."""
         return {}
 
-    def optimizer_order(self) -> Tuple[str, ...]:
+    def optimizer_order(self) -> tuple[str, ...]:
         """The optimizers in the order they step: ``step_order``, or "main" followed by every auxiliary."""
         return self.step_order if self.step_order is not None else ("main", *self.networks())
 
     # -- losses --------------------------------------------------------------------------------------------------
-    def loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The main differentiable loss for one batch (the negative of the bound, summed over the batch)."""
         model_fn, guide_fn = self.model_and_guide()
         fn = self.elbo.differentiable_loss if isinstance(self.elbo, infer.ELBO) else self.elbo
         return fn(model_fn, guide_fn, x, y)
 
-    def network_loss(self, name: str, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The loss the auxiliary network ``name`` minimises on this batch."""
         raise NotImplementedError(f"{type(self).__name__} has no auxiliary network {name!r}")
 
     @torch.no_grad()
-    def evaluate_loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> float:
+    def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
         """The main loss for one batch without gradients (held-out evaluation)."""
         model_fn, guide_fn = self.model_and_guide()
         if isinstance(self.elbo, infer.ELBO):  # Pyro's .loss runs under no_grad (TraceEnum's

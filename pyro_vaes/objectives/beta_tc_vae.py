@@ -46,7 +46,6 @@ ordinary KL.
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional
 
 import torch
 from torch.distributions import Independent, MultivariateNormal, Normal
@@ -87,12 +86,18 @@ def gaussian_marginals(q: torch.distributions.Distribution) -> Normal:
         return Normal(q.loc, q.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt())
     if isinstance(q, Normal):
         return q
-    raise ValueError(f"beta-tc-vae needs a Gaussian q for the code (a diagonal or full-covariance Normal), "
-                     f"got {type(q).__name__}")
+    raise ValueError(
+        f"beta-tc-vae needs a Gaussian q for the code (a diagonal or full-covariance Normal), got {type(q).__name__}"
+    )
 
 
-def decomposition(log_q_pairs: torch.Tensor, log_q_marginal_pairs: torch.Tensor, log_q_own: torch.Tensor,
-                  log_p: torch.Tensor, log_w: torch.Tensor) -> Dict[str, torch.Tensor]:
+def decomposition(
+    log_q_pairs: torch.Tensor,
+    log_q_marginal_pairs: torch.Tensor,
+    log_q_own: torch.Tensor,
+    log_p: torch.Tensor,
+    log_w: torch.Tensor,
+) -> dict[str, torch.Tensor]:
     """MI, TC and dimension-wise KL per datum (each (M,)) from
 
     :param log_q_pairs: (M, M) log q(z_i | x_j);  :param log_q_marginal_pairs: (M, M, d) log q(z_ik | x_jk);
@@ -100,8 +105,13 @@ def decomposition(log_q_pairs: torch.Tensor, log_q_marginal_pairs: torch.Tensor,
     """
     log_qz = torch.logsumexp(log_w + log_q_pairs, dim=1)
     log_prod = torch.logsumexp(log_w.unsqueeze(-1) + log_q_marginal_pairs, dim=1).sum(-1)
-    return {"mi": log_q_own - log_qz, "tc": log_qz - log_prod, "dim_kl": log_prod - log_p,
-            "log_qz": log_qz, "log_prod_qzj": log_prod}  # fmt: skip
+    return {
+        "mi": log_q_own - log_qz,
+        "tc": log_qz - log_prod,
+        "dim_kl": log_prod - log_p,
+        "log_qz": log_qz,
+        "log_prod_qzj": log_prod,
+    }
 
 
 @OBJECTIVES.register("beta-tc-vae")
@@ -122,8 +132,15 @@ class BetaTCVAE(RegularizedELBO):
 
     requires = frozenset({"guide", "no-enumeration", "code"})
 
-    def __init__(self, alpha: float = 1.0, beta: float = 6.0, gamma: float = 1.0, estimator: str = "mss",
-                 latent_site: Optional[str] = None, flow_logdet: bool = True):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 6.0,
+        gamma: float = 1.0,
+        estimator: str = "mss",
+        latent_site: str | None = None,
+        flow_logdet: bool = True,
+    ):
         super().__init__(analytic_kl=True)
         for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
             if not float(v) >= 0:
@@ -134,13 +151,13 @@ class BetaTCVAE(RegularizedELBO):
         self.estimator = estimator
         self.latent_site = latent_site
         self.flow_logdet = bool(flow_logdet)
-        self.last_decomposition: Optional[Dict[str, torch.Tensor]] = None
+        self.last_decomposition: dict[str, torch.Tensor] | None = None
 
-    def bind(self, model, guide, num_data=None) -> "BetaTCVAE":
+    def bind(self, model, guide, num_data=None) -> BetaTCVAE:
         self.latent_site = self.latent_site or model.code_site
         return super().bind(model, guide, num_data)
 
-    def code_decomposition(self, terms: ELBOTerms, batch_size: int) -> Dict[str, torch.Tensor]:
+    def code_decomposition(self, terms: ELBOTerms, batch_size: int) -> dict[str, torch.Tensor]:
         """MI, TC and dimension-wise KL per datum of the code site, from the traces of one ELBO pass."""
         site = self.latent_site
         q_site, p_site = terms.guide_trace.nodes[site], terms.model_trace.nodes[site]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from collections.abc import Callable
 
 import pyro.infer as infer
 import torch
@@ -36,7 +36,7 @@ class BetaVAEH(Objective):
         self.estimator = estimator
         self.num_particles = check_particles(num_particles)
 
-    def model_and_guide(self) -> Tuple[Callable, Callable]:
+    def model_and_guide(self) -> tuple[Callable, Callable]:
         return scale_latents(self.model.model, self.beta), scale_latents(self.guide.guide, self.beta)
 
     def make_elbo(self) -> infer.ELBO:
@@ -44,11 +44,15 @@ class BetaVAEH(Objective):
         if estimator == "auto":
             estimator = "enum" if self.model.enumerated_sites else "meanfield" if self.guide.mean_field else "trace"
         elif estimator == "meanfield" and not self.guide.mean_field:
-            raise ValueError(f"estimator 'meanfield' needs a mean-field guide; {type(self.guide).__name__} is not: "
-                             "use estimator=trace (or auto)")
+            raise ValueError(
+                f"estimator 'meanfield' needs a mean-field guide; {type(self.guide).__name__} is not: "
+                "use estimator=trace (or auto)"
+            )
         elif estimator != "enum" and self.model.enumerated_sites:
-            raise ValueError(f"estimator {estimator!r} would sample {', '.join(self.model.enumerated_sites)}, which "
-                             f"{type(self.model).__name__} sums out: use estimator=enum (or auto)")
+            raise ValueError(
+                f"estimator {estimator!r} would sample {', '.join(self.model.enumerated_sites)}, which "
+                f"{type(self.model).__name__} sums out: use estimator=enum (or auto)"
+            )
         extra = {"strict_enumeration_warning": False} if estimator == "enum" else {}
         return ESTIMATORS[estimator](
             num_particles=self.num_particles,
@@ -72,7 +76,9 @@ class BetaVAEB(RegularizedELBO):
     where registered (Gaussian guides), otherwise a one-sample estimate.
     """
 
-    def __init__(self, gamma: float = 1000.0, c_max: float = 25.0, anneal_steps: int = 100000, analytic_kl: bool = True):
+    def __init__(
+        self, gamma: float = 1000.0, c_max: float = 25.0, anneal_steps: int = 100000, analytic_kl: bool = True
+    ):
         super().__init__(analytic_kl)
         if not float(gamma) > 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")

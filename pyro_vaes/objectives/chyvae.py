@@ -37,7 +37,7 @@ fitted with ``Trace_ELBO``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Tuple
+from collections.abc import Callable
 
 import pyro.infer as infer
 import pyro.poutine as poutine
@@ -93,10 +93,12 @@ class CHyVAEClosedForm(Objective):
         super().__init__()
         self.constants = bool(constants)
 
-    def bind(self, model, guide, num_data=None) -> "CHyVAEClosedForm":
+    def bind(self, model, guide, num_data=None) -> CHyVAEClosedForm:
         if not hasattr(model, "psi") or not hasattr(model, "nu") or getattr(model, "collapsed", False):
-            raise ValueError("chyvae-closed-form is the CHyVAE bound with Σ sampled: use --model chyvae without "
-                             "collapsed=true (the collapsed model is fitted by chyvae-collapsed)")
+            raise ValueError(
+                "chyvae-closed-form is the CHyVAE bound with Σ sampled: use --model chyvae without "
+                "collapsed=true (the collapsed model is fitted by chyvae-collapsed)"
+            )
         if not getattr(guide, "conjugate_sigma", False):
             raise ValueError(
                 "chyvae-closed-form assumes q(Σ | z̃) = IW(Ψ + z̃z̃ᵀ, ν + 1): use --guide chyvae-structured "
@@ -104,7 +106,7 @@ class CHyVAEClosedForm(Objective):
             )
         return super().bind(model, guide, num_data)
 
-    def terms(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(log p(x_i | z_i), R(x_i)) per datum, each of shape (batch,), read off traces of the model and guide
         (each multiplied by its site's scale); z̃ is a second, independent draw from the guide's q(z | x)."""
         model_fn, guide_fn = self.model_and_guide()
@@ -139,7 +141,7 @@ class CHyVAECollapsed(Objective):
         super().__init__()
         self.num_particles = check_particles(num_particles)
 
-    def model_and_guide(self) -> Tuple[Callable, Callable]:
+    def model_and_guide(self) -> tuple[Callable, Callable]:
         return self.model.collapsed_model, self.guide.guide_z
 
     def make_elbo(self) -> infer.ELBO:

@@ -41,7 +41,7 @@ run's ``aux_lr`` unless ``adversary_lr`` is given (the paper uses one Adam setti
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import torch
 from pyro.poutine.messenger import Messenger
@@ -60,19 +60,19 @@ class ScaleSites(Messenger):
     factor (others untouched). Applied to the model and the guide, a KL term of :func:`elbo_terms` — analytic
     (scaled by the guide-side scale) or sampled (log q − log p) — carries the weight, as does the likelihood."""
 
-    def __init__(self, scales: Dict[str, float]):
+    def __init__(self, scales: dict[str, float]):
         super().__init__()
         for name, s in scales.items():
             if not s > 0:
                 raise ValueError(f"the weight of site {name!r} must be > 0, got {s}")
         self.scales = dict(scales)
 
-    def _process_message(self, msg: Dict[str, Any]) -> None:
+    def _process_message(self, msg: dict[str, Any]) -> None:
         if msg["type"] == "sample" and msg["name"] in self.scales:
             msg["scale"] = self.scales[msg["name"]] * msg["scale"]
 
 
-def scale_sites(fn, scales: Dict[str, float]):
+def scale_sites(fn, scales: dict[str, float]):
     """``fn`` with the log-density of every site named in ``scales`` multiplied by its factor."""
 
     def scaled(*args, **kwargs):
@@ -125,8 +125,16 @@ class LabelAdversaryELBO(RegularizedELBO):
     requires = frozenset({"guide", "no-enumeration", "code", "labels"})
     example_args = {"adversary_hidden": 8, "adversary_layers": 1}
 
-    def __init__(self, adversary_weight: float, adversary_loss_weight: float, penalty: str, adversary_hidden: int,
-                 adversary_layers: int, adversary_lr: Optional[float], analytic_kl: bool):
+    def __init__(
+        self,
+        adversary_weight: float,
+        adversary_loss_weight: float,
+        penalty: str,
+        adversary_hidden: int,
+        adversary_layers: int,
+        adversary_lr: float | None,
+        analytic_kl: bool,
+    ):
         super().__init__(analytic_kl)
         if not float(adversary_weight) >= 0:
             raise ValueError(f"the adversary term's weight must be >= 0, got {adversary_weight}")
@@ -143,24 +151,27 @@ class LabelAdversaryELBO(RegularizedELBO):
         self.penalty = penalty
         self.adversary_hidden, self.adversary_layers = int(adversary_hidden), int(adversary_layers)
         self.adversary_lr = None if adversary_lr is None else float(adversary_lr)
-        self.adversary: Optional[nn.Module] = None
+        self.adversary: nn.Module | None = None
 
-    def site_weights(self) -> Dict[str, float]:
+    def site_weights(self) -> dict[str, float]:
         raise NotImplementedError
 
-    def bind(self, model, guide, num_data=None) -> "LabelAdversaryELBO":
+    def bind(self, model, guide, num_data=None) -> LabelAdversaryELBO:
         if getattr(model, "labels", None) != "binary":
-            raise ValueError(f"{type(self).__name__} needs a model of binary labels; {type(model).__name__} has "
-                             f"labels={getattr(model, 'labels', None)!r}")
-        self.adversary = Adversary(int(model.latent_dim), int(model.num_labels), self.adversary_hidden,
-                                   self.adversary_layers).to(model.device)
+            raise ValueError(
+                f"{type(self).__name__} needs a model of binary labels; {type(model).__name__} has "
+                f"labels={getattr(model, 'labels', None)!r}"
+            )
+        self.adversary = Adversary(
+            int(model.latent_dim), int(model.num_labels), self.adversary_hidden, self.adversary_layers
+        ).to(model.device)
         return super().bind(model, guide, num_data)
 
     def model_and_guide(self):
         weights = self.site_weights()
         return scale_sites(self.model.model, weights), scale_sites(self.guide.guide, weights)
 
-    def networks(self) -> Dict[str, AuxiliaryNetwork]:
+    def networks(self) -> dict[str, AuxiliaryNetwork]:
         return {"adversary": AuxiliaryNetwork(self.adversary, lr=self.adversary_lr)}
 
     def penalty_per_datum(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -169,7 +180,7 @@ class LabelAdversaryELBO(RegularizedELBO):
             return negative_entropy(logits)
         return -label_cross_entropy(logits, y)
 
-    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """adversary_weight · Σ_i penalty(q_δ(y | z_i)), the adversary evaluated with detached parameters."""
         z = self._codes(terms)
         labels = check_binary_labels(self.model, y, x.shape[0])
@@ -178,7 +189,7 @@ class LabelAdversaryELBO(RegularizedELBO):
         logits = functional_call(self.adversary, params, (z,))
         return self.adversary_weight * self.penalty_per_datum(logits, labels).sum()
 
-    def network_loss(self, name: str, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The adversary's loss β5 · Σ_i −log q_δ(y_i | z_i) on detached codes of ``x`` (those of the main step
         when it saw the same batch, else fresh draws from the guide)."""
         if name != "adversary":
@@ -194,8 +205,10 @@ class LabelAdversaryELBO(RegularizedELBO):
         return float((pred == y.long()).float().mean())
 
 
-@OBJECTIVES.register("csvae", help="CSVAE (Klys et al.): β-weighted bound + β4·(−H of an adversary q(y|z)), "
-                                   "the adversary with its own optimizer")
+@OBJECTIVES.register(
+    "csvae",
+    help="CSVAE (Klys et al.): β-weighted bound + β4·(−H of an adversary q(y|z)), the adversary with its own optimizer",
+)
 class CSVAEObjective(LabelAdversaryELBO):
     """CSVAE's objective (Klys et al., 2018, §4.1): β1·recon + β2·KL(w) + β3·KL(z) + β4·(−H(q_δ(y | z))), and
     the adversary's β5·CE(q_δ(y | z), y) with its own optimizer, alternating each step (see the module docstring).
@@ -211,9 +224,19 @@ class CSVAEObjective(LabelAdversaryELBO):
 
     models = ("csvae",)
 
-    def __init__(self, beta1: float = 20.0, beta2: float = 1.0, beta3: float = 0.2, beta4: float = 10.0,
-                 beta5: float = 1.0, penalty: str = "negative-entropy", adversary_hidden: int = 64,
-                 adversary_layers: int = 2, adversary_lr: Optional[float] = None, analytic_kl: bool = True):
+    def __init__(
+        self,
+        beta1: float = 20.0,
+        beta2: float = 1.0,
+        beta3: float = 0.2,
+        beta4: float = 10.0,
+        beta5: float = 1.0,
+        penalty: str = "negative-entropy",
+        adversary_hidden: int = 64,
+        adversary_layers: int = 2,
+        adversary_lr: float | None = None,
+        analytic_kl: bool = True,
+    ):
         super().__init__(beta4, beta5, penalty, adversary_hidden, adversary_layers, adversary_lr, analytic_kl)
         for name, b in (("beta1", beta1), ("beta2", beta2), ("beta3", beta3)):
             if not float(b) > 0:
@@ -221,12 +244,14 @@ class CSVAEObjective(LabelAdversaryELBO):
         self.beta1, self.beta2, self.beta3 = float(beta1), float(beta2), float(beta3)
         self.beta4, self.beta5 = self.adversary_weight, self.adversary_loss_weight
 
-    def site_weights(self) -> Dict[str, float]:
+    def site_weights(self) -> dict[str, float]:
         return {"x": self.beta1, "w": self.beta2, "z": self.beta3}
 
 
-@OBJECTIVES.register("condvae-info", help="CondVAE-info (Klys et al. §3.3): ELBO − γ·CE of an adversary r(z) -> y, "
-                                          "the adversary with its own optimizer")
+@OBJECTIVES.register(
+    "condvae-info",
+    help="CondVAE-info (Klys et al. §3.3): ELBO − γ·CE of an adversary r(z) -> y, the adversary with its own optimizer",
+)
 class CondVAEInfo(LabelAdversaryELBO):
     """CondVAE-info (Klys et al., 2018, §3.3, eq. 3): the (weighted) CondVAE bound, and the encoder maximises the
     cross-entropy of an adversary r_ψ(z) that predicts y from z; r_ψ minimises it with its own optimizer.
@@ -241,15 +266,25 @@ class CondVAEInfo(LabelAdversaryELBO):
 
     models = ("condvae",)
 
-    def __init__(self, recon_weight: float = 1.0, kl_weight: float = 1.0, gamma: float = 10.0,
-                 adversary_loss_weight: float = 1.0, penalty: str = "cross-entropy", adversary_hidden: int = 64,
-                 adversary_layers: int = 2, adversary_lr: Optional[float] = None, analytic_kl: bool = True):
-        super().__init__(gamma, adversary_loss_weight, penalty, adversary_hidden, adversary_layers, adversary_lr,
-                         analytic_kl)
+    def __init__(
+        self,
+        recon_weight: float = 1.0,
+        kl_weight: float = 1.0,
+        gamma: float = 10.0,
+        adversary_loss_weight: float = 1.0,
+        penalty: str = "cross-entropy",
+        adversary_hidden: int = 64,
+        adversary_layers: int = 2,
+        adversary_lr: float | None = None,
+        analytic_kl: bool = True,
+    ):
+        super().__init__(
+            gamma, adversary_loss_weight, penalty, adversary_hidden, adversary_layers, adversary_lr, analytic_kl
+        )
         for name, b in (("recon_weight", recon_weight), ("kl_weight", kl_weight)):
             if not float(b) > 0:
                 raise ValueError(f"{name} must be > 0, got {b}")
         self.recon_weight, self.kl_weight = float(recon_weight), float(kl_weight)
 
-    def site_weights(self) -> Dict[str, float]:
+    def site_weights(self) -> dict[str, float]:
         return {"x": self.recon_weight, "z": self.kl_weight}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict
+from typing import Any
 
 import pyro.infer as infer
 import torch
@@ -21,7 +21,7 @@ class ELBO(Objective):
 
     #: the Pyro estimator; subclasses swap it
     elbo_class: Any = LeanTrace_ELBO
-    extra_elbo_args: Dict[str, Any] = {}
+    extra_elbo_args: dict[str, Any] = {}
 
     def __init__(self, num_particles: int = 1):
         super().__init__()

@@ -22,8 +22,6 @@ aux gradients before the aux step in any case).
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -34,7 +32,7 @@ from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO
 from pyro_vaes.registry import OBJECTIVES
 
 
-def permute_dims(z: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Kim & Mnih, Algorithm 1: permute every column of ``z`` (B, D) independently across the batch (dim 0).
 
     Each column keeps its multiset of values (so the marginals q(z_j) are preserved) while the rows are
@@ -95,7 +93,7 @@ class FactorVAE(RegularizedELBO):
     def __init__(
         self,
         gamma: float = 35.0,
-        latent_site: Optional[str] = None,
+        latent_site: str | None = None,
         disc_hidden: int = 1000,
         disc_layers: int = 6,
         analytic_kl: bool = True,
@@ -109,26 +107,28 @@ class FactorVAE(RegularizedELBO):
         self.latent_site = latent_site
         self.disc_hidden = int(disc_hidden)
         self.disc_layers = int(disc_layers)
-        self.discriminator: Optional[nn.Module] = None
+        self.discriminator: nn.Module | None = None
 
-    def bind(self, model, guide, num_data=None) -> "FactorVAE":
+    def bind(self, model, guide, num_data=None) -> FactorVAE:
         self.latent_site = self.latent_site or model.code_site
         self.latent_dim = int(model.latent_dim)
         self.discriminator = Discriminator(self.latent_dim, self.disc_hidden, self.disc_layers).to(model.device)
         return super().bind(model, guide, num_data)
 
-    def networks(self) -> Dict[str, AuxiliaryNetwork]:
+    def networks(self) -> dict[str, AuxiliaryNetwork]:
         """Kim & Mnih's discriminator with Adam betas (0.5, 0.9); its loss is a mean over the batch's codes."""
         return {"discriminator": AuxiliaryNetwork(self.discriminator, betas=(0.5, 0.9), loss_reduction="mean")}
 
     def _codes(self, terms: ELBOTerms) -> torch.Tensor:
         z = terms.code(self.latent_site)
         if z.dim() != 2 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"factor-vae expects site {self.latent_site!r} of shape (batch, {self.latent_dim}), "
-                             f"got {tuple(z.shape)}")
+            raise ValueError(
+                f"factor-vae expects site {self.latent_site!r} of shape (batch, {self.latent_dim}), "
+                f"got {tuple(z.shape)}"
+            )
         return z
 
-    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """γ Σ_i TĈ(z_i), D evaluated with detached parameters (the TC term never writes into D's gradients)."""
         z = self._codes(terms)
         self._codes_of = (x, z.detach())
@@ -140,7 +140,7 @@ class FactorVAE(RegularizedELBO):
         with torch.no_grad():
             return tc_estimate(self.discriminator(z)).mean()
 
-    def network_loss(self, name: str, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Discriminator loss on detached codes of ``x`` (those of the main step when it saw the same batch)
         and their dimension-wise permutation."""
         if name != "discriminator":

@@ -27,8 +27,6 @@ concatenated to the features, then Linear–LeakyReLU(0.2)–Linear to one logit
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
-
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -50,8 +48,9 @@ class ConditionalDiscriminator(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.features = nn.Sequential(Encoder(arch, input_shape, hidden), nn.Dropout(dropout))
-        self.head = nn.Sequential(nn.Linear(hidden + num_classes, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
-                                  nn.Linear(hidden, 1))  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Linear(hidden + num_classes, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = torch.cat([self.features(x), F.one_hot(y.long(), self.num_classes).to(x.dtype)], -1)
@@ -67,7 +66,7 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
         self.source = nn.Linear(hidden, 1)
         self.classes = nn.Linear(hidden, num_classes)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(x)
         return self.source(h).squeeze(-1), self.classes(h)
 
@@ -89,16 +88,16 @@ class _GANObjective(Objective):
             raise ValueError(f"disc_dropout must be in [0, 1), got {disc_dropout}")
         self.disc_lr = float(disc_lr)
         self.disc_dropout = float(disc_dropout)
-        self.discriminator: Optional[nn.Module] = None
+        self.discriminator: nn.Module | None = None
 
     def make_discriminator(self, model) -> nn.Module:
         raise NotImplementedError
 
-    def bind(self, model, guide, num_data=None) -> "_GANObjective":
+    def bind(self, model, guide, num_data=None) -> _GANObjective:
         self.discriminator = self.make_discriminator(model).to(model.device)
         return super().bind(model, guide, num_data)
 
-    def networks(self) -> Dict[str, AuxiliaryNetwork]:
+    def networks(self) -> dict[str, AuxiliaryNetwork]:
         return {"discriminator": AuxiliaryNetwork(self.discriminator, lr=self.disc_lr, betas=GAN_BETAS)}
 
     def fake(self, y: torch.Tensor) -> torch.Tensor:
@@ -111,13 +110,13 @@ class _GANObjective(Objective):
         return functional_call(self.discriminator, params, inputs)
 
     @staticmethod
-    def _labels(y: Optional[torch.Tensor], name: str) -> torch.Tensor:
+    def _labels(y: torch.Tensor | None, name: str) -> torch.Tensor:
         if y is None:
             raise ValueError(f"objective {name!r} trains a class-conditional generator; this batch has no labels")
         return y.long()
 
     @torch.no_grad()
-    def evaluate_loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> float:
+    def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
         """The generator's loss on a held-out batch's labels (what the main optimizer minimises)."""
         return float(self.loss(x, y))
 
@@ -137,15 +136,16 @@ class CGANObjective(_GANObjective):
     models = ("cgan",)
 
     def make_discriminator(self, model) -> nn.Module:
-        return ConditionalDiscriminator(model.arch, model.input_shape, model.num_classes, self.disc_hidden,
-                                        self.disc_dropout)
+        return ConditionalDiscriminator(
+            model.arch, model.input_shape, model.num_classes, self.disc_hidden, self.disc_dropout
+        )
 
-    def loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """L_G = −Σ log D(G(z, y), y) (non-saturating), D frozen."""
         y = self._labels(y, "cgan")
         return _bce(self.frozen_discriminator(self.fake(y), y), 1.0)
 
-    def network_loss(self, name: str, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """L_D = −Σ [log D(x, y) + log(1 − D(G(z, y), y))], fakes without gradients."""
         if name != "discriminator":
             return super().network_loss(name, x, y)
@@ -167,24 +167,26 @@ class ACGANObjective(_GANObjective):
 
     models = ("acgan",)
 
-    def __init__(self, class_weight: float = 1.0, disc_hidden: int = 400, disc_lr: float = 2e-4,
-                 disc_dropout: float = 0.5):
+    def __init__(
+        self, class_weight: float = 1.0, disc_hidden: int = 400, disc_lr: float = 2e-4, disc_dropout: float = 0.5
+    ):
         super().__init__(disc_hidden, disc_lr, disc_dropout)
         if isinstance(class_weight, bool) or not float(class_weight) >= 0:
             raise ValueError(f"class_weight must be a number >= 0, got {class_weight!r}")
         self.class_weight = float(class_weight)
 
     def make_discriminator(self, model) -> nn.Module:
-        return AuxiliaryClassifierDiscriminator(model.arch, model.input_shape, model.num_classes, self.disc_hidden,
-                                                self.disc_dropout)
+        return AuxiliaryClassifierDiscriminator(
+            model.arch, model.input_shape, model.num_classes, self.disc_hidden, self.disc_dropout
+        )
 
-    def loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """−Σ log P(real | G(z, y)) − λ Σ log P(y | G(z, y)), D frozen."""
         y = self._labels(y, "acgan")
         source, classes = self.frozen_discriminator(self.fake(y))
         return _bce(source, 1.0) + self.class_weight * F.cross_entropy(classes, y, reduction="sum")
 
-    def network_loss(self, name: str, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """−(L_S + λ L_C) on the real batch and detached fakes for the same labels."""
         if name != "discriminator":
             return super().network_loss(name, x, y)

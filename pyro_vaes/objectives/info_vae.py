@@ -30,8 +30,6 @@ Defaults α = 0, λ = 1000 are the dpVAE authors' MNIST configuration.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO
@@ -41,8 +39,9 @@ KERNELS = ("gaussian", "imq")
 IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
-def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str = "gaussian", bandwidth: Optional[float] = None
-                  ) -> torch.Tensor:
+def kernel_matrix(
+    a: torch.Tensor, b: torch.Tensor, kernel: str = "gaussian", bandwidth: float | None = None
+) -> torch.Tensor:
     """k(a_i, b_j) for codes a (n, D) and b (m, D): an (n, m) matrix (see the module docstring)."""
     d2 = (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(-1)
     dim = a.shape[-1]
@@ -55,11 +54,15 @@ def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str = "gaussian", ba
     raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
 
 
-def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str = "gaussian", bandwidth: Optional[float] = None,
-        unbiased: bool = False) -> torch.Tensor:
+def mmd(
+    x: torch.Tensor, y: torch.Tensor, kernel: str = "gaussian", bandwidth: float | None = None, unbiased: bool = False
+) -> torch.Tensor:
     """MMD²_k between the samples x (n, D) and y (m, D) (V-statistic, or U-statistic with ``unbiased``)."""
-    kxx, kyy, kxy = (kernel_matrix(x, x, kernel, bandwidth), kernel_matrix(y, y, kernel, bandwidth),
-                     kernel_matrix(x, y, kernel, bandwidth))  # fmt: skip
+    kxx, kyy, kxy = (
+        kernel_matrix(x, x, kernel, bandwidth),
+        kernel_matrix(y, y, kernel, bandwidth),
+        kernel_matrix(x, y, kernel, bandwidth),
+    )
     if not unbiased:
         return kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
     n, m = x.shape[0], y.shape[0]
@@ -83,14 +86,23 @@ class InfoVAE(RegularizedELBO):
 
     requires = frozenset({"guide", "no-enumeration", "code"})
 
-    def __init__(self, alpha: float = 0.0, lam: float = 1000.0, kernel: str = "gaussian",
-                 bandwidth: Optional[float] = None, unbiased: bool = False, latent_site: Optional[str] = None,
-                 analytic_kl: bool = True):
+    def __init__(
+        self,
+        alpha: float = 0.0,
+        lam: float = 1000.0,
+        kernel: str = "gaussian",
+        bandwidth: float | None = None,
+        unbiased: bool = False,
+        latent_site: str | None = None,
+        analytic_kl: bool = True,
+    ):
         super().__init__(analytic_kl)
         if not float(alpha) <= 1.0:
             raise ValueError(f"alpha must be <= 1 (the KL weight 1 - alpha must not be negative), got {alpha}")
         if not float(lam) > 0 or not float(alpha) + float(lam) - 1.0 >= 0:
-            raise ValueError(f"lam must be > 0 with alpha + lam - 1 >= 0 (the MMD weight), got alpha={alpha}, lam={lam}")
+            raise ValueError(
+                f"lam must be > 0 with alpha + lam - 1 >= 0 (the MMD weight), got alpha={alpha}, lam={lam}"
+            )
         if kernel not in KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
         if bandwidth is not None and not float(bandwidth) > 0:
@@ -100,21 +112,22 @@ class InfoVAE(RegularizedELBO):
         self.bandwidth = None if bandwidth is None else float(bandwidth)
         self.unbiased = bool(unbiased)
         self.latent_site = latent_site
-        self.last_mmd: Optional[float] = None
+        self.last_mmd: float | None = None
 
-    def bind(self, model, guide, num_data=None) -> "InfoVAE":
+    def bind(self, model, guide, num_data=None) -> InfoVAE:
         self.latent_site = self.latent_site or model.code_site
         return super().bind(model, guide, num_data)
 
     def kl_term(self, terms: ELBOTerms, x: torch.Tensor) -> torch.Tensor:
         return (1.0 - self.alpha) * terms.kl_total
 
-    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """B (α + λ − 1) MMD²(codes of the batch, B prior draws)."""
         z = terms.code(self.latent_site)
         if z.dim() != 2:
-            raise ValueError(f"info-vae expects the code site {self.latent_site!r} of shape (batch, d), "
-                             f"got {tuple(z.shape)}")
+            raise ValueError(
+                f"info-vae expects the code site {self.latent_site!r} of shape (batch, d), got {tuple(z.shape)}"
+            )
         prior = self.model.sample_prior(z.shape[0], y)[self.latent_site]
         value = mmd(z, prior, self.kernel, self.bandwidth, self.unbiased)
         self.last_mmd = float(value.detach())

@@ -45,8 +45,8 @@ posterior Dir(α 1 + y) (nothing is enumerated; the π-terms then add up to log 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
 
 import pyro.infer as infer
 import pyro.poutine as poutine
@@ -66,11 +66,16 @@ def dirichlet_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """KL(Dir(a) ‖ Dir(b)) over the last dimension, in closed form:
     ln Γ(a₀) − Σ ln Γ(a_k) − ln Γ(b₀) + Σ ln Γ(b_k) + Σ (a_k − b_k)(ψ(a_k) − ψ(a₀)), a₀ = Σ a_k, b₀ = Σ b_k."""
     a0, b0 = a.sum(-1), b.sum(-1)
-    return (torch.lgamma(a0) - torch.lgamma(a).sum(-1) - torch.lgamma(b0) + torch.lgamma(b).sum(-1)
-            + ((a - b) * (torch.digamma(a) - torch.digamma(a0).unsqueeze(-1))).sum(-1))  # fmt: skip
+    return (
+        torch.lgamma(a0)
+        - torch.lgamma(a).sum(-1)
+        - torch.lgamma(b0)
+        + torch.lgamma(b).sum(-1)
+        + ((a - b) * (torch.digamma(a) - torch.digamma(a0).unsqueeze(-1))).sum(-1)
+    )
 
 
-def _check_labels(y: Optional[torch.Tensor], name: str) -> torch.Tensor:
+def _check_labels(y: torch.Tensor | None, name: str) -> torch.Tensor:
     if y is None:
         raise ValueError(f"objective {name!r} fits labelled data (a bound on log p(x, y)); this batch has no labels")
     return y.long()
@@ -91,8 +96,9 @@ class NVAETerms:
         return self.recon - self.kl_z - self.kl_pi_posterior + self.log_py
 
 
-def nvae_terms(model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor,
-               analytic_kl: bool = True) -> NVAETerms:
+def nvae_terms(
+    model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor, analytic_kl: bool = True
+) -> NVAETerms:
     """Trace the guide, replay the model on its draws, and read every term of eq. 3 off the two traces."""
     guide_trace = poutine.trace(guide_fn).get_trace(x, y)
     model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(x, y)
@@ -148,7 +154,7 @@ class NVAEBound(Objective):
     def make_elbo(self) -> Callable:
         return self._loss
 
-    def terms(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> NVAETerms:
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None) -> NVAETerms:
         """The terms of the bound for a batch, through the (possibly wrapped) model and guide callables."""
         model_fn, guide_fn = self.model_and_guide()
         return nvae_terms(model_fn, guide_fn, x, _check_labels(y, "nvae"), self.analytic_kl)
@@ -157,7 +163,7 @@ class NVAEBound(Objective):
         """D per datum: −log q(y | x) (``nll-bound``) or KL(q(π | x) ‖ p(π | y)) − log p(y) (``exact``)."""
         return -t.log_qy if self.dirichlet == "nll-bound" else t.kl_pi_posterior - t.log_py
 
-    def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: Optional[torch.Tensor] = None):
+    def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor | None = None):
         t = nvae_terms(model_fn, guide_fn, x, _check_labels(y, "nvae"), self.analytic_kl)
         return (-t.recon + t.kl_z + self.class_weight * self.classification_term(t)).sum()
 
@@ -184,36 +190,38 @@ class NVAEEnum(Objective):
         self.class_weight = _check_weight(class_weight)
         self.bound = bound
         self.num_particles = check_particles(num_particles)
-        self.enum_elbo: Optional[infer.TraceEnum_ELBO] = None
+        self.enum_elbo: infer.TraceEnum_ELBO | None = None
 
-    def bind(self, model, guide, num_data=None) -> "NVAEEnum":
-        self.enum_elbo = infer.TraceEnum_ELBO(num_particles=self.num_particles,
-                                              vectorize_particles=self.num_particles > 1,
-                                              max_plate_nesting=model.max_plate_nesting,
-                                              strict_enumeration_warning=False)  # fmt: skip
+    def bind(self, model, guide, num_data=None) -> NVAEEnum:
+        self.enum_elbo = infer.TraceEnum_ELBO(
+            num_particles=self.num_particles,
+            vectorize_particles=self.num_particles > 1,
+            max_plate_nesting=model.max_plate_nesting,
+            strict_enumeration_warning=False,
+        )
         return super().bind(model, guide, num_data)
 
     def make_elbo(self) -> Callable:
         return self._loss
 
-    def _bound_labels(self, y: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    def _bound_labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
         return None if self.bound == "marginal" else y
 
     def classification_nll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """−Σ_i log q(y_i | x_i) over the batch."""
         return F.nll_loss(torch.log(self.guide.class_probs(x).clamp_min(1e-30)), y, reduction="sum")
 
-    def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: Optional[torch.Tensor] = None):
+    def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor | None = None):
         y = _check_labels(y, "nvae-enum")
         neg_bound = self.enum_elbo.differentiable_loss(model_fn, guide_fn, x, self._bound_labels(y))
         return neg_bound + self.class_weight * self.classification_nll(x, y)
 
     @torch.no_grad()
-    def evaluate_loss(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> float:
+    def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
         y = _check_labels(y, "nvae-enum")
         model_fn, guide_fn = self.model_and_guide()
         neg_bound = self.enum_elbo.loss(model_fn, guide_fn, x, self._bound_labels(y))
         return float(neg_bound + self.class_weight * self.classification_nll(x, y))
 
-    def model_and_guide(self) -> Tuple[Callable, Callable]:
+    def model_and_guide(self) -> tuple[Callable, Callable]:
         return self.model.model, self.guide.guide

@@ -20,8 +20,9 @@ It needs a reparameterised guide with no enumerated sites (``requires``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any
 
 import pyro.poutine as poutine
 import torch
@@ -37,8 +38,8 @@ class ELBOTerms:
     """The ELBO's parts for one batch, every number summed over the batch (see the module docstring)."""
 
     recon: torch.Tensor
-    kl: Dict[str, torch.Tensor]
-    codes: Dict[str, torch.Tensor]
+    kl: dict[str, torch.Tensor]
+    codes: dict[str, torch.Tensor]
     guide_trace: Any
     model_trace: Any
 
@@ -52,16 +53,17 @@ class ELBOTerms:
         return self.codes[site]
 
 
-def elbo_terms(model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: Optional[torch.Tensor] = None,
-               analytic_kl: bool = True) -> ELBOTerms:
+def elbo_terms(
+    model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor | None = None, analytic_kl: bool = True
+) -> ELBOTerms:
     """Trace the guide, replay the model on its draws and split the ELBO: ELBO = recon − Σ_s kl[s]."""
     guide_trace = poutine.trace(guide_fn).get_trace(x, y)
     model_trace = poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(x, y)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
     recon = x.new_zeros(())
-    kl: Dict[str, torch.Tensor] = {}
-    codes: Dict[str, torch.Tensor] = {}
+    kl: dict[str, torch.Tensor] = {}
+    codes: dict[str, torch.Tensor] = {}
     for name, site in model_trace.nodes.items():
         if site["type"] != "sample" or site_is_subsample(site):
             continue
@@ -95,13 +97,13 @@ class RegularizedELBO(Objective):
     def __init__(self, analytic_kl: bool = True):
         super().__init__()
         self.analytic_kl = bool(analytic_kl)
-        self.last_terms: Optional[ELBOTerms] = None
-        self._codes_of: Optional[Tuple[torch.Tensor, torch.Tensor]] = None  # (x, detached codes) of the last main loss
+        self.last_terms: ELBOTerms | None = None
+        self._codes_of: tuple[torch.Tensor, torch.Tensor] | None = None  # (x, detached codes) of the last main loss
 
     def make_elbo(self) -> Callable:
         return self._loss
 
-    def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: Optional[torch.Tensor] = None):
+    def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor | None = None):
         terms = elbo_terms(model_fn, guide_fn, x, y, self.analytic_kl and self.guide.mean_field)
         self.last_terms = terms
         return -terms.recon + self.kl_term(terms, x) + self.regularizer(terms, x, y)
@@ -110,7 +112,7 @@ class RegularizedELBO(Objective):
         """The KL part of the loss (default: Σ_s KL_s)."""
         return terms.kl_total
 
-    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+    def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """An extra penalty added to the loss (default: none)."""
         return x.new_zeros(())
 
@@ -118,7 +120,7 @@ class RegularizedELBO(Objective):
         """The codes an auxiliary network reads (default: the model's code site)."""
         return terms.code(self.model.code_site)
 
-    def network_codes(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def network_codes(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Detached codes of ``x`` for an auxiliary network's step: those the main loss recorded when it saw this very
         batch, else fresh draws from the guide. Either way the record is used up."""
         if self._codes_of is not None and self._codes_of[0] is x:

@@ -26,7 +26,7 @@ match their code; ``enum-elbo`` (the default for ``ugvae``) is the unbiased esti
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import pyro.poutine as poutine
 import torch
@@ -42,9 +42,9 @@ def ugvae_loss_terms(
     model_fn: Callable,
     guide_fn: Callable,
     x: torch.Tensor,
-    y: Optional[torch.Tensor] = None,
+    y: torch.Tensor | None = None,
     estimator: str = "analytic",
-) -> Dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """The terms of the UG-VAE loss for one batch (see the module docstring); ``total`` is their sum.
 
     ``model_fn`` is a UG-VAE ``model`` and ``guide_fn`` a guide that enumerates d (``ugvae-structured`` or
@@ -89,7 +89,7 @@ class UGVAEClosedForm(Objective):
             raise ValueError(f"unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
         self.estimator = estimator
 
-    def bind(self, model, guide, num_data=None) -> "UGVAEClosedForm":
+    def bind(self, model, guide, num_data=None) -> UGVAEClosedForm:
         if "d" not in getattr(guide, "enumerated_sites", ()) or not hasattr(model, "prior_z"):
             raise ValueError(
                 "objective ugvae-closed-form fits the ugvae model with a guide that enumerates d (ugvae-structured "
@@ -98,7 +98,7 @@ class UGVAEClosedForm(Objective):
         return super().bind(model, guide, num_data)
 
     def make_elbo(self) -> Callable:
-        def loss(model_fn, guide_fn, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        def loss(model_fn, guide_fn, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
             return ugvae_loss_terms(model_fn, guide_fn, x, y, self.estimator)["total"]
 
         return loss

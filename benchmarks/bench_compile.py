@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hand_losses  # noqa: E402
 import suite  # noqa: E402
 
-from pyro_vaes.params import param_registration  # noqa: E402
+from pyro_vaes.plumbing.params import param_registration  # noqa: E402
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ import torch.distributed as dist
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import ArraySplit, VAEData
 from pyro_vaes.engine import Trainer, distributed
-from pyro_vaes.params import param_registration
+from pyro_vaes.plumbing.params import param_registration
 
 
 def trainer(batch: int) -> Trainer:

@@ -1,4 +1,4 @@
-"""Evaluation against its floor: the time of ``pyro_vaes.evaluation.evaluate`` against the time of the computation
+"""Evaluation against its floor: the time of ``pyro_vaes.analysis.evaluation.evaluate`` against the time of the computation
 any importance sampler needs, measured in one process, alternating, on the same batches.
 
     python benchmarks/bench_evaluation.py                     # MLP 784-400-20 and the 28x28 conv VAE
@@ -10,7 +10,7 @@ estimator draws them; no autograd graph):
 * ``networks``  the encoder on each batch once and the decoder on every one of the S × N particles, nothing else;
 * ``hand``      a hand-written importance sampler on the same networks: those passes plus log p(x | z) (torch's
                 Bernoulli), log N(z; 0, I) − log q(z | x) and the log-sum-exp: the floor of any IS estimate;
-* ``evaluate``  ``pyro_vaes.evaluation.evaluate``: the whole evaluation through Pyro traces (importance-sampled
+* ``evaluate``  ``pyro_vaes.analysis.evaluation.evaluate``: the whole evaluation through Pyro traces (importance-sampled
                 log-likelihood with its standard error, ELBO, KLs per site and per dimension, reconstruction error,
                 active units).
 
@@ -27,9 +27,9 @@ import time
 import torch
 from torch.distributions import Bernoulli, Normal
 
+from pyro_vaes.analysis.evaluation import MAX_ROWS, evaluate
 from pyro_vaes.data import ArraySplit
 from pyro_vaes.engine import build_component
-from pyro_vaes.evaluation import MAX_ROWS, evaluate
 from pyro_vaes.registry import GUIDES, MODELS
 
 

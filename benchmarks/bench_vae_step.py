@@ -10,7 +10,7 @@ Three ways to take a step on identical modules and data:
              (the same single-sample Monte-Carlo ELBO that Trace_ELBO estimates), one ``torch.optim.Adam``;
 * ``engine`` what ``pyro-vaes fit`` runs: ``Trace_ELBO().differentiable_loss`` on the Pyro model/guide with
              one ``torch.optim.Adam``, Pyro's validation off after the first step and no param-store
-             registration (``pyro_vaes.params``);
+             registration (``pyro_vaes.plumbing.params``);
 * ``svi``    classic ``SVI(model, guide, pyro.optim.Adam, Trace_ELBO())``, validation off.
 
 Each round runs ``--steps`` steps of every method in turn (order rotated per round). Reported: the best
@@ -31,7 +31,7 @@ from torch.distributions import Normal
 
 from pyro_vaes.engine import build_component
 from pyro_vaes.objectives.elbo import ELBO
-from pyro_vaes.params import param_registration
+from pyro_vaes.plumbing.params import param_registration
 from pyro_vaes.registry import GUIDES, MODELS
 
 

@@ -30,7 +30,7 @@ from pyro_vaes.config import FitConfig  # noqa: E402
 from pyro_vaes.data import ArraySplit, VAEData  # noqa: E402
 from pyro_vaes.engine import Trainer  # noqa: E402
 from pyro_vaes.experiments.dpvae import MNIST_REGULARIZERS, regularizer_config  # noqa: E402
-from pyro_vaes.params import param_registration  # noqa: E402
+from pyro_vaes.plumbing.params import param_registration  # noqa: E402
 
 
 def main() -> None:

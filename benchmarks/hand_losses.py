@@ -52,7 +52,7 @@ def kl_normal(loc_q, scale_q, loc_p, scale_p) -> torch.Tensor:
 
 
 def obs_lp(likelihood: str, params: torch.Tensor, x: torch.Tensor, obs_scale: float) -> torch.Tensor:
-    """Σ log p(x | params) over the whole batch (the likelihoods of ``pyro_vaes.likelihoods``)."""
+    """Σ log p(x | params) over the whole batch (the likelihoods of ``pyro_vaes.distributions.likelihoods``)."""
     if likelihood == "bernoulli":
         return -F.binary_cross_entropy_with_logits(params, x, reduction="sum")
     if likelihood == "continuous-bernoulli":

@@ -10,7 +10,7 @@ project's 784-400-… MLP, the UG-VAE family's own; binary 28×28 images, batch 
 conditioned models, two 0/1 attributes for CSVAE/CondVAE): ``engine`` is ``Trainer._step``, exactly what ``pyro-vaes
 fit`` runs per step (every optimizer of the objective, the loss read for the divergence check, Pyro's validation off
 after the first step as in ``fit``); ``pyro`` is that step with every exact fast path off
-(``pyro_vaes.fastpaths.disabled()``: what the engine ran before them); ``hand`` is the same step on deep copies of
+(``pyro_vaes.plumbing.fastpaths.disabled()``: what the engine ran before them); ``hand`` is the same step on deep copies of
 the same modules, its loss written by hand in plain PyTorch (``benchmarks/hand_losses.py``: same networks, same
 estimator, same optimizers). Before timing, the engine's and the hand-written losses are compared on fresh draws:
 value and gradients equal when both draw the same random numbers, means within Monte-Carlo error otherwise
@@ -21,7 +21,7 @@ the paired ratios with their 25th-75th percentiles. Rows ``vae [conv28]`` and ``
 convolutional networks; ``ugvae vs closed form`` compares the enumerated step with the authors' closed-form loss
 (analytic KLs; a different, lower-variance estimator of the same bound, ``benchmarks/ugvae_speed.py``).
 
-**Evaluation.** ``pyro_vaes.evaluation.evaluate`` against the bare encoder/decoder passes it needs and a
+**Evaluation.** ``pyro_vaes.analysis.evaluation.evaluate`` against the bare encoder/decoder passes it needs and a
 hand-written importance sampler (``benchmarks/bench_evaluation.py``), MLP and conv VAEs.
 
 **Metrics.** Items per second of the metrics (reconstruction error against its own floor, the ELBO decomposition,
@@ -51,11 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hand_losses  # noqa: E402
 
-from pyro_vaes import fastpaths  # noqa: E402
 from pyro_vaes.config import FitConfig  # noqa: E402
 from pyro_vaes.data import ArraySplit, VAEData  # noqa: E402
 from pyro_vaes.engine import Trainer  # noqa: E402
-from pyro_vaes.params import param_registration  # noqa: E402
+from pyro_vaes.plumbing import fastpaths  # noqa: E402
+from pyro_vaes.plumbing.params import param_registration  # noqa: E402
 from pyro_vaes.registry import MODELS  # noqa: E402
 
 #: the targets of issue 15 (step time ÷ hand-written loss, batch 128, one CPU thread)
@@ -133,7 +133,7 @@ def hand_copy(tr: Trainer) -> tuple[Any, Any, dict[str, Any], dict[str, torch.op
 def engine_context(register: bool = False, fast: bool = True):
     """What ``fit`` runs every step after the first inside: Pyro's validation off, parameter registration only for
     the svi backend (``register``), the plate fast paths on (``fast=False``: every fast path off,
-    ``pyro_vaes.fastpaths.disabled``: Pyro's own paths, what the engine ran before them)."""
+    ``pyro_vaes.plumbing.fastpaths.disabled``: Pyro's own paths, what the engine ran before them)."""
     with (
         pyro.validation_enabled(False),
         param_registration(register),
@@ -343,7 +343,7 @@ def _step_line(r: dict[str, Any]) -> str:
 def bench_eval(args) -> list[dict[str, Any]]:
     import bench_evaluation as be
 
-    from pyro_vaes.evaluation import evaluate
+    from pyro_vaes.analysis.evaluation import evaluate
 
     g = torch.Generator().manual_seed(0)
     split = ArraySplit((torch.rand(args.eval_examples, 1, 28, 28, generator=g) < 0.15).float())

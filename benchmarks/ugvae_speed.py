@@ -30,10 +30,10 @@ import torch
 from pyro.infer import SVI, TraceEnum_ELBO
 from torch.distributions import Normal, kl_divergence
 
-from pyro_vaes import fastpaths
 from pyro_vaes.guides.ugvae import UGVAEStructuredGuide
 from pyro_vaes.models.ugvae import UGVAE
-from pyro_vaes.params import param_registration
+from pyro_vaes.plumbing import fastpaths
+from pyro_vaes.plumbing.params import param_registration
 
 
 def hand_loss(model, guide, x):

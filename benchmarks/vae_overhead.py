@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hand_losses  # noqa: E402
 import suite  # noqa: E402
 
-from pyro_vaes import fastpaths, likelihoods  # noqa: E402
+from pyro_vaes.distributions import likelihoods  # noqa: E402
+from pyro_vaes.plumbing import fastpaths  # noqa: E402
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from pyro_vaes.models.base import positive_int
 from pyro_vaes.models.chyvae import CHyVAE
 from pyro_vaes.nets import Encoder
 from pyro_vaes.nets.heads import covariance_from_raw, inv_softplus
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 

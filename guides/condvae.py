@@ -23,7 +23,7 @@ from pyro_vaes.models.condvae import CondVAE
 from pyro_vaes.models.csvae import check_binary_labels
 from pyro_vaes.nets import Encoder
 from pyro_vaes.nets.heads import positive_scale
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 #: the labelled encoder without labels averages over every label vector up to this many labels

@@ -26,7 +26,7 @@ from pyro_vaes.models.base import positive_int
 from pyro_vaes.models.csvae import CSVAE, check_binary_labels
 from pyro_vaes.nets import Encoder
 from pyro_vaes.nets.heads import positive_scale
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 

@@ -22,7 +22,7 @@ from pyro_vaes.guides.base import Encoded, GuideBase
 from pyro_vaes.models.gmvae import GMVAE
 from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.nets.ugvae import PreEncoder
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 

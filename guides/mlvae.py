@@ -24,7 +24,7 @@ from pyro_vaes.guides.base import Encoded, GuideBase
 from pyro_vaes.models.mlvae import MLVAE
 from pyro_vaes.nets.heads import product_of_gaussians
 from pyro_vaes.nets.ugvae import PreEncoder
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 

@@ -32,7 +32,7 @@ from pyro_vaes.models.base import positive_int
 from pyro_vaes.models.nvae import NVAE
 from pyro_vaes.nets import Encoder
 from pyro_vaes.nets.heads import positive_scale
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 

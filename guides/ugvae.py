@@ -29,7 +29,7 @@ from pyro_vaes.models.ugvae import UGVAE
 from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.nets.heads import product_of_gaussians
 from pyro_vaes.nets.ugvae import PreEncoder
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 

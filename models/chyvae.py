@@ -24,11 +24,10 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from pyro_vaes import likelihoods
-from pyro_vaes.distributions import InverseWishart
+from pyro_vaes.distributions import InverseWishart, likelihoods
 from pyro_vaes.models.base import ModelBase, positive_int
 from pyro_vaes.nets import Decoder, resolve_arch
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
 

@@ -10,7 +10,7 @@ and the bound (Klys et al., eq. 2) E_q[log p(x | z, y)] − KL(q(z | x, y) ‖ p
 and the decoder (guide ``condvae-labelled``); CondVAE-info (§3.3) is the same model fitted with an encoder that
 ignores the label (guide ``condvae-unlabelled``) and an adversary removing label information from z (objective
 ``condvae-info``). Switching an attribute (§4.3): encode with the true label, decode with the switched one
-(:mod:`pyro_vaes.switch`); the decoder accepts any real y, so a label can be scaled for a stronger attribute.
+(:mod:`pyro_vaes.analysis.switch`); the decoder accepts any real y, so a label can be scaled for a stronger attribute.
 
 Choices where the paper is silent: y enters the decoder concatenated with z; when generating without labels,
 y_i ~ Bernoulli(½) independently.
@@ -24,11 +24,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from pyro_vaes import likelihoods
+from pyro_vaes.distributions import likelihoods
 from pyro_vaes.models.base import ModelBase, positive_int
 from pyro_vaes.models.csvae import check_binary_labels, draw_labels
 from pyro_vaes.nets import Decoder, broadcast_cat, resolve_arch
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
 

@@ -20,7 +20,7 @@ re-implementation (alexlyzhov/latent-subspaces) uses; as in the paper's factoris
 
 W is one sample site ``w`` of size Σ_i dim W_i; subspace i is ``w[..., model.subspace(i)]``. Models with label
 subspaces declare ``subspace_site`` and ``subspace_dims`` and offer :meth:`CSVAE.subspace_prior`, which is all
-:mod:`pyro_vaes.switch` needs to switch an attribute (§4.3).
+:mod:`pyro_vaes.analysis.switch` needs to switch an attribute (§4.3).
 
 Choices where the paper is silent (options): the decoder takes [w, z] concatenated (paper Fig. 1(c)); the
 architecture is the project's shared one for the data's shape (``arch``); when generating without labels,
@@ -36,10 +36,10 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_vaes import likelihoods
+from pyro_vaes.distributions import likelihoods
 from pyro_vaes.models.base import ModelBase, positive_int
 from pyro_vaes.nets import Decoder, broadcast_cat, resolve_arch
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
 W_PRIORS = ("fixed", "learned")
@@ -97,7 +97,7 @@ class CSVAE(ModelBase):
     labels = "binary"
     default_objective = "csvae"
     pyro_name = "csvae"
-    #: the site holding the label subspaces W_1 × … × W_k (read by :mod:`pyro_vaes.switch`)
+    #: the site holding the label subspaces W_1 × … × W_k (read by :mod:`pyro_vaes.analysis.switch`)
     subspace_site = "w"
     example_shape = (1, 12, 12)
     example_args = {"latent_dim": 3, "w_dim": 2, "hidden": 16, "likelihood": "bernoulli"}

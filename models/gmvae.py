@@ -21,7 +21,7 @@ from pyro.ops.indexing import Vindex
 from pyro_vaes.models.base import positive_int
 from pyro_vaes.models.ugvae import BASELINE_OBS_SCALE, DEFAULT_OBS_SCALE, UGVAEBase
 from pyro_vaes.nets.ugvae import ComponentNets, ImageDecoder, resolve_ugvae_arch
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
 

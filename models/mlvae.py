@@ -22,7 +22,7 @@ from pyro_vaes.models.base import global_to_plate, positive_int
 from pyro_vaes.models.ugvae import BASELINE_OBS_SCALE, DEFAULT_OBS_SCALE, UGVAEBase
 from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.nets.ugvae import ImageDecoder, resolve_ugvae_arch
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
 

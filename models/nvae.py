@@ -33,10 +33,10 @@ import pyro.distributions as dist
 import torch
 from torch.nn import functional as F
 
-from pyro_vaes import likelihoods
+from pyro_vaes.distributions import likelihoods
 from pyro_vaes.models.base import ModelBase, positive_int
 from pyro_vaes.nets import Decoder, broadcast_cat, resolve_arch
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
 

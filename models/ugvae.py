@@ -22,11 +22,11 @@ import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
 
-from pyro_vaes import likelihoods
+from pyro_vaes.distributions import likelihoods
 from pyro_vaes.models.base import ModelBase, global_to_plate, positive_int
 from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.nets.ugvae import ComponentNets, ImageDecoder, resolve_ugvae_arch
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
 #: the authors' train.py default observation variance var_x = 0.2 (UG-VAE)

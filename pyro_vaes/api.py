@@ -30,7 +30,7 @@ from pyro_vaes.engine import (
 )
 from pyro_vaes.engine import checkpoint as ckpt
 from pyro_vaes.engine.run_folder import NewRunFolder, check_new_run_target, clean_temporary_files, run_lock
-from pyro_vaes.isolation import eval_mode, isolated_rng
+from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 
 
 @dataclass
@@ -68,13 +68,13 @@ class Run:
         refine_lr: float = 0.1,
     ) -> dict:
         """Held-out evaluation on the first ``max_examples`` test examples (None: all) with ``num_particles``
-        importance samples each (see :func:`pyro_vaes.evaluation.evaluate`), written to ``results.json``.
+        importance samples each (see :func:`pyro_vaes.analysis.evaluation.evaluate`), written to ``results.json``.
 
         ``refine`` > 0 also runs that many steps of local (non-amortized) variational inference on each example's
         variational parameters and reports, under ``refined``, how much they tighten the bound: the refined ELBO,
-        the amortization and approximation gaps (see :func:`pyro_vaes.inference_gap.gaps`)."""
-        from pyro_vaes.evaluation import evaluate
-        from pyro_vaes.inference_gap import gaps
+        the amortization and approximation gaps (see :func:`pyro_vaes.analysis.inference_gap.gaps`)."""
+        from pyro_vaes.analysis.evaluation import evaluate
+        from pyro_vaes.analysis.inference_gap import gaps
 
         if refine < 0:
             raise ValueError(f"refine must be >= 0 steps, got {refine}")
@@ -116,7 +116,7 @@ class Run:
 
     def plot(self, kind: str = "all", out: Path | None = None) -> list[Path]:
         """Write figures (``reconstructions``, ``samples``, ``traversals`` or ``all``) as PNG files."""
-        from pyro_vaes.plots import plot_run
+        from pyro_vaes.analysis.plots import plot_run
 
         return plot_run(self, kind, out)
 

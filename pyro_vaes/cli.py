@@ -139,7 +139,7 @@ def cmd_fit(args) -> int:
 
 def _ess_note(ess: float | None, particles: int) -> str:
     """The effective sample size beside an importance-sampled estimate, and a warning when it is too small to trust."""
-    from pyro_vaes.evaluation import MIN_ESS
+    from pyro_vaes.analysis.evaluation import MIN_ESS
 
     if ess is None:  # results written before the effective sample size was recorded
         return ""
@@ -248,8 +248,8 @@ def _load(args):
 
 
 def cmd_sample(args) -> int:
+    from pyro_vaes.analysis.plots import image_grid
     from pyro_vaes.engine import check_output
-    from pyro_vaes.plots import image_grid
 
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
@@ -274,8 +274,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from pyro_vaes.analysis.plots import PLOTTERS
     from pyro_vaes.engine import check_output
-    from pyro_vaes.plots import PLOTTERS
 
     if args.kind != "all" and args.kind not in PLOTTERS:
         raise ValueError(f"unknown figure kind {args.kind!r}; valid: all, {', '.join(PLOTTERS)}")
@@ -377,7 +377,7 @@ def _add_switch(sub) -> None:
 
 
 def cmd_switch(args) -> int:
-    from pyro_vaes.switch import write_switch
+    from pyro_vaes.analysis.switch import write_switch
 
     run = _load(args)
     path = write_switch(
@@ -525,7 +525,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 
 def cmd_compare(args) -> int:
-    from pyro_vaes.comparison import compare
+    from pyro_vaes.analysis.comparison import compare
 
     settings: dict[str, Any] = {}
     for key in ("steps", "batch_size", "lr"):

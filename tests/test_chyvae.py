@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import pyro_vaes
+from pyro_vaes.analysis.evaluation import site_log_probs
 from pyro_vaes.data.base import ArraySplit, VAEData
-from pyro_vaes.evaluation import site_log_probs
 from pyro_vaes.objectives.chyvae import closed_form_regulariser, dropped_constant
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES, default_guide, guides_for
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 import pyro_vaes
+from pyro_vaes.analysis.inference_gap import gaps
 from pyro_vaes.cli import main
-from pyro_vaes.inference_gap import gaps
-from pyro_vaes.isolation import isolated_rng
+from pyro_vaes.plumbing.isolation import isolated_rng
 
 SMALL = dict(
     data="linear-gaussian",
@@ -60,7 +60,7 @@ def test_the_table_is_the_mean_and_spread_of_the_runs_and_reproducible(compared)
     assert table["guides"]["diagonal"]["amortization_gap"]["sd"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
     run = pyro_vaes.load(out / "runs" / "diagonal-seed0")
     with isolated_rng(12345):  # what compare does for each run after its evaluation: the same numbers again
-        from pyro_vaes.evaluation import evaluate
+        from pyro_vaes.analysis.evaluation import evaluate
 
         evaluate(run.model, run.guide, run.data.test, 20, max_examples=6)
         again = gaps(run.model, run.guide, run.data.test, max_examples=6, refine_steps=8, num_particles=20)
@@ -70,7 +70,7 @@ def test_the_table_is_the_mean_and_spread_of_the_runs_and_reproducible(compared)
 def test_the_figure_marks_an_unreliable_log_likelihood(compared, tmp_path):
     """compare.png says which log p(x) has ESS < 10 (a loose lower bound, so its approximation gap is too small): a
     labelled hollow marker and a hatched approximation-gap bar for that guide only."""
-    from pyro_vaes.comparison import figure
+    from pyro_vaes.analysis.comparison import figure
 
     _, table = compared
     table = json.loads(json.dumps(table))

@@ -234,7 +234,7 @@ def test_particles_are_drawn_once_and_replayed_in_chunks(pair, monkeypatch):
     """Evaluation draws the guide's particles in one pass and replays the model on them chunk by chunk: the chunk
     size changes nothing (same draws, same numbers), and with guide passes capped at 5 particles a run of 12
     particles calls the guide 3 times and gets 12 distinct draws."""
-    from pyro_vaes import evaluation
+    from pyro_vaes.analysis import evaluation
 
     model_name, guide_name = pair
     cls = MODELS.get(model_name)

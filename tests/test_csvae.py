@@ -11,6 +11,7 @@ import torch
 from scipy import stats
 
 import pyro_vaes
+from pyro_vaes.analysis.switch import subspace_points, switch_accuracy, switch_attribute, switch_method
 from pyro_vaes.cli import main
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import ArraySplit, VAEData
@@ -19,7 +20,6 @@ from pyro_vaes.guides.base import posterior_means
 from pyro_vaes.metrics.reconstruction import reconstruct
 from pyro_vaes.objectives.csvae import negative_entropy
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
-from pyro_vaes.switch import subspace_points, switch_accuracy, switch_attribute, switch_method
 
 D = 5  # flat observations
 
@@ -353,7 +353,7 @@ def test_switch_from_the_command_line_writes_once(tmp_path, capsys):
         guide_args={"hidden": 8},
         objective_args={"adversary_hidden": 8},
     )
-    from pyro_vaes.switch import write_switch
+    from pyro_vaes.analysis.switch import write_switch
 
     path = write_switch(run, "a0", 1, n=3, grid=2)
     saved = torch.load(path)

@@ -32,7 +32,7 @@ import torch.distributed as dist
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import iterate_batches
 from pyro_vaes.engine import build, distributed
-from pyro_vaes.params import param_registration
+from pyro_vaes.plumbing.params import param_registration
 
 HERE = Path(__file__).resolve().parent
 
@@ -242,7 +242,7 @@ def test_isolated_rng_restores_and_seeds_only_what_it_forks():
     """The held-out loss's random stream: CPU draws as torch.manual_seed(seed) gives them, the CPU state restored, and
     no seed queued for a CUDA initialisation to come (torch.manual_seed queues one when CUDA is not initialised, which
     no fork undoes)."""
-    from pyro_vaes.isolation import isolated_rng
+    from pyro_vaes.plumbing.isolation import isolated_rng
 
     torch.manual_seed(11)
     before, queued = torch.get_rng_state(), list(torch.cuda._lazy_seed_tracker.get_calls())

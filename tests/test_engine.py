@@ -173,7 +173,7 @@ def test_skipping_param_registration_changes_nothing_but_the_param_store():
 
     from pyro_vaes.engine import build_component
     from pyro_vaes.objectives.elbo import ELBO
-    from pyro_vaes.params import param_registration
+    from pyro_vaes.plumbing.params import param_registration
     from pyro_vaes.registry import GUIDES, MODELS
 
     model = build_component(MODELS, "vae", (5,), latent_dim=2, likelihood="gaussian")

@@ -12,9 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from pyro_vaes.data import ArraySplit, load_dataset
-from pyro_vaes.engine import build_component
-from pyro_vaes.evaluation import (
+from pyro_vaes.analysis.evaluation import (
     MIN_ESS,
     effective_sample_size,
     evaluate,
@@ -24,6 +22,8 @@ from pyro_vaes.evaluation import (
     particle_estimates,
     site_log_probs,
 )
+from pyro_vaes.data import ArraySplit, load_dataset
+from pyro_vaes.engine import build_component
 from pyro_vaes.guides.base import GuideBase
 from pyro_vaes.models.base import ModelBase, global_to_plate
 from pyro_vaes.registry import GUIDES, MODELS

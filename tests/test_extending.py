@@ -21,7 +21,7 @@ from pyro_vaes.guides.base import GuideBase
 from pyro_vaes.models.base import ModelBase
 from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.objectives.base import AuxiliaryNetwork, Objective
-from pyro_vaes.params import register
+from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
 
 

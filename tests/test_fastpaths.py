@@ -1,4 +1,4 @@
-"""The training step's fast paths (pyro_vaes/fastpaths.py) change no number that matters: gradients bitwise those of
+"""The training step's fast paths (pyro_vaes/plumbing/fastpaths.py) change no number that matters: gradients bitwise those of
 Pyro's own paths for every registered model, guide and objective, so parameters after any number of steps are bit
 for bit the same; loss values equal to float32 rounding.
 
@@ -22,11 +22,11 @@ from test_contract import CASES, _config, _data, _ids
 from torch import nn
 
 import pyro_vaes
-from pyro_vaes import fastpaths
 from pyro_vaes.config import FitConfig
 from pyro_vaes.engine import build
 from pyro_vaes.objectives.base import scale_latents
-from pyro_vaes.params import param_registration
+from pyro_vaes.plumbing import fastpaths
+from pyro_vaes.plumbing.params import param_registration
 
 
 def _losses_and_grads(parts, x, y, seed=0):

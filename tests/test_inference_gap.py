@@ -17,10 +17,10 @@ import pytest
 import torch
 from helpers import example_data
 
+from pyro_vaes.analysis.inference_gap import RefinedGuide, bounds, gaps, local_parameters, refine
 from pyro_vaes.data import ArraySplit, load_dataset
 from pyro_vaes.engine import build_component
-from pyro_vaes.inference_gap import RefinedGuide, bounds, gaps, local_parameters, refine
-from pyro_vaes.isolation import isolated_rng
+from pyro_vaes.plumbing.isolation import isolated_rng
 from pyro_vaes.registry import GUIDES, MODELS, guides_for
 
 

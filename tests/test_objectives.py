@@ -8,8 +8,8 @@ import pyro
 import pytest
 import torch
 
+from pyro_vaes.analysis.evaluation import site_log_probs
 from pyro_vaes.engine import build_component
-from pyro_vaes.evaluation import site_log_probs
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
 
 
@@ -140,7 +140,7 @@ def test_trace_until_runs_a_program_only_up_to_the_site():
     comes back with its distribution but no draw, nothing after it runs, and the random stream moved by one draw."""
     import pyro.distributions as dist
 
-    from pyro_vaes.tracing import trace_until
+    from pyro_vaes.plumbing.tracing import trace_until
 
     ran = []
 

@@ -90,3 +90,23 @@ def test_registry_module_imports_no_component():
 def test_public_api():
     assert callable(pyro_vaes.fit) and callable(pyro_vaes.load)
     assert pyro_vaes.__version__ == importlib.metadata.version("pyro-vaes")
+
+
+def test_moved_import_paths_keep_working():
+    """0.1.0's flat module paths import the same module object as the new grouped ones, with a DeprecationWarning."""
+    import importlib
+    import sys
+    import warnings
+
+    from pyro_vaes._moved import MOVED
+
+    for old, new in MOVED.items():
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new), old
+        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught), old
+    from pyro_vaes import evaluation  # the package-attribute form too
+
+    assert evaluation is importlib.import_module("pyro_vaes.analysis.evaluation")

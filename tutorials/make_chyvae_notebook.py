@@ -32,7 +32,7 @@ import torch
 
 import pyro_vaes
 from pyro_vaes.distributions import InverseWishart
-from pyro_vaes.evaluation import site_log_probs
+from pyro_vaes.analysis.evaluation import site_log_probs
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
 
 SMOKE = os.environ.get("PYRO_VAES_SMOKE", "0") == "1"

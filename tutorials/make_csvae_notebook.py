@@ -17,7 +17,7 @@ beard), and a subspace $Z$ that holds **nothing** about the labels. Changing an 
 point in $W_i$ while keeping $z$.
 
 This notebook derives the objective, lands on the Pyro code of `pyro_vaes` (`models/csvae.py`,
-`guides/csvae.py`, `pyro_vaes/objectives/csvae.py`, `pyro_vaes/switch.py`), fits the paper's Swiss roll and
+`guides/csvae.py`, `pyro_vaes/objectives/csvae.py`, `pyro_vaes/analysis/switch.py`), fits the paper's Swiss roll and
 switches an attribute. Set `PYRO_VAES_SMOKE=1` to run everything with tiny settings (about half a minute).
 """)
 
@@ -34,7 +34,7 @@ import torch
 import pyro_vaes
 from pyro_vaes.objectives.csvae import negative_entropy
 from pyro_vaes.registry import GUIDES, MODELS, OBJECTIVES
-from pyro_vaes.switch import encode_means, switch_attribute
+from pyro_vaes.analysis.switch import encode_means, switch_attribute
 
 SMOKE = os.environ.get("PYRO_VAES_SMOKE", "0") == "1"
 pyro.set_rng_seed(0)
@@ -208,7 +208,7 @@ md(r"""
 ## 4. Switching an attribute (paper §4.3)
 
 CSVAE changes attribute $j$ of $x$ by keeping $\mu_{\phi_1}(x)$ and putting a chosen point $p$ in $W_j$:
-$G(x, p) = \mathbb E[x \mid z = \mu_{\phi_1}(x), w_j = p]$. `pyro_vaes.switch` does it through the model/guide
+$G(x, p) = \mathbb E[x \mid z = \mu_{\phi_1}(x), w_j = p]$. `pyro_vaes.analysis.switch` does it through the model/guide
 contract for every model — latent arithmetic for a VAE, a label swap for CondVAE — and, for a 2-D subspace,
 proposes a grid of points centred at the prior mean of the target label. Below: test points with $y = 0$
 switched to $y = 1$ at the centre of that grid, drawn in data space.

@@ -23,8 +23,8 @@ import pyro_vaes
 from pyro_vaes.data import ArraySplit, load_dataset
 from pyro_vaes.engine import build_component
 from pyro_vaes.registry import MODELS, GUIDES
-from pyro_vaes.inference_gap import local_parameters, refine, bounds, gaps
-from pyro_vaes.isolation import isolated_rng
+from pyro_vaes.analysis.inference_gap import local_parameters, refine, bounds, gaps
+from pyro_vaes.plumbing.isolation import isolated_rng
 SMOKE = os.environ.get("PYRO_VAES_SMOKE") == "1"
 torch.manual_seed(0)
 """)
@@ -45,7 +45,7 @@ amortization gap is what the encoder loses by predicting parameters instead of o
 **Finding $q^*$.** Start from the encoder's output $\lambda_0 = \phi(x)$ and take gradient steps on $\lambda$ alone
 (model and networks fixed), maximising the reparameterised $\mathcal L$ — *local* variational inference, one
 $\lambda$ per datum, vectorized over a batch (Adam's updates are elementwise, so the batch's summed bound optimises
-each datum independently). `pyro_vaes.inference_gap.refine` does this for **any** guide of the zoo: it traces the
+each datum independently). `pyro_vaes.analysis.inference_gap.refine` does this for **any** guide of the zoo: it traces the
 guide twice with different random streams; the sites whose distribution parameters come out identical depend on
 $x$ alone, and those parameters are $\lambda$. A site conditioned on another sampled latent (UG-VAE's $q(d\mid z)$,
 CHyVAE's $q(\Sigma \mid z)$) keeps its conditional network, which is part of the family.
@@ -65,7 +65,7 @@ messenger, so the refined guide is still a Pyro guide — the same evaluation co
 """)
 code("""
 import inspect
-from pyro_vaes.inference_gap import LocalParameters
+from pyro_vaes.analysis.inference_gap import LocalParameters
 print(inspect.getsource(LocalParameters))
 """)
 md(r"""

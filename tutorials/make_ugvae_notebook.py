@@ -89,7 +89,7 @@ item — the KL of $\beta$ (paper eq. 10-11). The sum over $k$ is exact: that is
 plate) with weights $q(d_i \mid z_i)$ and samples $z$ and $\beta$ once. The authors' code replaces the two
 Gaussian log-ratios by analytic KLs. Because $d$ is a leaf of the guide (nothing else in it depends on $d$), the
 whole bound is one weighted sum, $\sum_{\text{sites}} \mathbb{E}_{q(d)}[\log p - \log q]$: the engine's `enum-elbo`
-computes it so (`pyro_vaes.fastpaths.LeanTraceEnum_ELBO`), skipping `TraceEnum_ELBO`'s general contraction
+computes it so (`pyro_vaes.plumbing.fastpaths.LeanTraceEnum_ELBO`), skipping `TraceEnum_ELBO`'s general contraction
 machinery — the same value, gradients equal to float rounding.
 """)
 

@@ -18,7 +18,7 @@ import torch, pyro
 import pyro_vaes
 from pyro_vaes.engine import build_component
 from pyro_vaes.registry import MODELS, GUIDES, OBJECTIVES
-from pyro_vaes.evaluation import site_log_probs, log_likelihood_is
+from pyro_vaes.analysis.evaluation import site_log_probs, log_likelihood_is
 SMOKE = os.environ.get("PYRO_VAES_SMOKE") == "1"
 pyro.set_rng_seed(0)
 """)

@@ -16,9 +16,9 @@ from typing import Any
 import pyro
 import torch
 
-from pyro_vaes import likelihoods
 from pyro_vaes.config import CONFIG_VERSION, FitConfig, coerce
 from pyro_vaes.data import VAEData, load_dataset
+from pyro_vaes.distributions import likelihoods
 from pyro_vaes.registry import DATASETS, GUIDES, MODELS, OBJECTIVES, Registry, check_guide_fits, default_guide
 
 #: constructor parameters filled in by the engine, never by the user

@@ -35,7 +35,6 @@ import torch
 from pyro import poutine
 from tqdm.auto import tqdm
 
-from pyro_vaes import fastpaths
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import VAEData, iterate_batches
 from pyro_vaes.engine import checkpoint as ckpt
@@ -43,8 +42,9 @@ from pyro_vaes.engine import distributed
 from pyro_vaes.engine.build import build
 from pyro_vaes.engine.learner import Learner
 from pyro_vaes.engine.run_folder import CHECKPOINT, METRICS
-from pyro_vaes.isolation import eval_mode, isolated_rng
-from pyro_vaes.params import param_registration
+from pyro_vaes.plumbing import fastpaths
+from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
+from pyro_vaes.plumbing.params import param_registration
 
 
 class TrainingDiverged(RuntimeError):
@@ -337,7 +337,7 @@ class Trainer:
                 self.ranks.seed_step(c.seed, step, p.device)  # under torchrun: noise from (seed, step, rank)
                 # Pyro's argument and support checks run on the first step of each process (they catch
                 # model/guide/data mistakes) and are off afterwards: they cost ~0.3-5 ms a step
-                # once the checks are off, plates skip two no-op pieces of bookkeeping (pyro_vaes/fastpaths.py: bitwise
+                # once the checks are off, plates skip two no-op pieces of bookkeeping (pyro_vaes/plumbing/fastpaths.py: bitwise
                 # the same gradients)
                 with (
                     pyro.validation_enabled(first_step),

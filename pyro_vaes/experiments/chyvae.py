@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
+from pyro_vaes.analysis.plots import image_grid, save_figure
 from pyro_vaes.experiments.common import command, fit, resolve_settings
-from pyro_vaes.isolation import isolated_rng
 from pyro_vaes.metrics.reconstruction import reconstruction_error
-from pyro_vaes.plots import image_grid, save_figure
+from pyro_vaes.plumbing.isolation import isolated_rng
 from pyro_vaes.registry import EXPERIMENTS
 
 PAPER = {

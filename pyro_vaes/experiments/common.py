@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from pyro_vaes.plots import image_grid, save_figure
+from pyro_vaes.analysis.plots import image_grid, save_figure
 
 SCALE_NAMES = ("tiny", "small", "full")
 
@@ -118,7 +118,7 @@ def image_grid_figure(
     col_labels: Sequence[str] | None = None,
     row_labels: Sequence[str] | None = None,
 ) -> Path:
-    """(rows, cols, C, H, W) images in [0, 1] as one titled, labelled PNG (:func:`pyro_vaes.plots.image_grid`)."""
+    """(rows, cols, C, H, W) images in [0, 1] as one titled, labelled PNG (:func:`pyro_vaes.analysis.plots.image_grid`)."""
     return image_grid(
         images.flatten(0, 1),
         images.shape[1],

@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from pyro_vaes.analysis.plots import save_figure
+from pyro_vaes.analysis.switch import encode_means, subspace_points, switch_accuracy, switch_attribute
 from pyro_vaes.data import load_dataset
 from pyro_vaes.experiments.common import (
     command,
@@ -51,9 +53,7 @@ from pyro_vaes.experiments.common import (
     say,
     write_results,
 )
-from pyro_vaes.plots import save_figure
 from pyro_vaes.registry import EXPERIMENTS
-from pyro_vaes.switch import encode_means, subspace_points, switch_accuracy, switch_attribute
 
 PAPER = "Klys, Snell & Zemel, NeurIPS 2018"
 
@@ -125,7 +125,7 @@ def fresh_classifier_accuracy(
 @torch.no_grad()
 def swiss_switch_accuracy(run, data, label: str, grid: int) -> dict[str, float]:
     """Method 1 with the label rule itself as the classifier (exact on the Swiss roll): test points switched to
-    the other label at a ``grid`` × ``grid`` grid of points in W (:func:`pyro_vaes.switch.subspace_points`,
+    the other label at a ``grid`` × ``grid`` grid of points in W (:func:`pyro_vaes.analysis.switch.subspace_points`,
     reference = the training set); the fraction whose decoded point satisfies the target label, averaged over
     the grid and at its centre (the prior mean of the target label)."""
     from pyro_vaes.data.procedural import _SWISS_RULES

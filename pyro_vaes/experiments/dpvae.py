@@ -53,10 +53,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from pyro_vaes.analysis.plots import image_grid, save_figure
 from pyro_vaes.distributions.flows import generation_space
 from pyro_vaes.experiments.common import command, fit, resolve_settings, say, write_results
-from pyro_vaes.isolation import eval_mode, isolated_rng
-from pyro_vaes.plots import image_grid, save_figure
+from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 from pyro_vaes.registry import EXPERIMENTS
 
 # Table 1 of the paper, MNIST column: FID, FID on low-posterior samples, symmetric KL, "NLL" (an averaged negative

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from pyro_vaes.analysis.plots import save_figure
 from pyro_vaes.data import load_dataset
 from pyro_vaes.data.base import data_root as resolve_root
 from pyro_vaes.experiments.common import (
@@ -54,9 +55,8 @@ from pyro_vaes.experiments.common import (
     write_results,
 )
 from pyro_vaes.guides.base import posterior_means
-from pyro_vaes.isolation import eval_mode, isolated_rng
 from pyro_vaes.metrics.classifier import Recipe, accuracy, train_classifier
-from pyro_vaes.plots import save_figure
+from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 from pyro_vaes.registry import EXPERIMENTS
 
 PAPER = "Antorán & Miguel, Disentangling and Learning Robust Representations with Natural Clustering (ICMLA 2019)"

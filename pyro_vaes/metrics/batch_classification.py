@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pyro_vaes.guides.base import posterior_means
-from pyro_vaes.isolation import eval_mode
+from pyro_vaes.plumbing.isolation import eval_mode
 
 KERNELS = ("linear", "rbf")
 

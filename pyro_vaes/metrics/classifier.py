@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pyro_vaes.data import VAEData, iterate_batches
-from pyro_vaes.isolation import isolated_rng
+from pyro_vaes.plumbing.isolation import isolated_rng
 
 KINDS = ("class", "binary")
 CACHE_ENV = "PYRO_VAES_CACHE"

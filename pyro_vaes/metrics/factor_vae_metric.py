@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 
 from pyro_vaes.data.base import FactorSource
-from pyro_vaes.isolation import eval_mode
+from pyro_vaes.plumbing.isolation import eval_mode
 
 VARIANTS = {
     "chyvae": dict(batch_size=200, num_train=800, num_eval=800, num_variance_estimate=5000, prune_threshold=None),

@@ -48,9 +48,9 @@ import torch
 from torch.distributions import Independent, MultivariateNormal, Normal
 
 from pyro_vaes.distributions.flows import generation_space
-from pyro_vaes.isolation import eval_mode, isolated_rng
 from pyro_vaes.metrics.classifier import Recipe, cached_classifier
-from pyro_vaes.tracing import trace_until
+from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
+from pyro_vaes.plumbing.tracing import trace_until
 
 # -- sample-based divergences -------------------------------------------------------------------------------------
 

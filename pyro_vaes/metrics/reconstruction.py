@@ -15,7 +15,7 @@ import pyro.poutine as poutine
 import torch
 
 from pyro_vaes.guides.base import posterior_means
-from pyro_vaes.isolation import eval_mode
+from pyro_vaes.plumbing.isolation import eval_mode
 
 
 @torch.no_grad()

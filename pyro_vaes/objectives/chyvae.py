@@ -44,8 +44,8 @@ import pyro.poutine as poutine
 import torch
 
 from pyro_vaes.objectives.base import Objective, check_particles
+from pyro_vaes.plumbing.tracing import trace_until
 from pyro_vaes.registry import OBJECTIVES
-from pyro_vaes.tracing import trace_until
 
 
 def dropped_constant(nu: float, psi: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,8 @@ import pyro.infer as infer
 import torch
 from pyro.infer.util import get_dependent_plate_dims, torch_sum
 
-from pyro_vaes.fastpaths import LeanTrace_ELBO, LeanTraceEnum_ELBO
 from pyro_vaes.objectives.base import Objective, check_particles
+from pyro_vaes.plumbing.fastpaths import LeanTrace_ELBO, LeanTraceEnum_ELBO
 from pyro_vaes.registry import OBJECTIVES
 
 

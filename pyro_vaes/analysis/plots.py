@@ -21,8 +21,8 @@ import torch
 from matplotlib.figure import Figure
 
 from pyro_vaes.guides.base import posterior_means
-from pyro_vaes.isolation import eval_mode, isolated_rng
 from pyro_vaes.metrics.reconstruction import reconstruct
+from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 
 
 def _to_image(x: torch.Tensor, nrow: int) -> torch.Tensor:

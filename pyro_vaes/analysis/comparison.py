@@ -1,6 +1,6 @@
 """Compare variational families on one model: fit every guide with the same data, budget and seeds (or reuse run
 folders), evaluate all of them on the same test examples with the same particles, split each one's inference gap
-into its approximation and amortization parts (:mod:`pyro_vaes.inference_gap`), time their training steps side by
+into its approximation and amortization parts (:mod:`pyro_vaes.analysis.inference_gap`), time their training steps side by
 side, and write a table (``compare.md``, ``compare.json``) and a figure (``compare.png``).
 
     pyro-vaes compare vae --guides diagonal,full-covariance --data mnist --seeds 0,1,2 --steps 2000 --out cmp
@@ -129,13 +129,13 @@ def compare(
     ``lr``, ``model_args``, ``data_args``), each guide trained with ``objective`` or, when None, its own default
     objective; or ``runs``, finished run folders of one model on one dataset. Every run is evaluated on the first
     ``max_examples`` test examples with ``num_particles`` importance samples, its local parameters refined for
-    ``refine_steps`` steps (:func:`pyro_vaes.inference_gap.gaps`), and its training step timed side by side with the
+    ``refine_steps`` steps (:func:`pyro_vaes.analysis.inference_gap.gaps`), and its training step timed side by side with the
     others'. Per guide the table holds the mean and the spread (standard deviation) over seeds of each number."""
+    from pyro_vaes.analysis.evaluation import evaluate
+    from pyro_vaes.analysis.inference_gap import gaps
     from pyro_vaes.api import fit, load
     from pyro_vaes.config import FitConfig
-    from pyro_vaes.evaluation import evaluate
-    from pyro_vaes.inference_gap import gaps
-    from pyro_vaes.isolation import isolated_rng
+    from pyro_vaes.plumbing.isolation import isolated_rng
     from pyro_vaes.registry import GUIDES, MODELS, guides_for
 
     out = Path(out)

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from pyro_vaes.guides.base import posterior_means
-from pyro_vaes.isolation import eval_mode
+from pyro_vaes.plumbing.isolation import eval_mode
 
 METHODS = ("latent-arithmetic", "label-swap", "subspace")
 OTHERS = ("keep", "zero")
@@ -380,8 +380,8 @@ def write_switch(run, attribute: int | str, to: int, out=None, overwrite: bool =
     unless ``overwrite``, a run folder's own files always. Returns the path written."""
     from pathlib import Path
 
+    from pyro_vaes.analysis.plots import image_grid
     from pyro_vaes.engine import check_output
-    from pyro_vaes.plots import image_grid
 
     j = attribute_index(run.data.label_names, attribute)
     name = run.data.label_names[j] if run.data.label_names else str(j)

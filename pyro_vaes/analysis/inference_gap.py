@@ -22,7 +22,7 @@ statements (a Pyro messenger), so it works for any guide, vectorized over a batc
 so optimising the batch's summed ELBO optimises every datum's parameters independently.
 
 Every quantity is a Monte-Carlo estimate and comes with its standard error: L from the same vectorized pass the
-evaluation uses (guide-enumerated discrete sites summed exactly, see :mod:`pyro_vaes.evaluation`), log p(x) by
+evaluation uses (guide-enumerated discrete sites summed exactly, see :mod:`pyro_vaes.analysis.evaluation`), log p(x) by
 importance sampling with the refined guide as the proposal (closer to the posterior than the amortized one, so
 the tighter estimate; the amortized proposal's is reported beside it — taking the larger of the two per datum
 would bias the estimate upwards by selecting on noise). Since the
@@ -42,7 +42,7 @@ import torch
 from pyro.poutine.messenger import Messenger
 from torch.distributions import Distribution, Independent, biject_to, constraints, transform_to
 
-from pyro_vaes.evaluation import (
+from pyro_vaes.analysis.evaluation import (
     MIN_ESS,
     effective_sample_size,
     latent_sites,
@@ -50,7 +50,7 @@ from pyro_vaes.evaluation import (
     particle_chunks,
     site_log_probs,
 )
-from pyro_vaes.isolation import eval_mode, isolated_rng
+from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 
 Params = dict[str, dict[str, torch.Tensor]]
 
@@ -308,7 +308,7 @@ def gaps(
     10 % of steps), ``refined_sites`` and ``log_likelihood_reliable`` (median ESS of the chosen estimate ≥
     ``MIN_ESS``). Models with batch-level latents are refined and evaluated in batches of one (per-datum numbers,
     comparable with i.i.d. models)."""
-    from pyro_vaes.evaluation import _progress
+    from pyro_vaes.analysis.evaluation import _progress
 
     if guide is None:
         raise ValueError("the model has no guide: there is no variational family to decompose")

@@ -43,8 +43,8 @@ import torch
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from pyro_vaes.isolation import eval_mode
 from pyro_vaes.metrics.reconstruction import reconstruct
+from pyro_vaes.plumbing.isolation import eval_mode
 
 
 def _in_data_plate(site: dict) -> bool:

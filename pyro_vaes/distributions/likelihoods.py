@@ -14,7 +14,7 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
-from pyro_vaes import fastpaths
+from pyro_vaes.plumbing import fastpaths
 
 LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
 

@@ -41,13 +41,21 @@ class Entry:
 
 
 class Registry:
-    """A name -> component table with helpful errors."""
+    """A name -> component table with helpful errors. ``meta`` names the keyword arguments :meth:`register` takes
+    besides ``help`` (e.g. a guide's ``models`` and ``default_for``); any other is refused, so a typo such as
+    ``default_fro=`` fails at import instead of being ignored."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, meta: tuple[str, ...] = ()):
         self.kind = kind
+        self.meta_keys = tuple(meta)
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, help: str = "", **meta: Any) -> Callable[[Any], Any]:
+        unknown = sorted(set(meta) - set(self.meta_keys))
+        if unknown:
+            takes = ", ".join(("help", *self.meta_keys))
+            raise TypeError(f"{self.kind.upper()}S.register({name!r}) takes no {', '.join(unknown)}; it takes: {takes}")
+
         def decorator(obj: Any) -> Any:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
@@ -86,9 +94,12 @@ class Registry:
 
 
 MODELS = Registry("model")
-GUIDES = Registry("guide")
+#: ``models``: the models a guide is written for; ``default_for``: those of them it is the default guide of
+GUIDES = Registry("guide", meta=("models", "default_for"))
 OBJECTIVES = Registry("objective")
-DATASETS = Registry("dataset")
+#: ``kind``: where the data comes from (synthetic, procedural, real, ...); ``shape``: one datum's shape as text;
+#: ``factors``: the ground-truth factor names, where the dataset has them
+DATASETS = Registry("dataset", meta=("kind", "shape", "factors"))
 EXPERIMENTS = Registry("experiment")
 
 

@@ -205,18 +205,14 @@ def test_generative_metrics_for_a_fitted_run(tmp_path, monkeypatch):
         generative_metrics(run, n=40, features="inception")
 
 
-@pytest.mark.slow
-def test_inception_features_from_a_weights_file(tmp_path):
-    """The Inception path with a weights file (random weights: the code path, not the numbers; ~5 s, so slow)."""
-    from torchvision.models import inception_v3
-
+def test_inception_features_refuse_a_file_that_is_not_the_fid_weights(tmp_path):
+    """FID's features come from pytorch-fid's weights only (the architecture is checked against pytorch-fid in
+    tests/test_fid_inception.py): any other file is refused with one line, a missing one too."""
     from pyro_vaes.metrics.generative import inception_features
 
-    torch.manual_seed(0)
     path = tmp_path / "inception.pt"
-    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), path)
-    net = inception_features(str(path))
-    f = net.features(torch.rand(2, 1, 28, 28))
-    assert f.shape == (2, 2048) and net.record["weights_sha1"]
+    torch.save({"fc.weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(ValueError, match="is not pytorch-fid's pt_inception-2015-12-05-6726825d.pth"):
+        inception_features(str(path))
     with pytest.raises(FileNotFoundError, match="cannot be downloaded"):
         inception_features(str(tmp_path / "absent.pt"))

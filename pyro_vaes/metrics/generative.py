@@ -28,19 +28,17 @@ the code's prior density or decode a code alone need a model whose only latent i
 * **Fréchet distance** ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{1/2}) between Gaussians fitted to features
   (:func:`frechet_distance`). Inception weights cannot be downloaded here, so the default feature network is the
   project's fixed classifier trained on the data set itself (:mod:`pyro_vaes.metrics.classifier`, 128 features,
-  cached per data set and recipe); torchvision's Inception-v3 (2048 pool features) is used when the user gives its
-  weights file. Every number records which network gave it. torchvision's ImageNet Inception is not the TF "FID
-  Inception" of pytorch-fid, so even those numbers are not comparable to published FIDs; and FID needs thousands of
-  samples (default 5,000; a Gaussian fit to few samples is biased upward).
+  cached per data set and recipe): its numbers rank models but are not on the published scale. Given pytorch-fid's
+  weights file (``inception_weights``), the FID Inception network (:mod:`pyro_vaes.metrics.fid_inception`, 2048
+  pool features) gives FIDs on the published scale. Every number records which network gave it. FID needs
+  thousands of samples (default 5,000; a Gaussian fit to few samples is biased upward).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,44 +155,14 @@ def classifier_features(
 
 
 def inception_features(weights: str, device: str = "cpu") -> FeatureNetwork:
-    """torchvision's Inception-v3 with the user's weights file (a ``torchvision.models.inception_v3`` state_dict,
-    loaded weights-only): 2048 pool features of images repeated to 3 channels, resized to 299×299 and normalised
-    with the ImageNet statistics (the network's ``transform_input`` then maps them to its own)."""
-    from torch import nn
-    from torch.nn import functional as F
-    from torchvision.models import inception_v3
+    """The FID Inception network (:mod:`pyro_vaes.metrics.fid_inception`: pytorch-fid's port of TensorFlow's
+    ``inception-2015-12-05``, the features published FIDs use) from the user's weights file, checked by SHA-256:
+    2048 pool features of images in [0, 1]."""
+    from pyro_vaes.metrics.fid_inception import load_fid_inception
 
-    path = Path(weights).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"Inception weights file {path} does not exist (Inception weights cannot be downloaded "
-            "here: give the path of a torchvision inception_v3 state_dict, or use the default "
-            "classifier features)"
-        )
-    net = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    net.fc = nn.Identity()
-    net.eval().to(device)
-    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
-
-    def embed(x: torch.Tensor) -> torch.Tensor:
-        x = x.to(device)
-        if x.shape[1] == 1:
-            x = x.repeat(1, 3, 1, 1)
-        x = F.interpolate(x.clamp(0, 1), size=(299, 299), mode="bilinear", align_corners=False)
-        return net((x - mean) / std)
-
-    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:12]
-    return FeatureNetwork(
-        embed,
-        {
-            "network": "torchvision inception_v3 (user weights)",
-            "weights": str(path),
-            "weights_sha1": digest,
-            "features": "2048 pool features",
-        },
-    )
+    net, record = load_fid_inception(weights)
+    net.to(device)
+    return FeatureNetwork(lambda x: net(x.to(device)), record)
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor, network: FeatureNetwork) -> dict[str, Any]:
@@ -409,8 +377,8 @@ def generative_metrics(
         if features == "inception":
             if inception_weights is None:
                 raise ValueError(
-                    "features='inception' needs inception_weights=PATH (a torchvision inception_v3 "
-                    "state_dict; the weights cannot be downloaded here)"
+                    "features='inception' needs inception_weights=PATH (pytorch-fid's "
+                    "pt_inception-2015-12-05-6726825d.pth; the weights cannot be downloaded here)"
                 )
             network = inception_features(inception_weights, str(model.device))
         elif features == "classifier":

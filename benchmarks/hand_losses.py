@@ -1,31 +1,42 @@
-"""Every registered model's default training step written by hand in plain PyTorch: the floor its Pyro step is
-measured against (``benchmarks/suite.py``) and an independent computation of its loss (``tests/test_benchmarks.py``).
+"""Models' default training steps written by hand in plain PyTorch: the floor a Pyro step is measured against
+(``benchmarks/suite.py``) and an independent computation of its loss (``tests/test_benchmarks.py``).
 
-Each hand loss runs the **same networks** (the model's and guide's own modules, reached through their attributes)
-and computes the **same estimator** as the model's default guide and objective: the same reparameterised draws in
-the same order, discrete latents summed out where the Pyro objective enumerates them, analytic KLs where it uses
-them. What it leaves out is everything Pyro adds: effect handlers, traces, distribution objects, plates. Log
-densities are written as formulas (no ``torch.distributions`` objects, no argument validation).
+**Optional per model.** A hand loss is registered here with ``@register("model")``; the suite times the engine step
+of every registered model and compares it with a hand loss only where one is registered (its table says "no
+hand-written floor" otherwise), and the test checks every registered hand loss against the engine's loss. Adding a
+model to the zoo needs no edit here; writing its hand loss adds a floor to its row.
+
+Each hand loss runs the **same networks** as the model's default guide and objective and computes the **same
+estimator**: the same reparameterised draws in the same order, discrete latents summed out where the Pyro objective
+enumerates them, analytic KLs where it uses them. What it leaves out is everything Pyro adds: effect handlers,
+traces, distribution objects, plates. Log densities are written as formulas (no ``torch.distributions`` objects,
+no argument validation). It reaches the guide through the public contract (``encode(x, y)``) where that gives
+exactly the parameters the guide samples from; where it does not (a site conditioned on another sampled latent:
+GM-VAE's and UG-VAE's ``d``, UG-VAE's ``beta``; CHyVAE, whose ``encode`` also builds q(Σ | μ)) it calls the guide's
+own public helpers (``local``, ``d_logits``, ``beta_params``; ``encoder`` and ``encode_z``). The model side reads
+the likelihood's parameters (``decoder``, ``params``, ``generator``), not the contract's ``decode`` (which gives
+E[x | latents], not the logits the likelihood is written on), and the priors' own helpers (``components``,
+``prior_z``, ``subspace_prior``, ``psi``/``nu``).
 
 Where the Pyro step draws randomness its loss never reads (N-VAE's guide draws π ~ Dir(α̂(x)), which the default
 bound never reads), the hand loss does not draw it; N-VAE draws π after z, so the values still match draw for draw.
 (CHyVAE's closed form traces its guide only up to Σ, so it draws no Σ.) ``same_draws`` says whether the values match
 draw for draw; otherwise they match in expectation only.
 
-``HAND[model]`` is a :class:`Hand`: ``losses(modules, x, y)`` -> the loss of each optimizer in step order, as the
-engine steps them (``main``: model and guide; an auxiliary network's own loss).
+``HAND[model]`` is a :class:`Hand`: ``fn(model, guide, aux, x, y)`` -> the loss of each optimizer in step order, as
+the engine steps them (``main``: model and guide; an auxiliary network's own loss).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from pyro_vaes.nets.heads import covariance_from_raw, positive_scale
 from pyro_vaes.objectives.chyvae import closed_form_regulariser
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -65,42 +76,79 @@ def onehot(y: torch.Tensor, k: int, like: torch.Tensor) -> torch.Tensor:
     return F.one_hot(y.long(), k).to(like.dtype)
 
 
+#: the suite's networks for a model's row unless its hand loss says otherwise: the project's MLP
+MLP_ARGS: dict[str, Any] = {"arch": "mlp"}
+
+
+@dataclass(frozen=True)
+class Hand:
+    """A model's hand-written step: ``fn(model, guide, aux, x, y)`` -> {optimizer name: loss tensor, or a callable
+    giving it when its turn comes}, in the order the optimizers step; ``same_draws``: the Pyro step draws exactly
+    these random numbers in this order (else only the expectations agree); ``model_args``: the model arguments of
+    the suite's row (the networks the hand loss is timed on)."""
+
+    fn: Callable
+    same_draws: bool = True
+    model_args: dict[str, Any] = field(default_factory=lambda: dict(MLP_ARGS))
+
+
+#: model name -> its hand-written step; filled by :func:`register`. A model without one is timed without a floor.
+HAND: dict[str, Hand] = {}
+
+
+def register(
+    model: str, *, same_draws: bool = True, model_args: dict[str, Any] | None = None
+) -> Callable[[Callable], Callable]:
+    """Decorator: ``fn`` is the hand-written step of ``model`` (see :class:`Hand`). Optional per model: the suite
+    times every registered model's engine step and compares it with a hand loss only where one is registered here."""
+
+    def add(fn: Callable) -> Callable:
+        if model in HAND:
+            raise ValueError(f"a hand-written step for {model!r} is already registered ({HAND[model].fn.__name__})")
+        HAND[model] = Hand(fn, same_draws, dict(MLP_ARGS if model_args is None else model_args))
+        return fn
+
+    return add
+
+
 # -- the models --------------------------------------------------------------------------------------------------
+@register("vae")
 def vae(m, g, aux, x, y):
     """Trace_ELBO with the diagonal guide: −[log p(x|z) + log N(z; 0, I) − log q(z|x)], one draw."""
-    h = g.encoder(x)
-    loc, scale = g.loc(h), positive_scale(g.raw_scale(h))
+    q = g.encode(x)["z"]
+    loc, scale = q["loc"], q["scale"]
     z = loc + scale * torch.randn_like(loc)
     recon = obs_lp(m.likelihood, m.decoder(z), x, m.obs_scale)
     return {"main": -(recon + std_normal_lp(z).sum() - normal_lp(z, loc, scale).sum())}
 
 
+@register("cvae")
 def cvae(m, g, aux, x, y):
     """Trace_ELBO with q(z | x, y): the VAE's terms, decoder and encoder head fed onehot(y)."""
-    loc, scale = g._given(g.encoder(x), y)
+    q = g.encode(x, y)["z"]
+    loc, scale = q["loc"], q["scale"]
     z = loc + scale * torch.randn_like(loc)
     recon = obs_lp(m.likelihood, m.decoder(torch.cat([z, onehot(y, m.num_classes, z)], -1)), x, m.obs_scale)
     return {"main": -(recon + std_normal_lp(z).sum() - normal_lp(z, loc, scale).sum())}
 
 
+@register("condvae")
 def condvae(m, g, aux, x, y):
     """Trace_ELBO with q(z | x, y) for binary labels."""
-    hy = torch.cat([g.encoder(x), y.to(x.dtype)], -1)
-    loc, scale = g.loc(hy), positive_scale(g.raw_scale(hy))
+    q = g.encode(x, y)["z"]
+    loc, scale = q["loc"], q["scale"]
     z = loc + scale * torch.randn_like(loc)
     recon = obs_lp(m.likelihood, m.decoder(torch.cat([z, y.to(z.dtype)], -1)), x, m.obs_scale)
     return {"main": -(recon + std_normal_lp(z).sum() - normal_lp(z, loc, scale).sum())}
 
 
+@register("csvae")
 def csvae(m, g, aux, x, y):
     """CSVAE: β1·(−log p(x|w,z)) + β2·KL(q(w|x,y) ‖ p(w|y)) + β3·KL(q(z|x) ‖ N(0,I)) + β4·Σ −H(q_δ(y|z)), δ
     frozen; the adversary's step: β5·Σ CE(q_δ(y | z), y) on the same (detached) codes."""
     obj = aux["objective"]
-    hz = g.z_encoder(x)
-    z_loc, z_scale = g.z_loc(hz), positive_scale(g.z_raw_scale(hz))
-    hw = hz if g.w_encoder is None else g.w_encoder(x)
-    hwy = torch.cat([hw, y.to(hw.dtype)], -1)
-    w_loc, w_scale = g.w_loc(hwy), positive_scale(g.w_raw_scale(hwy))
+    q = g.encode(x, y)
+    z_loc, z_scale, w_loc, w_scale = q["z"]["loc"], q["z"]["scale"], q["w"]["loc"], q["w"]["scale"]
     z = z_loc + z_scale * torch.randn_like(z_loc)
     w = w_loc + w_scale * torch.randn_like(w_loc)
     p_loc, p_scale = m.subspace_prior(y)
@@ -122,13 +170,12 @@ def csvae(m, g, aux, x, y):
     return {"main": -obj.beta1 * recon + kl + obj.beta4 * neg_entropy, "adversary": adversary_loss}
 
 
+@register("chyvae")
 def chyvae(m, g, aux, x, y):
     """The authors' closed form (−log p(x|z) − R(x), eq. 41 with B = 1): z ~ N(μ(x), S(x)), a second draw z̃ for
     q(Σ | z̃) = IW(Ψ + z̃z̃ᵀ, ν + 1), the same two draws as the Pyro objective (which draws no Σ either)."""
-    h = g.encoder(x)
-    loc = g.loc(h)
-    cov = covariance_from_raw(g.raw_tril(h), g.latent_dim)
-    L = torch.linalg.cholesky(cov)
+    q = g.encode_z(g.encoder(x))  # encode() would also build q(Σ | μ), which the step never reads
+    loc, cov, L = q["loc"], q["covariance"], q["scale_tril"]
     z = loc + (L @ torch.randn_like(loc).unsqueeze(-1)).squeeze(-1)
     z_tilde = loc + (L @ torch.randn_like(loc).unsqueeze(-1)).squeeze(-1)
     recon = obs_lp(m.likelihood, m.decoder(z), x, m.obs_scale)
@@ -141,6 +188,7 @@ def _obs_ugvae(m, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return obs_lp(m.likelihood, params, x, m.obs_scale)
 
 
+@register("gmvae", model_args={})
 def gmvae(m, g, aux, x, y):
     """TraceEnum_ELBO with d enumerated in the guide: z, w drawn; Σ_k q(k | z, w) [log p(k) + log p(z | k, w)
     − log q(k | z, w)] exactly."""
@@ -161,6 +209,7 @@ def gmvae(m, g, aux, x, y):
     return {"main": -elbo}
 
 
+@register("ugvae", model_args={})
 def ugvae(m, g, aux, x, y):
     """TraceEnum_ELBO with the structured guide: z drawn, π(z), β ~ q(β | X, Z) drawn once for the batch, d summed
     out exactly under q(d | z)."""
@@ -183,9 +232,11 @@ def ugvae(m, g, aux, x, y):
     return {"main": -elbo}
 
 
+@register("mlvae", model_args={})
 def mlvae(m, g, aux, x, y):
     """Trace_ELBO with q(C | X) the product of the items' Gaussians: C drawn once for the batch, then every s_i."""
-    s_loc, s_scale, c_loc, c_scale = g.params(x)
+    q = g.encode(x)
+    s_loc, s_scale, c_loc, c_scale = q["s"]["loc"], q["s"]["scale"], q["c"]["loc"], q["c"]["scale"]
     c = c_loc + c_scale * torch.randn_like(c_loc)
     s = s_loc + s_scale * torch.randn_like(s_loc)
     raw = m.decoder(torch.cat([s, c.expand(s.shape[0], -1)], -1))
@@ -199,12 +250,12 @@ def mlvae(m, g, aux, x, y):
     return {"main": -elbo}
 
 
+@register("nvae")
 def nvae(m, g, aux, x, y):
     """N-VAE's bound (nll-bound, analytic KL): −log p(x | z, y) + KL(q(z|x) ‖ N(0, I)) − log q(y | x), q(y | x) =
     α̂_y / Σ_k α̂_k. (The Pyro guide also draws π ~ Dir(α̂), which this bound never reads.)"""
-    h = g.encoder(x)
-    loc, scale = g.loc(h), positive_scale(g.raw_scale(h))
-    a_hat = F.softplus(g.raw_concentration(h)) + g.min_concentration
+    q = g.encode(x)
+    loc, scale, a_hat = q["z"]["loc"], q["z"]["scale"], q["pi"]["concentration"]
     z = loc + scale * torch.randn_like(loc)
     recon = obs_lp(m.likelihood, m.params(z, y), x, m.obs_scale)
     log_qy = a_hat.gather(-1, y.long().unsqueeze(-1)).squeeze(-1).log() - a_hat.sum(-1).log()
@@ -231,6 +282,7 @@ def _frozen(net, *inputs):
             p.requires_grad_(True)
 
 
+@register("cgan")
 def cgan(m, g, aux, x, y):
     """Discriminator step −Σ[log D(x, y) + log(1 − D(G(z, y), y))], then the generator's −Σ log D(G(z, y), y)."""
     d = aux["discriminator"]
@@ -243,6 +295,7 @@ def cgan(m, g, aux, x, y):
     return {"discriminator": disc, "main": lambda: _bce(_frozen(d, _fake(m, y), y), 1.0)}
 
 
+@register("acgan")
 def acgan(m, g, aux, x, y):
     """AC-GAN: the discriminator's source and class losses on real and detached fakes, then the generator's."""
     d, w = aux["discriminator"], aux["objective"].class_weight
@@ -260,31 +313,6 @@ def acgan(m, g, aux, x, y):
         return _bce(source, 1.0) + w * F.cross_entropy(classes, y, reduction="sum")
 
     return {"discriminator": disc, "main": gen}
-
-
-@dataclass
-class Hand:
-    """A model's hand-written step: ``fn(model, guide, aux, x, y)`` -> {optimizer name: loss tensor, or a callable
-    giving it when its turn comes}, in the order the optimizers step; ``same_draws``: the Pyro step draws exactly
-    these random numbers in this order (else only the expectations agree)."""
-
-    fn: Callable
-    same_draws: bool = True
-
-
-HAND: dict[str, Hand] = {
-    "vae": Hand(vae),
-    "cvae": Hand(cvae),
-    "condvae": Hand(condvae),
-    "csvae": Hand(csvae),
-    "chyvae": Hand(chyvae),
-    "gmvae": Hand(gmvae),
-    "ugvae": Hand(ugvae),
-    "mlvae": Hand(mlvae),
-    "nvae": Hand(nvae),
-    "cgan": Hand(cgan),
-    "acgan": Hand(acgan),
-}
 
 
 def hand_step(

@@ -35,7 +35,11 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     data = suite.make_data(args.model)
-    tr = suite.make_trainer(args.model, data, 128, {} if args.model in suite._OWN_MLP else {"arch": "mlp"})
+    if args.model not in hand_losses.HAND:
+        p.error(
+            f"no hand-written loss is registered for {args.model!r} (benchmarks/hand_losses.py): nothing to profile against"
+        )
+    tr = suite.make_trainer(args.model, data, 128, suite.row_args(args.model))
     x, y = data.train.batch(torch.arange(128))
     obj, m, g = tr.parts.objective, tr.parts.model, tr.parts.guide
     aux = {n: net.module for n, net in obj.networks().items()}

@@ -1,5 +1,5 @@
-"""The benchmark suite: every registered model's training step against its hand-written PyTorch floor, evaluation
-against its floor, the metrics' throughput. One command runs it all:
+"""The benchmark suite: every registered model's training step (against its hand-written PyTorch floor where one is
+registered), evaluation against its floor, the metrics' throughput. One command runs it all:
 
     OMP_NUM_THREADS=1 python benchmarks/suite.py                       # ~15 minutes on one core
     OMP_NUM_THREADS=1 python benchmarks/suite.py --quick               # fewer rounds, a smoke run
@@ -12,7 +12,10 @@ fit`` runs per step (every optimizer of the objective, the loss read for the div
 after the first step as in ``fit``); ``pyro`` is that step with every exact fast path off
 (``pyro_vaes.plumbing.fastpaths.disabled()``: what the engine ran before them); ``hand`` is the same step on deep copies of
 the same modules, its loss written by hand in plain PyTorch (``benchmarks/hand_losses.py``: same networks, same
-estimator, same optimizers). Before timing, the engine's and the hand-written losses are compared on fresh draws:
+estimator, same optimizers). The hand loss is optional per model: a model registered in the zoo without one in
+``hand_losses.HAND`` gets its row all the same (``engine`` and ``pyro`` timed against each other, its networks the
+model's defaults, on 28×28 binary images or its ``example_shape`` if it refuses them), marked "no hand-written
+floor". Before timing, the engine's and the hand-written losses are compared on fresh draws:
 value and gradients equal when both draw the same random numbers, means within Monte-Carlo error otherwise
 (``check``). Timing interleaves the three step by step (the order rotated at every step, on the same batches) and
 measures each step's CPU time on its thread, so that the shared machine's slow spells fall on all three alike; step
@@ -172,7 +175,9 @@ def check(tr: Trainer, name: str, x, y, draws: int = 20) -> dict[str, Any]:
     """Compare the engine's losses with the hand-written ones on the same modules (no step taken). Same draws:
     the largest relative difference of the values and of the main loss's gradients. Otherwise: the difference of
     the means over ``draws`` seeds in units of its standard error."""
-    hand = hand_losses.HAND[name]
+    hand = hand_losses.HAND.get(name)
+    if hand is None:
+        raise KeyError(f"no hand-written loss is registered for {name!r} (benchmarks/hand_losses.py)")
     params = [p for m in (tr.parts.model, tr.parts.guide) if m is not None for p in m.parameters()]
     if hand.same_draws:
         torch.manual_seed(123)
@@ -247,32 +252,57 @@ def summary(times: dict[str, list[float]], a: str, b: str) -> dict[str, float]:
     }
 
 
-#: the UG-VAE family's own MLP ("k_vae": 784-hidden-...) is their default on 28×28 images
-_OWN_MLP = {"ugvae", "gmvae", "mlvae"}
-STEP_CASES = [  # (row, model, model_args, target): every model on MLP networks, two on the 28×28 conv nets
-    *[(m, m, {} if m in _OWN_MLP else {"arch": "mlp"}, TARGET_MLP) for m in hand_losses.HAND],
+#: the note of a row whose model has no hand-written loss registered
+NO_FLOOR = "no hand-written floor"
+#: rows on the 28×28 convolutional networks, beside the MLP rows: (row, model, model_args, target)
+CONV_CASES = [
     ("vae [conv28]", "vae", {"arch": "conv28"}, TARGET_CONV),
     ("cvae [conv28]", "cvae", {"arch": "conv28"}, TARGET_CONV),
 ]
 
 
+def row_args(model: str) -> dict[str, Any]:
+    """The model arguments of ``model``'s row: its hand loss's (the project's MLP; the UG-VAE family's own MLP,
+    "k_vae", is their default on 28×28 images), or the model's defaults where no hand loss is registered."""
+    hand = hand_losses.HAND.get(model)
+    return dict(hand.model_args) if hand is not None else {}
+
+
+def row_shape(model: str) -> tuple[int, ...]:
+    """Binary 28×28 images, or the model's ``example_shape`` where it refuses them."""
+    cls = MODELS.get(model)
+    return (1, 28, 28) if cls.accepts((1, 28, 28), cls.labels) is None else tuple(cls.example_shape)
+
+
+def step_cases() -> list[tuple[str, str, dict[str, Any], float | None]]:
+    """(row, model, model_args, target) for every model registered now (read at run time, so a model registered
+    after this module was imported gets its row): those with a hand loss in its registration order, the others
+    by name, then the conv rows; no target without a hand-written floor."""
+    names = MODELS.names()
+    models = [m for m in hand_losses.HAND if m in names] + [m for m in names if m not in hand_losses.HAND]
+    rows = [(m, m, row_args(m), TARGET_MLP if m in hand_losses.HAND else None) for m in models]
+    return rows + [c for c in CONV_CASES if c[1] in hand_losses.HAND]
+
+
 def bench_steps(args) -> list[dict[str, Any]]:
     rows = []
     wanted = None if args.models is None else set(args.models.split(","))
-    for row, model, model_args, target in STEP_CASES:
+    for row, model, model_args, target in step_cases():
         if wanted is not None and model not in wanted and row not in wanted:
             continue
-        data = make_data(model)
+        data = make_data(model, shape=row_shape(model))
         tr = make_trainer(model, data, args.batch, model_args)
         idx = [torch.arange(i * args.batch, (i + 1) * args.batch) for i in range(3)]
         batches = [data.train.batch(i) for i in idx]
-        exact = check(tr, model, *batches[0], draws=args.draws)
-        m, g, aux, opts = hand_copy(tr)
-        fns = {
-            "engine": engine_step(tr),
-            "hand": lambda x, y: hand_losses.hand_step(model, m, g, aux, opts, x, y),
-            "pyro": engine_step(make_trainer(model, data, args.batch, model_args), fast=False),
-        }
+        fns = {"engine": engine_step(tr)}
+        has_hand = model in hand_losses.HAND
+        if has_hand:
+            exact = check(tr, model, *batches[0], draws=args.draws)
+            m, g, aux, opts = hand_copy(tr)
+            fns["hand"] = lambda x, y: hand_losses.hand_step(model, m, g, aux, opts, x, y)
+        else:
+            exact = {"ok": None, "note": NO_FLOOR}
+        fns["pyro"] = engine_step(make_trainer(model, data, args.batch, model_args), fast=False)
         times = alternate(fns, batches, args.rounds, args.steps)
         res = {
             "row": row,
@@ -282,9 +312,12 @@ def bench_steps(args) -> list[dict[str, Any]]:
             "arch": getattr(tr.parts.model, "arch", None),
             "target": target,
             "check": exact,
-            **summary(times, "engine", "hand"),
-            "without_fastpaths": summary(times, "pyro", "hand"),
         }
+        if has_hand:
+            res.update(summary(times, "engine", "hand"), without_fastpaths=summary(times, "pyro", "hand"))
+        else:  # the engine against itself with its fast paths off: what there is to compare without a floor
+            vs = summary(times, "engine", "pyro")
+            res.update(hand_ms=None, engine_ms=vs["engine_ms"], ratio=None, vs_without_fastpaths=vs)
         rows.append(res)
         print(_step_line(res), flush=True)
         if model == "ugvae":
@@ -321,6 +354,12 @@ def _ugvae_closed_form(tr: Trainer, batches, args) -> dict[str, Any]:
 
 def _step_line(r: dict[str, Any]) -> str:
     c = r["check"]
+    if r.get("hand_ms") is None:
+        vs = r["vs_without_fastpaths"]
+        return (
+            f"{r['row']:<22} {NO_FLOOR}  engine {r['engine_ms']:7.2f} ms  without fast paths {vs['pyro_ms']:7.2f} ms  "
+            f"engine / without {vs['ratio']:.3f} [{vs['ratio_q1']:.3f}, {vs['ratio_q3']:.3f}]"
+        )
     if c.get("ok") is None:
         chk = "n/a"
     elif c["same_draws"]:

@@ -1,4 +1,4 @@
-"""Write tutorials/chyvae.ipynb (run: python tutorials/make_chyvae_notebook.py [--execute])."""
+"""Write tutorials/chyvae.ipynb (run: python tutorials/make_chyvae_notebook.py [--execute] [--out DIR])."""
 
 from notebook_cells import Notebook
 

@@ -1,4 +1,4 @@
-"""Write tutorials/csvae.ipynb (run: python tutorials/make_csvae_notebook.py [--execute])."""
+"""Write tutorials/csvae.ipynb (run: python tutorials/make_csvae_notebook.py [--execute] [--out DIR])."""
 
 from notebook_cells import Notebook
 

@@ -1,4 +1,4 @@
-"""Write tutorials/dpvae.ipynb (run: python tutorials/make_dpvae_notebook.py [--execute])."""
+"""Write tutorials/dpvae.ipynb (run: python tutorials/make_dpvae_notebook.py [--execute] [--out DIR])."""
 
 from notebook_cells import Notebook
 

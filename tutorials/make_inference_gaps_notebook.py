@@ -1,4 +1,5 @@
-"""Writes tutorials/inference_gaps.ipynb (run: python tutorials/make_inference_gaps_notebook.py [--execute])."""
+"""Writes tutorials/inference_gaps.ipynb
+(run: python tutorials/make_inference_gaps_notebook.py [--execute] [--out DIR])."""
 
 from notebook_cells import Notebook
 

@@ -1,4 +1,4 @@
-"""Write tutorials/nvae.ipynb (run: python tutorials/make_nvae_notebook.py [--execute])."""
+"""Write tutorials/nvae.ipynb (run: python tutorials/make_nvae_notebook.py [--execute] [--out DIR])."""
 
 from notebook_cells import Notebook
 

@@ -1,4 +1,4 @@
-"""Generate tutorials/ugvae.ipynb (run: python tutorials/make_ugvae_notebook.py [--execute])."""
+"""Generate tutorials/ugvae.ipynb (run: python tutorials/make_ugvae_notebook.py [--execute] [--out DIR])."""
 
 from notebook_cells import Notebook
 

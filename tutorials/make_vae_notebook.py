@@ -1,4 +1,4 @@
-"""Writes tutorials/vae.ipynb (run: python tutorials/make_vae_notebook.py [--execute])."""
+"""Writes tutorials/vae.ipynb (run: python tutorials/make_vae_notebook.py [--execute] [--out DIR])."""
 
 from notebook_cells import Notebook
 

@@ -227,7 +227,7 @@ def test_training_changes_parameters_evaluate_and_reload(objective, guide, tmp_p
     res = run.evaluate(num_particles=5, write=False)
     assert math.isfinite(res["elbo"]) and set(res["kl"]) == {"sigma", "z"}
     loaded = pyro_vaes.load(tmp_path / "r", dataset=data)
-    for a, b in zip(run.model.parameters(), loaded.model.parameters()):
+    for a, b in zip(run.model.parameters(), loaded.model.parameters(), strict=True):
         assert torch.equal(a, b)
 
 

@@ -33,7 +33,7 @@ def test_learns_an_easy_task_and_is_cached(tmp_path, monkeypatch):
     assert (tmp_path / "classifiers" / f"{record['cache_key']}.pt").exists()
     again, record2 = cached_classifier(data, {"n": 400}, recipe)  # read back from the cache, weights only
     assert record2["cache_key"] == record["cache_key"]
-    for a, b in zip(net.state_dict().values(), again.state_dict().values()):
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert classifier_key("quadrants", {"n": 400}, Recipe(steps=151, batch_size=64)) != record["cache_key"]
     assert net.embed(xte[:5]).shape == (5, 128)

@@ -58,7 +58,8 @@ def _state(*modules):
 
 
 def _assert_same_state(before, after):
-    for a, b in zip(before, after):
+    assert len(before) == len(after), f"{len(before)} modules before, {len(after)} after"
+    for a, b in zip(before, after, strict=True):
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), f"{k} changed"

@@ -267,7 +267,7 @@ def test_series_batches_hold_their_series():
         seen.add(b.group)
     assert seen == {0, 1, 2, 3}
     again = list(series_batches(sp, 40, gen(4), batch_size=128))
-    assert all(torch.equal(a.x, c.x) and a.group == c.group for a, c in zip(batches, again))
+    assert all(torch.equal(a.x, c.x) and a.group == c.group for a, c in zip(batches, again, strict=True))
 
 
 def _const_data(name, value, n=300, y=None, label_names=None):
@@ -301,6 +301,7 @@ def test_attribute_batches():
     d = _const_data("attrs", 0.0, y=y, label_names=["Eyeglasses", "Male"])
     with_ = list(attribute_batches(d, "Male", 5, 32, gen(), present=True, split="train"))
     without = list(attribute_batches(d, "Male", 5, 32, gen(), present=False, split="train"))
+    assert len(with_) == len(without) == 5 and all(len(b.labels) == 32 for b in with_ + without)
     assert all((b.labels[:, 1] == 1).all() and b.group == 1 for b in with_)
     assert all((b.labels[:, 1] == 0).all() and b.group == 0 for b in without)
     with pytest.raises(ValueError, match="Smiling"):

@@ -52,7 +52,9 @@ def test_mnist_shapes_and_label_counts(mnist):
 
 
 def test_mnist_series_batches_real(mnist):
-    for b in series_batches(mnist.test, 4, torch.Generator().manual_seed(0)):
+    batches = list(series_batches(mnist.test, 4, torch.Generator().manual_seed(0)))
+    assert len(batches) == 4
+    for b in batches:
         assert b.x.shape == (128, 1, 28, 28) and 0 <= b.group < 4 and b.labels.max() <= 9
 
 
@@ -111,7 +113,9 @@ def test_mixed_domain_batches_celeba_yaleb():
     need("CroppedYale")
     c = load_dataset("celeba", root=str(root), n_train=64, n_test=8, size=32)
     yb = load_dataset("yaleb", root=str(root), n_train=64, n_test=8, size=32, channels=3)
-    for b in domain_batches(c, yb, 3, 32, torch.Generator().manual_seed(0), mode="mixed"):
+    batches = list(domain_batches(c, yb, 3, 32, torch.Generator().manual_seed(0), mode="mixed"))
+    assert len(batches) == 3
+    for b in batches:
         assert b.x.shape == (32, 3, 32, 32) and set(b.labels.tolist()) <= {0, 1}
     with pytest.raises(ValueError, match="channels=3"):
         next(

@@ -204,11 +204,11 @@ def test_flow_vae_evaluates_plots_resumes_and_loads(tmp_path):
     paths = run.plot("all", out=tmp_path / "fig")
     assert {p.name for p in paths} >= {"traversals.png", "generation-traversals.png", "samples.png"}
     loaded = pyro_vaes.load(run.run_dir, dataset=data)
-    for a, b in zip(run.model.state_dict().values(), loaded.model.state_dict().values()):
+    for a, b in zip(run.model.state_dict().values(), loaded.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     resumed = pyro_vaes.fit(resume=run.run_dir, dataset=data, steps=8, progress=False)
     straight = pyro_vaes.fit(**cfg, out=tmp_path / "s", **{**TINY, "steps": 8})
-    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 

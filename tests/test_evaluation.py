@@ -177,7 +177,7 @@ def test_evaluation_does_not_change_parameters_or_training_rng(linear_vae):
     data = load_dataset("linear-gaussian", seed=1, n_train=50, n_test=40, dim=6, latent_dim=2)
     evaluate(model, guide, data.test, num_particles=20)
     after = list(model.parameters()) + list(guide.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert len(before) == len(after) > 0 and all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert all(p.grad is None for p in after)
 
 

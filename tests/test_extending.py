@@ -175,7 +175,7 @@ def test_toy_trains_checkpoints_resumes_exactly_loads_and_evaluates(model, objec
     full = pyro_vaes.fit(model=model, objective=objective, dataset=data, steps=8, out=tmp_path / "full", **SETTINGS)
     pyro_vaes.fit(model=model, objective=objective, dataset=data, steps=4, out=tmp_path / "half", **SETTINGS)
     resumed = pyro_vaes.fit(resume=tmp_path / "half", steps=8, dataset=data, progress=False, figures=False)
-    for a, b in zip(_params(full), _params(resumed)):
+    for a, b in zip(_params(full), _params(resumed), strict=True):
         assert torch.equal(a, b)
     rows = [
         {k: v for k, v in json.loads(r).items() if k != "seconds"}
@@ -183,7 +183,7 @@ def test_toy_trains_checkpoints_resumes_exactly_loads_and_evaluates(model, objec
     ]
     assert rows == [{k: v for k, v in r.items() if k != "seconds"} for r in full.history]
     loaded = pyro_vaes.load(tmp_path / "full", dataset=data)
-    for a, b in zip(_params(full), _params(loaded)):
+    for a, b in zip(_params(full), _params(loaded), strict=True):
         assert torch.equal(a, b)
     res = loaded.evaluate(num_particles=4, write=False)
     assert res["n"] == len(data.test)

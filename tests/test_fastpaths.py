@@ -46,7 +46,7 @@ def _losses_and_grads(parts, x, y, seed=0):
 
 
 def _assert_bitwise(ga, gb):
-    for a, b in zip(ga, gb):
+    for a, b in zip(ga, gb, strict=True):
         assert (a is None) == (b is None)
         if a is not None:
             assert torch.equal(a, b)
@@ -177,7 +177,7 @@ def test_training_with_the_fast_paths_gives_the_same_parameters(tmp_path, model,
             )
         params.append([p.detach().clone() for m in (run.model, run.guide) for p in m.parameters()])
     if model == "ugvae":  # LeanTraceEnum_ELBO: gradients equal to float32 rounding, not bitwise (see below)
-        for a, b in zip(*params):
+        for a, b in zip(*params, strict=True):
             assert torch.allclose(a, b, rtol=0, atol=1e-5), (a - b).abs().max()
     else:
         _assert_bitwise(*params)
@@ -231,7 +231,7 @@ def test_lean_trace_enum_elbo_is_trace_enum_elbo(model, guide, lean):
         return
     assert torch.allclose(later[0], pyro_path[0], rtol=1e-12)
     scale = max(float(b.abs().max()) for b in pyro_path[1] if b is not None)
-    for a, b in zip(later[1], pyro_path[1]):
+    for a, b in zip(later[1], pyro_path[1], strict=True):
         assert (a is None) == (b is None)
         if a is not None:  # relative to the largest gradient: a gradient that is ~0 is rounding noise on both sides
             assert torch.allclose(a, b, rtol=1e-10, atol=1e-12 * scale), (a - b).abs().max()

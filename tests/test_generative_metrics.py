@@ -121,7 +121,7 @@ def test_leakage_on_a_case_with_a_known_answer():
     z = s * torch.randn(n, d, generator=g, dtype=torch.float64)
     std = Normal(torch.zeros((), dtype=torch.float64), 1.0)
     curve = leakage_curve(Normal(0.0, s).log_prob(z).sum(-1), std.log_prob(z).sum(-1), thresholds)
-    for v, se, c in zip(curve["score"], curve["score_se"], closed):
+    for v, se, c in zip(curve["score"], curve["score_se"], closed, strict=True):
         assert abs(v - c) < 4 * se + 1e-9, (v, c, se)
     assert curve["fraction"][0] > curve["fraction"][1] > curve["fraction"][2] > 0
     # the default thresholds have the stated prior tail probabilities
@@ -134,7 +134,7 @@ def test_leakage_on_a_case_with_a_known_answer():
     params = guide.encode(torch.randn(50, 3))["z"]
     params = {k: v.detach() for k, v in params.items()}
     run_curve = leakage(model, params, n=n, thresholds=thresholds)
-    for v, se, c in zip(run_curve["score"], run_curve["score_se"], closed):
+    for v, se, c in zip(run_curve["score"], run_curve["score_se"], closed, strict=True):
         assert abs(v - c) < 4 * se + 1e-6, (v, c, se)
 
 

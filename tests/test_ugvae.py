@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pyro.poutine as poutine
@@ -378,7 +379,7 @@ def test_fit_model_writes_a_run_folder_that_loads_and_evaluates(tmp_path, name):
     )
     assert cfg.data_args == {"binarize": "none", "n_train": 64, "n_test": 32}
     loaded = pyro_vaes.load(run.run_dir, dataset=data)
-    for a, b in zip(run.guide.state_dict().values(), loaded.guide.state_dict().values()):
+    for a, b in zip(run.guide.state_dict().values(), loaded.guide.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     res = loaded.evaluate(num_particles=4, max_examples=8, write=False)
     assert np.isfinite(res["log_likelihood"])
@@ -443,6 +444,9 @@ def test_mnist_series_experiment_tiny(tmp_path, shared_data):
         f"{m}:{t}" for m in ("ugvae", "mlvae", "gmvae") for t in ("series only", "series + random")
     }
     assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").exists()
+    assert sorted(Path(f) for f in table["figures"]) == sorted(
+        Path("figures", f"tsne_{m}.png") for m in ("ugvae", "mlvae", "gmvae")
+    )
     assert all((tmp_path / f).exists() for f in table["figures"])
     _check_runs(tmp_path, table, ("ugvae", "mlvae", "gmvae"))
 
@@ -454,6 +458,12 @@ def test_other_experiments_tiny(tmp_path, shared_data, name):
     from pyro_vaes.registry import EXPERIMENTS
 
     table = EXPERIMENTS.get(name)(tmp_path, "tiny", 0, str(shared_data))
+    figures = {  # tiny: UG-VAE's grids for the first two clusters
+        "ugvae-sampling": ["ugvae_sampling_cluster0", "ugvae_sampling_cluster1", "mlvae_sampling"],
+        "ugvae-celeba-attributes": [f"tsne_{m}_{t}" for m in ("ugvae", "mlvae") for t in ("gender", "hair")],
+        "ugvae-domains": ["tsne_domains", "interpolation"],
+    }
+    assert sorted(Path(f) for f in table["figures"]) == sorted(Path("figures", f"{n}.png") for n in figures[name])
     assert all((tmp_path / f).exists() for f in table["figures"])
     models = {
         "ugvae-sampling": ("ugvae", "mlvae"),

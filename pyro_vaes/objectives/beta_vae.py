@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pyro.infer as infer
 import torch
 
-from pyro_vaes.objectives.base import Objective, check_particles, scale_latents
+from pyro_vaes.objectives.base import Objective, check_particles, scale_sites
 from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO
 from pyro_vaes.registry import OBJECTIVES
 
@@ -18,10 +18,10 @@ ESTIMATORS = {"meanfield": infer.TraceMeanField_ELBO, "trace": infer.Trace_ELBO,
 class BetaVAEH(Objective):
     """β-VAE (Higgins et al., 2017, eq. 4): E_q[log p(x | z)] − β KL(q(z | x) ‖ p(z)).
 
-    β multiplies every latent site's log-density in model and guide (:class:`ScaleLatents`), so it composes with
-    any model and ELBO estimator. ``estimator``: ``auto`` (default: ``enum`` where the model sums out a discrete
-    site, ``meanfield`` for a mean-field guide, else ``trace``), ``meanfield`` (analytic KL where registered),
-    ``trace`` (sampled) or ``enum``.
+    β multiplies every latent site's log-density in model and guide (:class:`~pyro_vaes.objectives.base.ScaleSites`
+    with one weight), so it composes with any model and ELBO estimator. ``estimator``: ``auto`` (default: ``enum``
+    where the model sums out a discrete site, ``meanfield`` for a mean-field guide, else ``trace``), ``meanfield``
+    (analytic KL where registered), ``trace`` (sampled) or ``enum``.
     """
 
     requires = frozenset({"guide"})
@@ -37,7 +37,7 @@ class BetaVAEH(Objective):
         self.num_particles = check_particles(num_particles)
 
     def model_and_guide(self) -> tuple[Callable, Callable]:
-        return scale_latents(self.model.model, self.beta), scale_latents(self.guide.guide, self.beta)
+        return scale_sites(self.model.model, self.beta), scale_sites(self.guide.guide, self.beta)
 
     def make_elbo(self) -> infer.ELBO:
         estimator = self.estimator

@@ -24,12 +24,13 @@ loss adds −γ · L(r_ψ(z), y) (the encoder *maximises* the adversary's cross-
 adversary minimises L. ``penalty="negative-entropy"`` uses CSVAE's term instead.
 
 Both are built on :class:`~pyro_vaes.objectives.terms.RegularizedELBO`: one traced pass gives the
-reconstruction, the KL per site and the sampled codes. The weights β1–β3 are :class:`ScaleSites` — a
-``poutine.scale`` per named site, applied to the model **and** the guide — so every term the shared computation
-reads (and the ``svi`` backend's Pyro loss) carries its weight. The adversary term is the ``regularizer`` hook,
-evaluated with **detached** adversary parameters (``torch.func.functional_call``), so the main step never
-writes gradients into the adversary; the adversary's step sees **detached** codes, so it never writes
-gradients into the encoder.
+reconstruction, the KL per site and the sampled codes. The weights β1–β3 are
+:class:`~pyro_vaes.objectives.base.ScaleSites` — a ``poutine.scale`` per named site, applied to the model **and**
+the guide — so every term the shared computation reads (and the ``svi`` backend's Pyro loss) carries its weight.
+The adversary term is the ``regularizer`` hook, evaluated with **detached** adversary parameters
+(:func:`~pyro_vaes.objectives.base.frozen_call`), so the main step never writes gradients into the adversary; the
+adversary's step sees **detached** codes — those the main step drew for the same batch, handed over by
+:meth:`~pyro_vaes.objectives.terms.RegularizedELBO.handoff_codes` — so it never writes gradients into the encoder.
 
 Notes. Every term is summed over the batch (per-datum β as in the paper). Adam is invariant to a constant
 factor on a loss, so β5 (the weight of the adversary's own loss, stepped by its own Adam) changes nothing but
@@ -41,45 +42,19 @@ run's ``aux_lr`` unless ``adversary_lr`` is given (the paper uses one Adam setti
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from pyro.poutine.messenger import Messenger
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional as F
 
 from pyro_vaes.models.csvae import check_binary_labels
-from pyro_vaes.objectives.base import AuxiliaryNetwork
+from pyro_vaes.objectives.base import (
+    AuxiliaryNetwork,
+    ScaleSites,  # noqa: F401 (importable from here, as in 0.2.0)
+    frozen_call,
+    scale_sites,
+)
 from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO
 from pyro_vaes.registry import OBJECTIVES
-
-
-class ScaleSites(Messenger):
-    """``poutine.scale`` per named sample site: multiplies the log-density of each site in ``scales`` by its
-    factor (others untouched). Applied to the model and the guide, a KL term of :func:`elbo_terms` — analytic
-    (scaled by the guide-side scale) or sampled (log q − log p) — carries the weight, as does the likelihood."""
-
-    def __init__(self, scales: dict[str, float]):
-        super().__init__()
-        for name, s in scales.items():
-            if not s > 0:
-                raise ValueError(f"the weight of site {name!r} must be > 0, got {s}")
-        self.scales = dict(scales)
-
-    def _process_message(self, msg: dict[str, Any]) -> None:
-        if msg["type"] == "sample" and msg["name"] in self.scales:
-            msg["scale"] = self.scales[msg["name"]] * msg["scale"]
-
-
-def scale_sites(fn, scales: dict[str, float]):
-    """``fn`` with the log-density of every site named in ``scales`` multiplied by its factor."""
-
-    def scaled(*args, **kwargs):
-        with ScaleSites(scales):
-            return fn(*args, **kwargs)
-
-    return scaled
 
 
 def negative_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -115,6 +90,14 @@ class Adversary(nn.Module):
 PENALTIES = ("negative-entropy", "cross-entropy")
 
 
+def positive_weights(**weights: float) -> tuple[float, ...]:
+    """The weights as floats, in the order given, each checked to be > 0 (a ``poutine.scale`` refuses 0)."""
+    for name, b in weights.items():
+        if not float(b) > 0:
+            raise ValueError(f"{name} must be > 0, got {b}")
+    return tuple(float(b) for b in weights.values())
+
+
 class LabelAdversaryELBO(RegularizedELBO):
     """A site-weighted ELBO plus ``adversary_weight`` × a penalty on an adversary q(y | z) that predicts the binary
     labels from the model's code site, the adversary trained on its own cross-entropy by its own optimizer.
@@ -122,7 +105,7 @@ class LabelAdversaryELBO(RegularizedELBO):
     Subclasses fix which sites carry which weight (:meth:`site_weights`) and the default penalty.
     """
 
-    requires = frozenset({"guide", "no-enumeration", "code", "labels"})
+    requires = frozenset({"guide", "no-enumeration", "code", "binary-labels"})
     example_args = {"adversary_hidden": 8, "adversary_layers": 1}
 
     def __init__(
@@ -182,16 +165,14 @@ class LabelAdversaryELBO(RegularizedELBO):
 
     def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """adversary_weight · Σ_i penalty(q_δ(y | z_i)), the adversary evaluated with detached parameters."""
-        z = self._codes(terms)
+        z = self.handoff_codes(terms, x, y)
         labels = check_binary_labels(self.model, y, x.shape[0])
-        self._codes_of = (x, z.detach())
-        params = {k: v.detach() for k, v in self.adversary.named_parameters()}
-        logits = functional_call(self.adversary, params, (z,))
+        logits = frozen_call(self.adversary, z)
         return self.adversary_weight * self.penalty_per_datum(logits, labels).sum()
 
     def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The adversary's loss β5 · Σ_i −log q_δ(y_i | z_i) on detached codes of ``x`` (those of the main step
-        when it saw the same batch, else fresh draws from the guide)."""
+        """The adversary's loss β5 · Σ_i −log q_δ(y_i | z_i) on detached codes of the batch (those the main step drew
+        for it, else fresh draws from the guide)."""
         if name != "adversary":
             return super().network_loss(name, x, y)
         z = self.network_codes(x, y)
@@ -238,10 +219,7 @@ class CSVAEObjective(LabelAdversaryELBO):
         analytic_kl: bool = True,
     ):
         super().__init__(beta4, beta5, penalty, adversary_hidden, adversary_layers, adversary_lr, analytic_kl)
-        for name, b in (("beta1", beta1), ("beta2", beta2), ("beta3", beta3)):
-            if not float(b) > 0:
-                raise ValueError(f"{name} must be > 0, got {b}")
-        self.beta1, self.beta2, self.beta3 = float(beta1), float(beta2), float(beta3)
+        self.beta1, self.beta2, self.beta3 = positive_weights(beta1=beta1, beta2=beta2, beta3=beta3)
         self.beta4, self.beta5 = self.adversary_weight, self.adversary_loss_weight
 
     def site_weights(self) -> dict[str, float]:
@@ -281,10 +259,7 @@ class CondVAEInfo(LabelAdversaryELBO):
         super().__init__(
             gamma, adversary_loss_weight, penalty, adversary_hidden, adversary_layers, adversary_lr, analytic_kl
         )
-        for name, b in (("recon_weight", recon_weight), ("kl_weight", kl_weight)):
-            if not float(b) > 0:
-                raise ValueError(f"{name} must be > 0, got {b}")
-        self.recon_weight, self.kl_weight = float(recon_weight), float(kl_weight)
+        self.recon_weight, self.kl_weight = positive_weights(recon_weight=recon_weight, kl_weight=kl_weight)
 
     def site_weights(self) -> dict[str, float]:
         return {"x": self.recon_weight, "z": self.kl_weight}

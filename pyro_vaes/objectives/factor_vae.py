@@ -14,20 +14,20 @@ The discriminator is the objective's auxiliary network ``discriminator``, traine
 
 where ``perm`` shuffles each latent dimension independently across the batch (:func:`permute_dims`).
 
-Gradient hygiene (peers' bugs, see the tests): the discriminator step sees **detached** codes, so no
-D-step gradient reaches the encoder; the main loss evaluates D with **detached parameters**
-(``torch.func.functional_call``), so the TC term never writes gradients into D (and the engine zeroes the
-aux gradients before the aux step in any case).
+Gradient hygiene (peers' bugs, see the tests): the discriminator step sees **detached** codes — those the main
+step drew for the same batch, handed over by :meth:`~pyro_vaes.objectives.terms.RegularizedELBO.handoff_codes` —
+so no D-step gradient reaches the encoder; the main loss evaluates D with **detached parameters**
+(:func:`~pyro_vaes.objectives.base.frozen_call`), so the TC term never writes gradients into D (and the engine
+zeroes the aux gradients before the aux step in any case).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional as F
 
-from pyro_vaes.objectives.base import AuxiliaryNetwork
+from pyro_vaes.objectives.base import AuxiliaryNetwork, frozen_call
 from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO
 from pyro_vaes.registry import OBJECTIVES
 
@@ -119,7 +119,8 @@ class FactorVAE(RegularizedELBO):
         """Kim & Mnih's discriminator with Adam betas (0.5, 0.9); its loss is a mean over the batch's codes."""
         return {"discriminator": AuxiliaryNetwork(self.discriminator, betas=(0.5, 0.9), loss_reduction="mean")}
 
-    def _codes(self, terms: ELBOTerms) -> torch.Tensor:
+    def codes_of(self, terms: ELBOTerms) -> torch.Tensor:
+        """The code site ``latent_site``, checked to be (batch, latent_dim)."""
         z = terms.code(self.latent_site)
         if z.dim() != 2 or z.shape[-1] != self.latent_dim:
             raise ValueError(
@@ -130,10 +131,8 @@ class FactorVAE(RegularizedELBO):
 
     def regularizer(self, terms: ELBOTerms, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """γ Σ_i TĈ(z_i), D evaluated with detached parameters (the TC term never writes into D's gradients)."""
-        z = self._codes(terms)
-        self._codes_of = (x, z.detach())
-        params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        return self.gamma * tc_estimate(functional_call(self.discriminator, params, (z,))).sum()
+        z = self.handoff_codes(terms, x, y)
+        return self.gamma * tc_estimate(frozen_call(self.discriminator, z)).sum()
 
     def tc(self, z: torch.Tensor) -> torch.Tensor:
         """The discriminator's TC estimate averaged over codes ``z`` (B, D), in nats."""
@@ -141,7 +140,7 @@ class FactorVAE(RegularizedELBO):
             return tc_estimate(self.discriminator(z)).mean()
 
     def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Discriminator loss on detached codes of ``x`` (those of the main step when it saw the same batch)
+        """Discriminator loss on detached codes of the batch (those the main step drew for it, else fresh draws)
         and their dimension-wise permutation."""
         if name != "discriminator":
             return super().network_loss(name, x, y)

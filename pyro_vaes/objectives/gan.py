@@ -18,23 +18,23 @@ classes follow the data's.
 
 (λ = ``class_weight``, 1 in the paper). Gradient hygiene: the discriminator's step sees fakes generated without
 gradients (nothing reaches the generator), and the generator's loss evaluates the discriminator with **detached**
-parameters (``torch.func.functional_call``), so it never writes gradients into the discriminator; the tests check
-both. Discriminator network (the papers' conv/maxout nets are not specified for our sizes): the project's encoder
-for the data's shape (``pyro_vaes.nets``, ``disc_hidden`` units) and a small head — for CGAN the label's one-hot is
-concatenated to the features, then Linear–LeakyReLU(0.2)–Linear to one logit; for AC-GAN two linear heads; dropout
-``disc_dropout`` (0.5, as Mirza & Osindero apply in their discriminator) after the features and the hidden layer.
+parameters (:func:`~pyro_vaes.objectives.base.frozen_call`), so it never writes gradients into the discriminator;
+the tests check both. Discriminator network (the papers' conv/maxout nets are not specified for our sizes): the
+project's encoder for the data's shape (``pyro_vaes.nets``, ``disc_hidden`` units) and a small head — for CGAN the
+label's one-hot is concatenated to the features, then Linear–LeakyReLU(0.2)–Linear to one logit; for AC-GAN two
+linear heads; dropout ``disc_dropout`` (0.5, as Mirza & Osindero apply in their discriminator) after the features
+and the hidden layer.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional as F
 
 from pyro_vaes.models.base import positive_int
 from pyro_vaes.nets import Encoder
-from pyro_vaes.objectives.base import AuxiliaryNetwork, Objective
+from pyro_vaes.objectives.base import AuxiliaryNetwork, Objective, frozen_call
 from pyro_vaes.registry import OBJECTIVES
 
 GAN_BETAS = (0.5, 0.999)
@@ -74,10 +74,12 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
 class _GANObjective(Objective):
     """What both adversarial objectives share: the discriminator network, its optimizer, the step order."""
 
-    requires = frozenset({"labels"})
+    requires = frozenset({"class-labels"})
     step_order = ("discriminator", "main")
     main_betas = GAN_BETAS
     example_args = {"disc_hidden": 16}
+    #: the objective's registered name, for messages
+    objective_name = "gan"
 
     def __init__(self, disc_hidden: int = 400, disc_lr: float = 2e-4, disc_dropout: float = 0.5):
         super().__init__()
@@ -104,16 +106,35 @@ class _GANObjective(Objective):
         """Generated observations for the labels ``y`` (codes z ~ N(0, I))."""
         return self.model.sample(len(y), y)
 
-    def frozen_discriminator(self, *inputs: torch.Tensor):
-        """D evaluated with detached parameters: gradients reach the inputs (the generator), never D."""
-        params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        return functional_call(self.discriminator, params, inputs)
-
-    @staticmethod
-    def _labels(y: torch.Tensor | None, name: str) -> torch.Tensor:
+    def _labels(self, y: torch.Tensor | None) -> torch.Tensor:
         if y is None:
-            raise ValueError(f"objective {name!r} trains a class-conditional generator; this batch has no labels")
+            raise ValueError(
+                f"objective {self.objective_name!r} trains a class-conditional generator; this batch has no labels"
+            )
         return y.long()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's loss (:meth:`generator_loss`) on fakes for the batch's labels."""
+        y = self._labels(y)
+        return self.generator_loss(self.fake(y), y)
+
+    def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The discriminator's loss (:meth:`discriminator_loss`) on the real batch and fakes for its labels, the fakes
+        generated without gradients (nothing reaches the generator)."""
+        if name != "discriminator":
+            return super().network_loss(name, x, y)
+        y = self._labels(y)
+        with torch.no_grad():
+            fake = self.fake(y)
+        return self.discriminator_loss(x, fake, y)
+
+    def generator_loss(self, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """G's loss on its fakes for labels ``y``, D read with detached parameters (:func:`frozen_call`)."""
+        raise NotImplementedError
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """D's loss on a real batch and detached fakes, both for labels ``y``."""
+        raise NotImplementedError
 
     @torch.no_grad()
     def evaluate_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
@@ -134,25 +155,20 @@ class CGANObjective(_GANObjective):
     """
 
     models = ("cgan",)
+    objective_name = "cgan"
 
     def make_discriminator(self, model) -> nn.Module:
         return ConditionalDiscriminator(
             model.arch, model.input_shape, model.num_classes, self.disc_hidden, self.disc_dropout
         )
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def generator_loss(self, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """L_G = −Σ log D(G(z, y), y) (non-saturating), D frozen."""
-        y = self._labels(y, "cgan")
-        return _bce(self.frozen_discriminator(self.fake(y), y), 1.0)
+        return _bce(frozen_call(self.discriminator, fake, y), 1.0)
 
-    def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """L_D = −Σ [log D(x, y) + log(1 − D(G(z, y), y))], fakes without gradients."""
-        if name != "discriminator":
-            return super().network_loss(name, x, y)
-        y = self._labels(y, "cgan")
-        with torch.no_grad():
-            fake = self.fake(y)
-        return _bce(self.discriminator(x, y), 1.0) + _bce(self.discriminator(fake, y), 0.0)
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """L_D = −Σ [log D(x, y) + log(1 − D(G(z, y), y))]."""
+        return _bce(self.discriminator(real, y), 1.0) + _bce(self.discriminator(fake, y), 0.0)
 
 
 @OBJECTIVES.register("acgan")
@@ -166,6 +182,7 @@ class ACGANObjective(_GANObjective):
     """
 
     models = ("acgan",)
+    objective_name = "acgan"
 
     def __init__(
         self, class_weight: float = 1.0, disc_hidden: int = 400, disc_lr: float = 2e-4, disc_dropout: float = 0.5
@@ -180,20 +197,14 @@ class ACGANObjective(_GANObjective):
             model.arch, model.input_shape, model.num_classes, self.disc_hidden, self.disc_dropout
         )
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def generator_loss(self, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """−Σ log P(real | G(z, y)) − λ Σ log P(y | G(z, y)), D frozen."""
-        y = self._labels(y, "acgan")
-        source, classes = self.frozen_discriminator(self.fake(y))
+        source, classes = frozen_call(self.discriminator, fake)
         return _bce(source, 1.0) + self.class_weight * F.cross_entropy(classes, y, reduction="sum")
 
-    def network_loss(self, name: str, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """−(L_S + λ L_C) on the real batch and detached fakes for the same labels."""
-        if name != "discriminator":
-            return super().network_loss(name, x, y)
-        y = self._labels(y, "acgan")
-        with torch.no_grad():
-            fake = self.fake(y)
-        real_source, real_classes = self.discriminator(x)
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """−(L_S + λ L_C) on the real batch and the fakes for the same labels."""
+        real_source, real_classes = self.discriminator(real)
         fake_source, fake_classes = self.discriminator(fake)
         source = _bce(real_source, 1.0) + _bce(fake_source, 0.0)
         classes = F.cross_entropy(real_classes, y, reduction="sum") + F.cross_entropy(fake_classes, y, reduction="sum")

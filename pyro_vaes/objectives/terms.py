@@ -9,13 +9,20 @@
   per-site analytic KL), otherwise the one-draw estimate log q − log p,
 * ``codes[site]`` = the sampled latent values (reparameterised, so gradients flow through them),
 
-each multiplied by the site's scale (so a KL weight such as :class:`~pyro_vaes.objectives.base.ScaleLatents`
+each multiplied by the site's scale (so a weight applied with :class:`~pyro_vaes.objectives.base.ScaleSites`
 applies to them). :class:`RegularizedELBO` builds a loss from them,
 
     loss = −recon + kl_term(terms) + regularizer(terms, x, y),
 
 and a regularised objective (β-VAE-B's capacity, FactorVAE's TC penalty, ...) overrides one of the two hooks.
 It needs a reparameterised guide with no enumerated sites (``requires``).
+
+A regularizer that reads an auxiliary network (FactorVAE's discriminator, CSVAE's adversary) takes the codes the
+network reads with :meth:`RegularizedELBO.handoff_codes` — which hands their detached copy to the network's step
+through the objective's :class:`~pyro_vaes.objectives.base.Handoff` — and evaluates the network on them with
+:func:`~pyro_vaes.objectives.base.frozen_call`. The network's loss gets its codes from
+:meth:`RegularizedELBO.network_codes`: those the main loss drew for the same batch (so the two steps of a training
+step see the same draws and consume the random stream once), else fresh draws from the guide.
 """
 
 from __future__ import annotations
@@ -90,15 +97,18 @@ class RegularizedELBO(Objective):
     """loss = −recon + kl_term(terms) + regularizer(terms, x, y), from one :func:`elbo_terms` pass.
 
     Subclasses override :meth:`kl_term` (β-VAE-B's capacity) or :meth:`regularizer` (FactorVAE's TC penalty);
-    with neither it is the ELBO with analytic KLs. ``last_terms`` keeps the terms of the last main loss; a
-    regularizer with an auxiliary network records ``_codes_of`` = (x, detached codes) for :meth:`network_codes`.
+    with neither it is the ELBO with analytic KLs. ``last_terms`` keeps the terms of the last main loss. A
+    regularizer with an auxiliary network reads its codes through :meth:`handoff_codes`, and the network's loss
+    through :meth:`network_codes` (see the module docstring).
     """
+
+    #: the :class:`~pyro_vaes.objectives.base.Handoff` name under which the main loss hands its codes to the networks
+    CODES = "codes"
 
     def __init__(self, analytic_kl: bool = True):
         super().__init__()
         self.analytic_kl = bool(analytic_kl)
         self.last_terms: ELBOTerms | None = None
-        self._codes_of: tuple[torch.Tensor, torch.Tensor] | None = None  # (x, detached codes) of the last main loss
 
     def make_elbo(self) -> Callable:
         return self._loss
@@ -116,18 +126,24 @@ class RegularizedELBO(Objective):
         """An extra penalty added to the loss (default: none)."""
         return x.new_zeros(())
 
-    def _codes(self, terms: ELBOTerms) -> torch.Tensor:
-        """The codes an auxiliary network reads (default: the model's code site)."""
+    def codes_of(self, terms: ELBOTerms) -> torch.Tensor:
+        """The codes an auxiliary network reads, out of a pass's terms (default: the model's code site)."""
         return terms.code(self.model.code_site)
 
+    def handoff_codes(self, terms: ELBOTerms, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The codes of the main loss's pass (:meth:`codes_of`, with their gradients, for the regularizer), after
+        handing their detached copy to the networks' losses of this batch (``handoff`` under :attr:`CODES`)."""
+        z = self.codes_of(terms)
+        self.handoff.put(self.CODES, z.detach(), x, y)
+        return z
+
     def network_codes(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Detached codes of ``x`` for an auxiliary network's step: those the main loss recorded when it saw this very
-        batch, else fresh draws from the guide. Either way the record is used up."""
-        if self._codes_of is not None and self._codes_of[0] is x:
-            z = self._codes_of[1]
-        else:
+        """Detached codes of the batch (x, y) for an auxiliary network's loss: those the main loss handed off for
+        this batch (:meth:`handoff_codes`; an equal batch, not necessarily the same tensors), taken so that they
+        serve once, else fresh draws from the guide."""
+        z = self.handoff.take(self.CODES, x, y)
+        if z is None:
             with torch.no_grad():
                 model_fn, guide_fn = self.model_and_guide()
-                z = self._codes(elbo_terms(model_fn, guide_fn, x, y, analytic_kl=False))
-        self._codes_of = None
+                z = self.codes_of(elbo_terms(model_fn, guide_fn, x, y, analytic_kl=False))
         return z.detach()

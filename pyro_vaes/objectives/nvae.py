@@ -128,8 +128,26 @@ def _check_weight(class_weight: float) -> float:
     return float(class_weight)
 
 
+class _NVAEObjective(Objective):
+    """What both N-VAE objectives share: the model they fit, a class label per datum, the loss as a callable on the
+    model and guide callables it is given (``_loss``), and λ."""
+
+    models = ("nvae",)
+    requires = frozenset({"guide", "class-labels"})
+
+    def __init__(self, class_weight: float) -> None:
+        super().__init__()
+        self.class_weight = _check_weight(class_weight)
+
+    def make_elbo(self) -> Callable:
+        return self._loss
+
+    def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor | None = None):
+        raise NotImplementedError
+
+
 @OBJECTIVES.register("nvae")
-class NVAEBound(Objective):
+class NVAEBound(_NVAEObjective):
     """N-VAE's bound on log p(x, y) (paper eqs. 3–5): −log p(x | z, y) + KL_z + λ·D, D the classification term.
 
     :param class_weight: λ, the reweighting of the classification term (1: the bound itself).
@@ -138,25 +156,20 @@ class NVAEBound(Objective):
     :param analytic_kl: KL(q(z | x) ‖ N(0, I)) in closed form (else the one-draw log q − log p).
     """
 
-    models = ("nvae",)
     guides = ("nvae-dirichlet",)
-    requires = frozenset({"guide", "labels"})
-    example_args = {}
 
     def __init__(self, class_weight: float = 1.0, dirichlet: str = "nll-bound", analytic_kl: bool = True):
-        super().__init__()
+        super().__init__(class_weight)
         if dirichlet not in DIRICHLET_TERMS:
             raise ValueError(f"dirichlet must be one of {', '.join(DIRICHLET_TERMS)}, got {dirichlet!r}")
-        self.class_weight = _check_weight(class_weight)
         self.dirichlet = dirichlet
         self.analytic_kl = bool(analytic_kl)
 
-    def make_elbo(self) -> Callable:
-        return self._loss
-
     def terms(self, x: torch.Tensor, y: torch.Tensor | None) -> NVAETerms:
         """The terms of the bound for a batch, through the (possibly wrapped) model and guide callables."""
-        model_fn, guide_fn = self.model_and_guide()
+        return self._terms(*self.model_and_guide(), x, y)
+
+    def _terms(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor | None) -> NVAETerms:
         return nvae_terms(model_fn, guide_fn, x, _check_labels(y, "nvae"), self.analytic_kl)
 
     def classification_term(self, t: NVAETerms) -> torch.Tensor:
@@ -164,12 +177,12 @@ class NVAEBound(Objective):
         return -t.log_qy if self.dirichlet == "nll-bound" else t.kl_pi_posterior - t.log_py
 
     def _loss(self, model_fn: Callable, guide_fn: Callable, x: torch.Tensor, y: torch.Tensor | None = None):
-        t = nvae_terms(model_fn, guide_fn, x, _check_labels(y, "nvae"), self.analytic_kl)
+        t = self._terms(model_fn, guide_fn, x, y)
         return (-t.recon + t.kl_z + self.class_weight * self.classification_term(t)).sum()
 
 
 @OBJECTIVES.register("nvae-enum")
-class NVAEEnum(Objective):
+class NVAEEnum(_NVAEObjective):
     """``TraceEnum_ELBO`` with y summed out by the ``nvae-enum`` guide, plus λ·(−log q(y | x)).
 
     :param class_weight: λ, the weight of the classifier's negative log-likelihood on the observed labels.
@@ -178,16 +191,12 @@ class NVAEEnum(Objective):
     :param num_particles: draws of z per datum (vectorised).
     """
 
-    models = ("nvae",)
     guides = ("nvae-enum",)
-    requires = frozenset({"guide", "labels"})
-    example_args = {}
 
     def __init__(self, class_weight: float = 1.0, bound: str = "marginal", num_particles: int = 1):
-        super().__init__()
+        super().__init__(class_weight)
         if bound not in BOUNDS:
             raise ValueError(f"bound must be one of {', '.join(BOUNDS)}, got {bound!r}")
-        self.class_weight = _check_weight(class_weight)
         self.bound = bound
         self.num_particles = check_particles(num_particles)
         self.enum_elbo: infer.TraceEnum_ELBO | None = None
@@ -200,9 +209,6 @@ class NVAEEnum(Objective):
             strict_enumeration_warning=False,
         )
         return super().bind(model, guide, num_data)
-
-    def make_elbo(self) -> Callable:
-        return self._loss
 
     def _bound_labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
         return None if self.bound == "marginal" else y
@@ -222,6 +228,3 @@ class NVAEEnum(Objective):
         model_fn, guide_fn = self.model_and_guide()
         neg_bound = self.enum_elbo.loss(model_fn, guide_fn, x, self._bound_labels(y))
         return float(neg_bound + self.class_weight * self.classification_nll(x, y))
-
-    def model_and_guide(self) -> tuple[Callable, Callable]:
-        return self.model.model, self.guide.guide

@@ -185,6 +185,29 @@ def test_the_adversary_term_reaches_the_encoder_of_z_only():
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in [*g.w_loc.parameters(), *m.decoder.parameters()])
 
 
+@pytest.mark.parametrize("model", ["csvae", "condvae"])
+def test_the_adversary_reads_the_main_steps_codes_of_an_equal_batch(model):
+    """CSVAE's and CondVAE-info's adversary steps on the codes the main step drew for this batch (handed over through
+    ``objective.handoff``, matched by the batch's values, not the tensor objects) without drawing anything; for
+    other labels, or once used, it draws afresh from the guide."""
+    from pyro_vaes.objectives.csvae import label_cross_entropy
+
+    m, g, obj = build(model)
+    data = labelled_data()
+    x, y = data.train.x[:6], data.train.y[:6]
+    torch.manual_seed(0)
+    obj.loss(x, y)
+    z = obj.last_terms.codes["z"].detach()
+    state = torch.get_rng_state()
+    got = obj.network_loss("adversary", x.clone(), y.clone())
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(got, obj.adversary_loss_weight * label_cross_entropy(obj.adversary(z), y).sum())
+    obj.loss(x, y)
+    state = torch.get_rng_state()
+    obj.network_loss("adversary", x, 1 - y)  # another batch: its labels differ
+    assert not torch.equal(torch.get_rng_state(), state)
+
+
 # -- the label subspaces -------------------------------------------------------------------------------------------
 def test_multi_label_subspaces_have_the_declared_dimensions():
     import pyro.poutine as poutine

@@ -192,3 +192,42 @@ def test_beta_vae_b_argument_checks():
         OBJECTIVES.get("beta-vae-b")(gamma=0)
     with pytest.raises(ValueError):
         OBJECTIVES.get("beta-vae-b")(c_max=-1)
+
+
+# -- the handoff of codes from the main step to the discriminator's -------------------------------------------------
+def test_discriminator_reads_the_main_steps_codes_of_an_equal_batch_else_fresh_draws():
+    """The main loss hands its detached codes to the discriminator's step through ``objective.handoff``, matched by
+    the batch's values (not the tensor object): the D-step of an equal batch reads them without drawing anything;
+    each record serves once; a batch the main loss did not see gets fresh draws from the guide."""
+    model, guide = _vae()
+    obj = OBJECTIVES.get("factor-vae")(gamma=10.0, disc_hidden=16, disc_layers=1).bind(model, guide)
+    x = _binary()
+    torch.manual_seed(0)
+    obj.loss(x)
+    drawn = obj.last_terms.codes["z"].detach()
+    state = torch.get_rng_state()
+    z = obj.network_codes(x.clone())  # an equal batch, another tensor
+    assert torch.equal(z, drawn) and not z.requires_grad
+    assert torch.equal(torch.get_rng_state(), state)  # read, not drawn
+    fresh = obj.network_codes(x)  # used up: drawn afresh
+    assert not torch.equal(fresh, drawn) and not torch.equal(torch.get_rng_state(), state)
+    # two shards stepped in one process (main, main, then D, D) each get their own codes
+    x2 = _binary(seed=1)
+    obj.loss(x)
+    first = obj.last_terms.codes["z"].detach()
+    obj.loss(x2)
+    second = obj.last_terms.codes["z"].detach()
+    assert torch.equal(obj.network_codes(x), first) and torch.equal(obj.network_codes(x2), second)
+
+
+def test_discriminator_loss_of_the_same_step_equals_the_loss_on_the_main_steps_codes():
+    model, guide = _vae()
+    obj = OBJECTIVES.get("factor-vae")(gamma=10.0, disc_hidden=16, disc_layers=1).bind(model, guide)
+    x = _binary()
+    torch.manual_seed(1)
+    obj.loss(x)
+    z = obj.last_terms.codes["z"].detach()
+    state = torch.get_rng_state()
+    got = obj.network_loss("discriminator", x.clone())
+    torch.set_rng_state(state)
+    assert torch.equal(got, discriminator_loss(obj.discriminator, z, permute_dims(z)))

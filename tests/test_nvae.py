@@ -215,6 +215,23 @@ def test_classification_weight_scales_only_the_classification_term():
         assert torch.allclose(losses[1] - losses[0], 2.0 * d, rtol=1e-10)
 
 
+def test_terms_are_the_ones_the_loss_adds_up():
+    """``NVAEBound.terms`` (the bound's parts through the objective's callables) and the loss read the same terms:
+    with the same draws, loss = Σ_i [−recon + KL_z + λ D]."""
+    model = tiny_nvae()
+    guide = NVAEDirichletGuide(model, hidden=8).double()
+    x, y = batch()
+    for dirichlet in ("nll-bound", "exact"):
+        obj = NVAEBound(class_weight=1.5, dirichlet=dirichlet).bind(model, guide)
+        torch.manual_seed(3)
+        t = obj.terms(x, y)
+        torch.manual_seed(3)
+        loss = obj.loss(x, y)
+        assert torch.equal(loss, (-t.recon + t.kl_z + 1.5 * obj.classification_term(t)).sum())
+    enum = NVAEEnum().bind(model, NVAEEnumGuide(model, hidden=8).double())
+    assert enum.model_and_guide() == (model.model, enum.guide.guide)  # the pair's own callables
+
+
 # -- the enumerated guide -------------------------------------------------------------------------------------------
 def test_enumerated_guide_elbo_equals_a_hand_sum_over_classes():
     """TraceEnum_ELBO with y enumerated in the guide, z and π drawn once: −Σ_i { Σ_k q_ik [log p(x_i | z_i, k)

@@ -33,10 +33,10 @@ import torch
 from matplotlib.figure import Figure
 
 from pyro_vaes.analysis.plots import image_grid, save_figure
-from pyro_vaes.experiments.common import command, fit, resolve_settings
+from pyro_vaes.experiments.base import Context, Experiment, register
+from pyro_vaes.experiments.common import COLOURS, mean_std
 from pyro_vaes.metrics.reconstruction import reconstruction_error
 from pyro_vaes.plumbing.isolation import isolated_rng
-from pyro_vaes.registry import EXPERIMENTS
 
 PAPER = {
     "shapes2d": {
@@ -129,230 +129,169 @@ def data_args(name: str, n_train: int, n_test: int) -> dict[str, Any]:
     return {"n_train": n_train, "n_test": n_test, **({"binarize": "threshold"} if name == "ellipses" else {})}
 
 
-def load_data(name: str, seed: int, n_train: int, n_test: int, data_root=None):
-    from pyro_vaes.data import load_dataset
+def run_tag(family: str, value: float, seed: int) -> str:
+    """The run folder ``OUT/runs/<tag>`` of one grid point and seed."""
+    return f"{family}-{FAMILY_PARAM[family]}{value:g}-seed{seed}"
 
-    return load_dataset(name, root=data_root, seed=seed, **data_args(name, n_train, n_test))
 
+class CHyVAEGrid(Experiment):
+    """The grid of one dataset: every family × value × seed fitted, scored (FactorVAE metric, MIG, reconstruction
+    error), summarised per grid point, plotted as metric vs reconstruction error."""
 
-def run_grid(
-    dataset: str,
-    out: Path,
-    scale: str,
-    seed: int = 0,
-    data_root: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Fit the grid of ``scale`` (any setting overridden: steps, seeds, n_train, grid, metric, ...) and write results."""
-    from pyro_vaes.metrics.factor_vae_metric import factor_vae_metric_for_run
-    from pyro_vaes.metrics.mig import mig_for_run
+    scales = SCALES
 
-    cfg = resolve_settings(SCALES, scale, overrides)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load_data(dataset, seed, cfg["n_train"], cfg["n_test"], data_root)
-    rows: list[dict[str, Any]] = []
-    runs: dict[str, Any] = {}
-    t_start = time.perf_counter()
-    for family, values in cfg["grid"].items():
-        for value in values:
-            for s in range(seed, seed + cfg["seeds"]):
+    def __init__(self, dataset: str, help: str):
+        self.dataset, self.name, self.help, self.paper = dataset, f"chyvae-{dataset}", help, PAPER[dataset]
+
+    def data(self, settings: dict[str, Any], context: Context):
+        """The dataset, loaded once with the first seed and shared by every seed's fits."""
+        return context.data(self.dataset, **data_args(self.dataset, settings["n_train"], settings["n_test"]))
+
+    def prepare(self, settings: dict[str, Any], context: Context) -> None:
+        for family in settings["grid"]:
+            family_config(family, 1.0, {})  # an unknown family is refused before anything is fitted
+        context.extra["dataset"] = self.dataset
+        self.data(settings, context)
+
+    def run_one(self, settings: dict[str, Any], seed: int, context: Context) -> list[dict[str, Any]]:
+        from pyro_vaes.metrics.factor_vae_metric import factor_vae_metric_for_run
+        from pyro_vaes.metrics.mig import mig_for_run
+
+        data, rows = self.data(settings, context), []
+        for family, values in settings["grid"].items():
+            for value in values:
                 t0 = time.perf_counter()
-                tag = f"{family}-{FAMILY_PARAM[family]}{value:g}-seed{s}"
-                run = fit(
-                    out,
-                    tag,
-                    progress=progress,
-                    **family_config(family, value, cfg["disc"]),
-                    data=dataset,
-                    data_args=data_args(dataset, cfg["n_train"], cfg["n_test"]),
+                run = context.fit(
+                    run_tag(family, value, seed),
+                    **family_config(family, value, settings["disc"]),
+                    data=self.dataset,
+                    data_args=data_args(self.dataset, settings["n_train"], settings["n_test"]),
                     dataset=data,
-                    seed=s,
-                    steps=cfg["steps"],
-                    batch_size=cfg["batch_size"],
-                    lr=cfg["lr"],
+                    seed=seed,
+                    steps=settings["steps"],
+                    batch_size=settings["batch_size"],
+                    lr=settings["lr"],
                     aux_lr=1e-4,
-                    eval_every=cfg["steps"],
-                    checkpoint_every=cfg["steps"],
+                    eval_every=settings["steps"],
+                    checkpoint_every=settings["steps"],
                     eval_batches=1,
                 )
-                metric = factor_vae_metric_for_run(run, seed=s, **cfg["metric"])
-                mig = mig_for_run(run, n=cfg["mig_n"], split="test" if cfg["mig_n"] <= len(data.test) else "train")
+                metric = factor_vae_metric_for_run(run, seed=seed, **settings["metric"])
+                mig_split = "test" if settings["mig_n"] <= len(data.test) else "train"
                 row = {
                     "family": family,
                     "param": FAMILY_PARAM[family],
                     "value": value,
-                    "seed": s,
+                    "seed": seed,
                     "factor_vae_metric": metric["score"],
-                    "mig": mig["score"],
+                    "mig": mig_for_run(run, n=settings["mig_n"], split=mig_split)["score"],
                     "recon_error": reconstruction_error(run.model, run.guide, run.data.test, 1000)["nll"],
                     "seconds": time.perf_counter() - t0,
                 }
                 rows.append(row)
-                runs[tag] = (run, row)
-                print(json.dumps(row), flush=True)
-    summary = summarise(rows)
-    best = {}
-    for family in cfg["grid"]:
-        fam = [(r, row) for r, row in runs.values() if row["family"] == family]
-        if fam:
-            best[family] = max(fam, key=lambda t: t[1]["factor_vae_metric"])
-    figures = write_figures(out, dataset, rows, best)
-    settings = {k: v for k, v in cfg.items() if k != "grid"}
-    table = {
-        "experiment": f"chyvae-{dataset}",
-        "dataset": dataset,
-        "scale": scale,
-        "overrides": dict(overrides or {}),
-        "command": command(f"chyvae-{dataset}", scale, seed, overrides),
-        "settings": {
-            **settings,
-            "grid": cfg["grid"],
+                context.say(json.dumps(row))
+        return rows
+
+    def summary(self, rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, Any]]:
+        """Mean ± std over seeds (:func:`~pyro_vaes.experiments.common.mean_std`, NaN-aware) of every grid point."""
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault((r["family"], r["param"], r["value"]), []).append(r)
+        out = []
+        for (family, param, value), rs in groups.items():
+            entry = {"family": family, "param": param, "value": value, "seeds": len(rs)}
+            for key in ("factor_vae_metric", "mig", "recon_error"):
+                stat = mean_std([r[key] for r in rs])
+                entry.update({key: stat["mean"], f"{key}_std": stat["std"]})
+            out.append(entry)
+        return out
+
+    def recorded_settings(self, settings: dict[str, Any], context: Context) -> dict[str, Any]:
+        data = self.data(settings, context)
+        return {
+            **{k: v for k, v in settings.items() if k != "grid"},
+            "grid": settings["grid"],
             "latent_dim": LATENT_DIM,
             "hidden": HIDDEN,
-            "first_seed": seed,
+            "first_seed": context.seed,
             "data_info": {k: str(v) for k, v in data.info.items()},
-        },
-        "paper": PAPER[dataset],
-        "rows": rows,
-        "summary": summary,
-        "best": {f: row for f, (_, row) in best.items()},
-        "figures": [str(p.relative_to(out)) for p in figures],
-        "seconds": time.perf_counter() - t_start,
-    }
-    (out / "results.json").write_text(json.dumps(table, indent=2) + "\n")
-    (out / "results.md").write_text(markdown_table(table))
-    return table
+        }
+
+    def figures(self, rows: list[dict[str, Any]], context: Context) -> list[Path]:
+        best = best_rows(rows, context.settings["grid"])
+        context.extra["best"] = best
+        runs = {f: (context.runs[run_tag(f, r["value"], r["seed"])], r) for f, r in best.items()}
+        return write_figures(context.out, self.dataset, rows, runs)
+
+    def markdown(self, table: dict[str, Any]) -> list[str]:
+        s = table["settings"]
+        lines = [
+            f"### {table['experiment']} (scale {table['scale']})",
+            "",
+            f"{table['command']}:",
+            f"{s['n_train']} training / {s['n_test']} test images, {s['steps']} steps of batch {s['batch_size']}, "
+            f"lr {s['lr']}, {s['seeds']} seed(s) from {s['first_seed']}, p = {s['latent_dim']}; FactorVAE metric with "
+            f"L = {s['metric']['batch_size']}, {s['metric']['num_train']}/{s['metric']['num_eval']} votes, std over "
+            f"{s['metric']['num_variance_estimate']} images; MIG on {s['mig_n']} images.",
+            "",
+            "| family | setting | FactorVAE metric | MIG | recon. error (nats/image) | paper metric |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        paper = table["paper"]
+        for r in table["summary"]:
+            p = paper.get(r["family"])
+            lines.append(
+                f"| {r['family']} | {r['param']} = {r['value']:g} | {r['factor_vae_metric']:.3f} ± "
+                f"{r['factor_vae_metric_std']:.3f} | {r['mig']:.3f} ± {r['mig_std']:.3f} | {r['recon_error']:.1f} ± "
+                f"{r['recon_error_std']:.1f} | {'' if p is None else p} |"
+            )
+        return lines + ["", f"Paper's claim: {paper['claim']}."]
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["family"], r["param"], r["value"]), []).append(r)
-    out = []
-    for (family, param, value), rs in groups.items():
-
-        def stat(key):
-            v = torch.tensor([r[key] for r in rs], dtype=torch.float64)
-            return float(v.mean()), float(v.std()) if len(v) > 1 else 0.0
-
-        m, ms = stat("factor_vae_metric")
-        g, gs = stat("mig")
-        e, es = stat("recon_error")
-        out.append(
-            {
-                "family": family,
-                "param": param,
-                "value": value,
-                "seeds": len(rs),
-                "factor_vae_metric": m,
-                "factor_vae_metric_std": ms,
-                "mig": g,
-                "mig_std": gs,
-                "recon_error": e,
-                "recon_error_std": es,
-            }
-        )
-    return out
+def best_rows(rows: list[dict[str, Any]], grid: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """The row of the highest FactorVAE metric of each family (ties: the first grid value, then the first seed)."""
+    best = {}
+    for family, values in grid.items():
+        fam = sorted((r for r in rows if r["family"] == family), key=lambda r: (values.index(r["value"]), r["seed"]))
+        if fam:
+            best[family] = max(fam, key=lambda r: r["factor_vae_metric"])
+    return best
 
 
-def markdown_table(table: dict[str, Any]) -> str:
-    s = table["settings"]
-    lines = [
-        f"### {table['experiment']} (scale {table['scale']})",
-        "",
-        f"{table['command']}:",
-        f"{s['n_train']} training / {s['n_test']} test images, {s['steps']} steps of batch {s['batch_size']}, "
-        f"lr {s['lr']}, {s['seeds']} seed(s) from {s['first_seed']}, p = {s['latent_dim']}; FactorVAE metric with "
-        f"L = {s['metric']['batch_size']}, {s['metric']['num_train']}/{s['metric']['num_eval']} votes, std over "
-        f"{s['metric']['num_variance_estimate']} images; MIG on {s['mig_n']} images.",
-        "",
-        "| family | setting | FactorVAE metric | MIG | recon. error (nats/image) | paper metric |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    paper = table["paper"]
-    for r in table["summary"]:
-        p = paper.get(r["family"])
-        lines.append(
-            f"| {r['family']} | {r['param']} = {r['value']:g} | {r['factor_vae_metric']:.3f} ± {r['factor_vae_metric_std']:.3f} "
-            f"| {r['mig']:.3f} ± {r['mig_std']:.3f} | {r['recon_error']:.1f} ± {r['recon_error_std']:.1f} "
-            f"| {'' if p is None else p} |"
-        )
-    lines += ["", f"Paper's claim: {paper['claim']}.", ""]
-    return "\n".join(lines)
-
-
-COLORS = {"chyvae": "tab:red", "beta-vae": "tab:blue", "factor-vae": "tab:green"}
-
-
-def write_figures(out: Path, dataset: str, rows, best) -> list[Path]:
-    paths = []
+def write_figures(out: Path, dataset: str, rows: list[dict[str, Any]], best: dict[str, tuple]) -> list[Path]:
+    """``scatter.png``, the traversals of each family's best run and the best CHyVAE run's prior samples."""
     fig = Figure(figsize=(6, 4.5))
     ax = fig.subplots()
-    for family in COLORS:
+    for family in FAMILY_PARAM:
         fr = [r for r in rows if r["family"] == family]
         if not fr:
             continue
-        ax.scatter(
-            [r["recon_error"] for r in fr],
-            [r["factor_vae_metric"] for r in fr],
-            c=COLORS[family],
-            label=family,
-            s=36,
-            alpha=0.8,
-        )
+        x, y = [r["recon_error"] for r in fr], [r["factor_vae_metric"] for r in fr]
+        ax.scatter(x, y, c=COLOURS[family], label=family, s=36, alpha=0.8)
         for r in fr:
-            ax.annotate(
-                f"{r['param'][0] if r['param'] != 'nu' else 'ν'}={r['value']:g}",
-                (r["recon_error"], r["factor_vae_metric"]),
-                fontsize=7,
-                alpha=0.7,
-            )
+            name = "ν" if r["param"] == "nu" else r["param"][0]
+            ax.annotate(f"{name}={r['value']:g}", (r["recon_error"], r["factor_vae_metric"]), fontsize=7, alpha=0.7)
     ax.set_xlabel("reconstruction error (BCE, nats per image; lower is better)")
     ax.set_ylabel("FactorVAE disentanglement metric (higher is better)")
     ax.set_title(f"{dataset}: disentanglement vs reconstruction (top-left is best)")
     ax.legend()
-    paths.append(save_figure(fig, out / "scatter.png"))
+    paths = [save_figure(fig, out / "scatter.png")]
     for family, (run, _) in best.items():
-        q = run.plot("traversals", out=out / "figures" / family)[0]
         target = out / f"traversals-{family}.png"
-        q.replace(target)
+        run.plot("traversals", out=out / "figures" / family)[0].replace(target)
         paths.append(target)
     if "chyvae" in best:
-        run = best["chyvae"][0]
+        run, row = best["chyvae"]
         with isolated_rng(0), torch.no_grad():
             x = run.model.sample(64).cpu()  # Σ ~ IW(Ψ, ν) by Bartlett, then z | Σ ~ N(0, Σ), decoded
-        paths.append(
-            image_grid(
-                x,
-                8,
-                f"CHyVAE ν={best['chyvae'][1]['value']:g}: prior samples (Σ ~ IW(Ψ, ν), z ~ N(0, Σ))",
-                out / "prior-samples-chyvae.png",
-            )
-        )
+        title = f"CHyVAE ν={row['value']:g}: prior samples (Σ ~ IW(Ψ, ν), z ~ N(0, Σ))"
+        paths.append(image_grid(x, 8, title, out / "prior-samples-chyvae.png"))
     return paths
 
 
-@EXPERIMENTS.register("chyvae-shapes2d", help="CHyVAE vs β-VAE vs FactorVAE on 2D shapes: metric vs reconstruction")
-def chyvae_shapes2d(
-    out: Path,
-    scale: str = "small",
-    seed: int = 0,
-    data_root: str | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> dict:
-    return run_grid("shapes2d", out, scale, seed, data_root, overrides)
-
-
-@EXPERIMENTS.register(
-    "chyvae-ellipses", help="CHyVAE vs β-VAE vs FactorVAE on CorrelatedEllipses: metric vs reconstruction"
+chyvae_shapes2d = register(
+    CHyVAEGrid("shapes2d", "CHyVAE vs β-VAE vs FactorVAE on 2D shapes: metric vs reconstruction")
 )
-def chyvae_ellipses(
-    out: Path,
-    scale: str = "small",
-    seed: int = 0,
-    data_root: str | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> dict:
-    return run_grid("ellipses", out, scale, seed, data_root, overrides)
+chyvae_ellipses = register(
+    CHyVAEGrid("ellipses", "CHyVAE vs β-VAE vs FactorVAE on CorrelatedEllipses: metric vs reconstruction")
+)

@@ -11,11 +11,20 @@ returns the table. Its settings are one dict per scale (``tiny``: seconds, for t
 ``full``: the paper's budgets); ``overrides`` (``pyro-vaes reproduce NAME --set steps=3000 --set seeds=3``)
 replace any of them, type-checked against the scale's own value, and the table and its rerun command record
 them, so no benchmark script re-implements an experiment to change its budget.
+
+The contract that runs an experiment (settings, the seed loop, the results envelope and its files) is
+:class:`pyro_vaes.experiments.base.Experiment`; this module holds the helpers it and the experiments share:
+:func:`resolve_settings`, :func:`seeds`, :func:`command`, :func:`mean_std` (NaN-aware mean ± std over seeds),
+:func:`format_mean_std`, :func:`markdown_table`, :func:`write_results`, :data:`COLOURS`, :func:`fit` and the common
+figures.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import shlex
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,10 +77,31 @@ def _typed(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+def seeds(first: int, settings: dict[str, Any]) -> range:
+    """The seeds an experiment runs: ``first .. first + settings["seeds"] - 1`` (one seed when it has no ``seeds``)."""
+    n = settings.get("seeds", 1)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"--set seeds={n!r}: expected an integer >= 1")
+    return range(first, first + n)
+
+
 def command(name: str, scale: str, seed: int, overrides: dict[str, Any] | None = None) -> str:
-    """The command line that reruns an experiment with these settings."""
-    sets = "".join(f" --set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted((overrides or {}).items()))
+    """The command line that reruns an experiment with these settings, in backticks: one ``--set KEY=JSON`` per
+    override (sorted), single-quoted where a shell would change it (braces, brackets, spaces, ...)."""
+    sets = "".join(f" --set {_shell_word(k, v)}" for k, v in sorted((overrides or {}).items()))
     return f"`pyro-vaes reproduce {name} --scale {scale} --seed {seed}{sets}`"
+
+
+def _shell_word(key: str, value: Any) -> str:
+    """``key=<value as JSON>`` as one shell word that ``--set`` reads back as ``value``."""
+    from pyro_vaes.config import parse_value
+
+    arg = f"{key}={json.dumps(value, separators=(',', ':'))}"
+    if not re.search(r"[\s{}\[\]*?$`!;&|<>()'#~\\]", arg):
+        words = shlex.split(arg)
+        if len(words) == 1 and parse_value(words[0].partition("=")[2], arg) == value:
+            return arg
+    return shlex.quote(arg)
 
 
 def fit(out: Path, tag: str, progress: bool = False, **settings: Any):
@@ -105,7 +135,51 @@ def write_results(out: Path, table: dict[str, Any], markdown: list[str]) -> None
 
 
 def say(msg: str) -> None:
+    """An experiment's progress line (experiments may print; library code may not)."""
     print(msg, flush=True)
+
+
+# -- summaries over seeds ------------------------------------------------------------------------------------------
+def mean_std(values: Sequence[float | None]) -> dict[str, float | int]:
+    """Mean and sample standard deviation (ddof 1; 0 for one value) of the finite ``values`` — NaN, ±inf and None
+    (a failed seed) are left out — with ``n``, how many were finite, and ``seeds``, how many there were. No finite
+    value: mean and std are NaN."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    a = np.asarray(finite, dtype=np.float64)
+    mean = float(a.mean()) if len(a) else float("nan")
+    std = float(a.std(ddof=1)) if len(a) > 1 else (0.0 if len(a) else float("nan"))
+    return {"mean": mean, "std": std, "n": len(a), "seeds": len(values)}
+
+
+def format_mean_std(stat: dict[str, Any], digits: int = 3) -> str:
+    """``mean ± std`` of a :func:`mean_std` result, with ``(n/seeds finite)`` when some seeds gave no number."""
+    text = f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return text if stat["n"] == stat["seeds"] else f"{text} ({stat['n']}/{stat['seeds']} finite)"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A markdown table's lines: the header, the rule, one line per row (cells written with ``str``)."""
+    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"  # noqa: E731
+    return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
+
+
+#: one colour per model family / prior, the same in every experiment's figures; :func:`colour` for any other name
+COLOURS = {
+    "chyvae": "tab:red",
+    "beta-vae": "tab:blue",
+    "factor-vae": "tab:green",
+    "nvae": "tab:red",
+    "cvae": "tab:blue",
+    "cgan": "tab:green",
+    "acgan": "tab:purple",
+    "normal": "tab:blue",
+    "flow": "tab:red",
+}
+
+
+def colour(name: str, index: int = 0) -> str:
+    """:data:`COLOURS`' colour of ``name``, else matplotlib's ``C<index>``."""
+    return COLOURS.get(name, f"C{index % 10}")
 
 
 # -- common figures ------------------------------------------------------------------------------------------------

@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read (truncated, corrupt, or not a pyro_vaes checkpoint)."""
+from pyro_vaes.engine.errors import CheckpointError
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -67,6 +67,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pyro_vaes.engine.errors import CheckpointError, RunExistsError, RunLockedError, TrainingDiverged
+from pyro_vaes.registry import UnknownNameError
+
 #: the environment torchrun sets for every rank; all of these present = launched by torchrun (or alike)
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -93,13 +96,9 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 #: exception types an error keeps when it is passed to the other ranks (anything else arrives as RuntimeError)
-def _known_errors() -> dict[str, type]:
-    from pyro_vaes.engine.checkpoint import CheckpointError
-    from pyro_vaes.engine.run_folder import RunExistsError, RunLockedError
-    from pyro_vaes.engine.trainer import TrainingDiverged
-    from pyro_vaes.registry import UnknownNameError
-
-    types = [
+KNOWN_ERRORS: dict[str, type] = {
+    t.__name__: t
+    for t in (
         ValueError,
         OSError,
         FileNotFoundError,
@@ -116,8 +115,8 @@ def _known_errors() -> dict[str, type]:
         RunLockedError,
         TrainingDiverged,
         UnknownNameError,
-    ]
-    return {t.__name__: t for t in types}
+    )
+}
 
 
 def everywhere(err: BaseException, rank: int) -> BaseException:
@@ -390,7 +389,7 @@ class Ranks:
             err._pyro_vaes_agreed, err._pyro_vaes_rank = True, self.rank  # type: ignore[union-attr]
             raise err  # type: ignore[misc]
         name, message = pickle.loads(data.numpy().tobytes())
-        cls = _known_errors().get(name, RuntimeError)
+        cls = KNOWN_ERRORS.get(name, RuntimeError)
         text = message if src == 0 else f"rank {src}: {message}"
         try:
             remote = cls(text)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from pyro_vaes.config import FitConfig
+from pyro_vaes.engine.errors import RunExistsError, RunLockedError
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -34,14 +35,6 @@ LOCK = ".lock"
 RUN_FILES = {CHECKPOINT, CONFIG, METRICS, RESULTS, FIGURES, LOCK}
 #: files no output option may write over, even with --overwrite
 PROTECTED = {CHECKPOINT, CONFIG, METRICS, LOCK}
-
-
-class RunExistsError(FileExistsError):
-    """The run folder exists and neither resume nor overwrite was asked for."""
-
-
-class RunLockedError(RuntimeError):
-    """Another live process holds the run folder's lock."""
 
 
 def default_run_dir(config: FitConfig) -> Path:

@@ -8,7 +8,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,14 @@ V1_KEYS = frozenset(
         "figures",
     }
 )
+#: the shortcut settings and the argument group each one fills: ``latent_dim=8`` (``pyro-vaes fit --latent-dim 8``) is
+#: ``model_args={"latent_dim": 8}``; the command line and :func:`pyro_vaes.fit` take the same ones
+SHORTCUTS: dict[str, str] = {
+    "latent_dim": "model_args",
+    "likelihood": "model_args",
+    "beta": "objective_args",
+    "num_particles": "objective_args",
+}
 #: the version of the config.json layout: 1 = pyro_vaes 0.1.0 (no "version" key), 2 = the contract of docs/design.md
 CONFIG_VERSION = 2
 
@@ -100,17 +108,49 @@ class FitConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FitConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> FitConfig:
+        """The config of a mapping of fields and shortcuts (:data:`SHORTCUTS`, moved into their groups by
+        :func:`apply_shortcuts`); an unknown key is refused, naming the valid ones."""
+        d = apply_shortcuts(d)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown config keys: {', '.join(unknown)}; valid keys: {', '.join(sorted(known))} "
+                f"(and the shortcuts {', '.join(SHORTCUTS)})"
+            )
         if "version" not in d and set(d) == V1_KEYS:  # a config.json written by 0.1.0
             return cls(**d, version=1)
         return cls(**d)
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def apply_shortcuts(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` (:class:`FitConfig` fields and shortcuts) as a new dict with every shortcut moved into its
+    argument group: ``{"latent_dim": 8}`` -> ``{"model_args": {"latent_dim": 8}}`` (a shortcut set to None counts as
+    not given). A shortcut whose group gives the same argument another value is refused; ``settings`` is not
+    changed."""
+    out = dict(settings)
+    for key, group in SHORTCUTS.items():
+        if key not in out:
+            continue
+        value = out.pop(key)
+        if value is None:
+            continue
+        args = out.get(group)
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise ValueError(f"{group}: expected a mapping of names to values, got {args!r}")
+        if key in args and args[key] != value:
+            raise ValueError(
+                f"{key} is given twice with different values: {value!r} (the shortcut) and {args[key]!r} (in "
+                f"{group}); give it once"
+            )
+        out[group] = {**args, key: value}
+    return out
 
 
 def read_config_file(path: str) -> dict[str, Any]:

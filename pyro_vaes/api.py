@@ -1,17 +1,23 @@
-"""The Python API, mirroring the CLI: ``fit``, ``load`` and what a fitted run offers."""
+"""The Python API, mirroring the CLI: ``fit``, ``load`` and what a fitted run offers.
+
+Nothing here prints. What a fit chose for the user (e.g. the likelihood, from the data) is returned as
+``run.notes`` and logged at INFO on the ``pyro_vaes`` logger, as is each evaluation row of the training loop; the
+library configures no handler, so ``logging.basicConfig(level=logging.INFO)`` shows them. ``progress=True`` shows a
+progress bar on stderr.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pyro_vaes.config import FitConfig
+from pyro_vaes.config import SHORTCUTS, FitConfig, apply_shortcuts
 from pyro_vaes.data import VAEData
 from pyro_vaes.data.base import DATA_ENV
 from pyro_vaes.engine import (
@@ -20,12 +26,14 @@ from pyro_vaes.engine import (
     METRICS,
     RESULTS,
     Components,
-    Trainer,
+    Note,
     build,
     default_run_dir,
     distributed,
+    log_notes,
     resolve_config,
     select_device,
+    trainer_for,
     truncate_metrics,
 )
 from pyro_vaes.engine import checkpoint as ckpt
@@ -35,11 +43,13 @@ from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 
 @dataclass
 class Run:
-    """A run folder with its model, guide, objective and data, ready to evaluate, sample and plot."""
+    """A run folder with its model, guide, objective and data, ready to evaluate, sample and plot; ``notes`` say what
+    was chosen for the user when it was built (e.g. the likelihood, from the data) and how it was trained."""
 
     run_dir: Path
     parts: Components
     history: list[dict[str, float]] | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def config(self) -> FitConfig:
@@ -122,11 +132,13 @@ class Run:
 
 
 def _config_from(config: FitConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> FitConfig:
+    """A new config: ``config`` (a config, a mapping of fields and shortcuts, or None) with ``overrides`` on top; a
+    shortcut (:data:`~pyro_vaes.config.SHORTCUTS`) goes into its argument group, one that disagrees with it refused."""
     if config is None:
         config = {}
     if isinstance(config, FitConfig):
         config = config.to_dict()
-    return FitConfig.from_dict({**config, **overrides})
+    return FitConfig.from_dict({**apply_shortcuts(config), **overrides})
 
 
 #: settings a resumed run may change (the loop, the optimizers' learning rates, where the data lives); the rest of
@@ -183,9 +195,13 @@ def fit(
     progress: bool = True,
     **settings: Any,
 ) -> Run:
-    """Fit a model; ``settings`` are :class:`~pyro_vaes.config.FitConfig` fields.
+    """Fit a model; ``settings`` are :class:`~pyro_vaes.config.FitConfig` fields and the shortcuts ``latent_dim``,
+    ``likelihood`` (model arguments), ``beta`` and ``num_particles`` (objective arguments) that ``pyro-vaes fit``
+    takes as ``--latent-dim``, ... (a shortcut that disagrees with the same argument in ``model_args`` or
+    ``objective_args`` is refused).
 
     >>> run = pyro_vaes.fit(model="vae", data="mnist", steps=1000, out="runs/vae")   # doctest: +SKIP
+    >>> run = pyro_vaes.fit(model="vae", data="moons", likelihood="gaussian", latent_dim=2)  # doctest: +SKIP
     >>> run = pyro_vaes.fit(resume="runs/vae", steps=2000)                           # doctest: +SKIP
 
     ``resume`` continues the run in that folder from its checkpoint, with its recorded config (only the loop
@@ -195,9 +211,12 @@ def fit(
     with ``overwrite``, a run folder — which is kept until the new run has written its first checkpoint.
     ``dataset`` passes an in-memory :class:`~pyro_vaes.data.VAEData` instead of a registry name.
 
+    Nothing is printed: ``progress`` shows a progress bar on stderr; what was chosen for the user is ``run.notes``,
+    also logged (with each evaluation row) at INFO on the ``pyro_vaes`` logger.
+
     Under ``torchrun`` every rank calls ``fit`` with the same arguments and trains its shard of each batch
     (:mod:`pyro_vaes.engine.distributed`); only rank 0 reads and writes the run folder (each ``ranks.on_main`` below),
-    and an error any rank finds is raised on every rank. In one process each ``ranks.*`` call is the plain call.
+    and logs; an error any rank finds is raised on every rank. In one process each ``ranks.*`` call is the plain call.
     """
     ranks = distributed.current()
     if resume is not None:
@@ -205,14 +224,20 @@ def fit(
             raise ValueError("a resumed run keeps its recorded config; pass only settings that may change")
         run_dir = Path(resume)
         recorded = ranks.on_main(lambda: _read_config(run_dir))
-        cfg = ranks.agree(lambda: _resume_config(recorded, settings))
+        cfg = ranks.agree(lambda: _resume_config(recorded, settings))  # resolved, once
         with ranks.main_context(lambda: run_lock(run_dir, "pyro-vaes fit --resume")):
             state = ranks.on_main(lambda: _resume_state(run_dir, cfg))
             old = FitConfig.from_dict(recorded)
-            trainer = ranks.agree(lambda: Trainer(cfg, run_dir, data=dataset, progress=progress, resume_state=state))
+            trainer = ranks.agree(
+                lambda: trainer_for(cfg, run_dir, data=dataset, progress=progress, resume_state=state, ranks=ranks)
+            )
             if (old.lr, old.aux_lr) != (cfg.lr, cfg.aux_lr):  # the advice after a divergence: a lower learning rate
                 trainer.set_learning_rates(cfg.lr, cfg.aux_lr)
-            ranks.on_main(lambda: _record_resume(run_dir, state, old, cfg, ranks), broadcast=False)
+            resumed = ranks.on_main(lambda: _record_resume(run_dir, state, old, trainer.config, ranks), broadcast=False)
+            n = len(trainer.parts.notes)
+            trainer.notes[n:n] = resumed or []  # after the build's notes, before the ranks'
+            if ranks.is_main:
+                log_notes(trainer.notes)
             history = trainer.fit()
     else:
         cfg = _config_from(config, settings)
@@ -221,9 +246,13 @@ def fit(
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
         cfg.out = str(run_dir)
         cfg.data_root = _absolute_root(cfg.data_root)
-        ranks.agree(lambda: resolve_config(cfg))  # names, settings and component arguments first: no data read
+        cfg = ranks.agree(lambda: resolve_config(cfg))  # names, settings and component arguments first: no data read
         mode = ranks.on_main(lambda: check_new_run_target(run_dir, overwrite))  # writes nothing
-        trainer = ranks.agree(lambda: Trainer(cfg, run_dir, data=dataset, progress=progress))  # every check, the data
+        trainer = ranks.agree(  # every check, the data
+            lambda: trainer_for(cfg, run_dir, data=dataset, progress=progress, ranks=ranks)
+        )
+        if ranks.is_main:
+            log_notes(trainer.notes)
         folder = NewRunFolder(run_dir, mode)
 
         def open_run(stack: contextlib.ExitStack) -> None:
@@ -235,7 +264,7 @@ def fit(
                 return lock.folder
 
             trainer.on_checkpoint = committed
-            cfg.save(trainer.run_dir / CONFIG)
+            trainer.config.save(trainer.run_dir / CONFIG)  # the built config: with what was chosen from the data
 
         try:
             with contextlib.ExitStack() as stack:
@@ -245,25 +274,30 @@ def fit(
             if ranks.is_main:
                 folder.abort()  # a replacement that never reached its first checkpoint: the old run stays
             raise
-    run = Run(trainer.run_dir, trainer.parts, history)
-    if cfg.figures:
+    run = Run(trainer.run_dir, trainer.parts, history, list(trainer.notes))
+    if trainer.config.figures:
         ranks.on_main(lambda: run.plot("all"), broadcast=False)
     return run
 
 
 def _resume_config(recorded: dict[str, Any], settings: dict[str, Any]) -> FitConfig:
-    """The recorded config with the settings a resumed run may change, checked."""
-    changed = sorted(k for k, v in settings.items() if k not in RESUMABLE and recorded.get(k) != v)
+    """The recorded config with the settings a resumed run may change, checked and resolved (a new config)."""
+
+    def unchanged(key: str, value: Any) -> bool:  # a shortcut that repeats the recorded argument (or is not given)
+        group = recorded.get(SHORTCUTS[key])
+        return value is None or (isinstance(group, dict) and group.get(key) == value)
+
+    same = {k for k, v in settings.items() if k in SHORTCUTS and unchanged(k, v)}
+    changed = sorted(k for k, v in settings.items() if k not in same and k not in RESUMABLE and recorded.get(k) != v)
     if changed:
         raise ValueError(
             f"a resumed run keeps its recorded config; only {', '.join(sorted(RESUMABLE))} may change "
             f"(got {', '.join(changed)})"
         )
+    settings = {k: v for k, v in settings.items() if k not in same}
     if "data_root" in settings:
         settings["data_root"] = _absolute_root(settings["data_root"])
-    cfg = _config_from(recorded, settings)
-    resolve_config(cfg)
-    return cfg
+    return resolve_config(_config_from(recorded, settings))
 
 
 def _resume_state(run_dir: Path, cfg: FitConfig) -> dict[str, Any]:
@@ -277,11 +311,13 @@ def _resume_state(run_dir: Path, cfg: FitConfig) -> dict[str, Any]:
 
 def _record_resume(
     run_dir: Path, state: dict[str, Any], old: FitConfig, cfg: FitConfig, ranks: distributed.Ranks
-) -> None:
-    """Drop metric rows after the checkpoint, write what changed on resume as event rows, record the config."""
+) -> list[str]:
+    """Drop metric rows after the checkpoint, write what changed on resume as event rows, record the config; returns
+    the notes the user should read (a resume on another number of ranks)."""
     step = int(state["step"])
     truncate_metrics(run_dir, step)
     events = []
+    notes: list[str] = []
     if (old.lr, old.aux_lr) != (cfg.lr, cfg.aux_lr):
         events.append(
             {
@@ -301,19 +337,23 @@ def _record_resume(
         def who(w: int | None) -> str:
             return "one process" if w is None else f"{w} torchrun rank(s)"
 
-        print(
-            f"pyro-vaes: this run was trained by {who(state.get('world_size'))} and resumes on {who(world)}: the same "
-            "batches from here on, but other noise (and shard-level statistics) than an uninterrupted run"
+        notes.append(
+            Note(
+                f"this run was trained by {who(state.get('world_size'))} and resumes on {who(world)}: the same "
+                "batches from here on, but other noise (and shard-level statistics) than an uninterrupted run"
+            )
         )
     for event in events:
         with open(run_dir / METRICS, "a") as f:
             f.write(json.dumps(event) + "\n")
     cfg.save(run_dir / CONFIG)
+    return notes
 
 
 def load(run_dir: str | Path, device: str = "cpu", dataset: VAEData | None = None, data_root: str | None = None) -> Run:
     """Open a run folder: rebuild model, guide and objective from ``config.json`` and load the checkpoint
-    (weights only: nothing in the folder is executed). ``data_root`` replaces the recorded data root (data moved);
+    (weights only: nothing in the folder is executed); prints nothing (``run.notes``, also logged, say what was
+    chosen while rebuilding, if anything). ``data_root`` replaces the recorded data root (data moved);
     without it the recorded one is used, or ``$PYRO_VAES_DATA`` when none was recorded."""
     run_dir = Path(run_dir)
     cfg = FitConfig.from_dict(_read_config(run_dir))
@@ -324,6 +364,7 @@ def load(run_dir: str | Path, device: str = "cpu", dataset: VAEData | None = Non
         cfg.data_root = _absolute_root(os.environ[DATA_ENV])  # the recorded root moved: $PYRO_VAES_DATA says where
     state = _load_state(run_dir, device)  # before the data: a corrupt checkpoint is found at once
     parts = build(cfg, dataset)
+    log_notes(parts.notes)
     parts.model.load_state_dict(state["model"])
     if parts.guide is not None:
         parts.guide.load_state_dict(state["guide"])
@@ -333,4 +374,4 @@ def load(run_dir: str | Path, device: str = "cpu", dataset: VAEData | None = Non
     for module in (parts.model, parts.guide, *(n.module for n in networks.values())):
         if module is not None:
             module.eval()
-    return Run(run_dir, parts)
+    return Run(run_dir, parts, notes=list(parts.notes))

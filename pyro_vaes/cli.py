@@ -1,16 +1,25 @@
-"""The ``pyro-vaes`` command line: list, fit, evaluate, sample, plot, data, reproduce."""
+"""The ``pyro-vaes`` command line: list, fit, evaluate, sample, plot, data, reproduce.
+
+The library prints nothing; what it has to say (notes such as the likelihood chosen from the data, evaluation rows,
+a comparison's progress) it logs at INFO on the ``pyro_vaes`` logger, and :func:`main` prints those records on
+stdout for the duration of a command (:class:`_Say`), a note with the option that changes it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from pyro_vaes.config import BACKENDS, parse_assignments, read_config_file
+from pyro_vaes.config import BACKENDS, SHORTCUTS, FitConfig, apply_shortcuts, parse_assignments, read_config_file
 
 EXAMPLES = """examples:
   pyro-vaes fit vae                                   # a VAE on procedural 2D shapes, no download
@@ -55,7 +64,7 @@ def _add_fit(sub) -> None:
         choices=BACKENDS,
         help="torch: one torch Adam over differentiable_loss (default); svi: pyro.infer.SVI with pyro.optim.Adam",
     )
-    p.add_argument("--latent-dim", type=int, help="shortcut for --model-arg latent_dim=N")
+    p.add_argument("--latent-dim", type=int, help="shortcut for --model-arg latent_dim=N")  # config.SHORTCUTS
     p.add_argument("--likelihood", help="shortcut for --model-arg likelihood=NAME")
     p.add_argument("--beta", type=float, help="shortcut for --objective-arg beta=B")
     p.add_argument("--num-particles", type=int, help="shortcut for --objective-arg num_particles=K")
@@ -69,50 +78,32 @@ def _add_fit(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _flag(key: str) -> str:
+    """A setting's option name: ``latent_dim`` -> ``latent-dim``."""
+    return key.replace("_", "-")
+
+
 def _fit_settings(args) -> dict[str, Any]:
+    """The settings of ``pyro-vaes fit``: the ``--config`` file's, then the flags' (a flag wins over the file; a
+    shortcut flag and a ``--model-arg``/``--objective-arg`` of the same argument must agree)."""
     s: dict[str, Any] = read_config_file(args.config) if args.config else {}
     if s:
-        from pyro_vaes.config import FitConfig
-
         FitConfig.from_dict(s)  # unknown keys and wrong types in the file are named before anything else
-    if args.model:
-        s["model"] = args.model
-    for key in (
-        "guide",
-        "objective",
-        "data",
-        "data_root",
-        "steps",
-        "batch_size",
-        "lr",
-        "aux_lr",
-        "eval_every",
-        "eval_batches",
-        "checkpoint_every",
-        "divergence",
-        "seed",
-        "device",
-        "backend",
-        "out",
-    ):
-        v = getattr(args, key)
+        s = apply_shortcuts(s)  # the file's shortcuts in their groups, where a flag can replace them
+    for key in (f.name for f in fields(FitConfig)):  # every flag named as a FitConfig field
+        v = getattr(args, key, None)
         if v is not None:
             s[key] = v
+    for key, group in SHORTCUTS.items():
+        v = getattr(args, key, None)
+        if v is not None:
+            if isinstance(s.get(group), dict) and key in s[group]:  # the flag wins over the file's value
+                s[group] = {k: x for k, x in s[group].items() if k != key}
+            s[key] = v  # into its group in pyro_vaes.fit, as a Python caller's shortcut
     for what in ("model", "guide", "objective", "data"):
         extra = parse_assignments(getattr(args, f"{what}_arg"), f"--{what}-arg")
         if extra:
             s[f"{what}_args"] = {**s.get(f"{what}_args", {}), **extra}
-    shortcuts = {
-        "latent_dim": "model_args",
-        "likelihood": "model_args",
-        "beta": "objective_args",
-        "num_particles": "objective_args",
-    }
-    for key, group in shortcuts.items():
-        v = getattr(args, key)
-        if v is not None:
-            s.setdefault(group, {})
-            s[group] = {**s[group], key: v}
     if args.no_figures:
         s["figures"] = False
     return s
@@ -574,6 +565,44 @@ def _one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+class _Say(logging.Handler):
+    """Prints the library's records on stdout as the command's own lines (between progress bars): a note as
+    ``pyro-vaes: NOTE``, with the flag that changes it when it is about a shortcut setting; anything else (evaluation
+    rows, a comparison's progress) as it is. An error writing (a closed pipe) reaches :func:`main`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        note = getattr(record, "note", None)
+        if note is None:
+            text = record.getMessage()
+        else:
+            text = f"pyro-vaes: {note}"
+            setting = getattr(note, "setting", None)
+            if setting in SHORTCUTS:
+                text += f"; pass --{_flag(setting)} to choose another"
+        tqdm.write(text, file=sys.stdout)
+        sys.stdout.flush()
+
+
+@contextmanager
+def _saying() -> Iterator[None]:
+    """For the ``with`` block: the ``pyro_vaes`` logger's INFO records printed on stdout (:class:`_Say`), and not
+    passed on to the root logger; restored afterwards (a command run from Python leaves the logging as it was)."""
+    logger = logging.getLogger("pyro_vaes")
+    handler = _Say(logging.INFO)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. An error a user can cause is one line on stderr and exit status 2; Ctrl-C exits with 130 and
     says where to resume; anything else is a bug, reported in one line (the traceback with ``--debug``)."""
@@ -582,6 +611,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except KeyboardInterrupt:
         return 130
+    with _saying():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """:func:`main` for parsed arguments."""
     from pyro_vaes.engine import RunExistsError, RunLockedError, TrainingDiverged, TrainingInterrupted, distributed
     from pyro_vaes.registry import UnknownNameError
 

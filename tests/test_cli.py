@@ -139,3 +139,13 @@ def test_sample_never_overwrites_without_asking(run_dir, tmp_path, capsys):
     assert main(["sample", str(run_dir), "--out", str(target)]) == 2
     assert target.read_bytes() == b"user data"
     assert "exists" in capsys.readouterr().err
+
+
+def test_every_shortcut_of_the_config_is_a_fit_flag():
+    """The shortcuts are defined once (config.SHORTCUTS); the command line offers each as a flag of its own."""
+    from pyro_vaes.cli import build_parser
+    from pyro_vaes.config import SHORTCUTS
+
+    fit = build_parser()._subparsers._group_actions[0].choices["fit"]
+    flags = {o for a in fit._actions for o in a.option_strings}
+    assert {f"--{k.replace('_', '-')}" for k in SHORTCUTS} <= flags

@@ -4,6 +4,7 @@ with the runs it came from; existing runs are reused, and nothing outside the co
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -87,10 +88,12 @@ def test_the_figure_marks_an_unreliable_log_likelihood(compared, tmp_path):
     assert not fig.axes[0].texts and not any(b.get_hatch() for b in fig.axes[1].patches)
 
 
-def test_a_second_comparison_reuses_its_runs_and_compares_finished_runs(compared, tmp_path, capsys):
+def test_a_second_comparison_reuses_its_runs_and_compares_finished_runs(compared, tmp_path, capsys, caplog):
     out, _ = compared
-    table = pyro_vaes.compare("vae", ["diagonal", "full-covariance"], out=out, **SMALL)
-    assert capsys.readouterr().out.count("reusing") == 4
+    with caplog.at_level(logging.INFO, logger="pyro_vaes"):  # what it does is logged, never printed
+        table = pyro_vaes.compare("vae", ["diagonal", "full-covariance"], out=out, **SMALL)
+    assert sum(m.startswith("reusing") for m in caplog.messages) == 4
+    assert capsys.readouterr() == ("", "")
     assert len(table["runs"]) == 4
     runs = [str(out / "runs" / "diagonal-seed0"), str(out / "runs" / "full-covariance-seed1")]
     code = main(
@@ -110,6 +113,9 @@ def test_a_second_comparison_reuses_its_runs_and_compares_finished_runs(compared
         ]
     )
     assert code == 0
+    printed = capsys.readouterr().out.splitlines()  # the command prints what the library logs, then the table
+    assert printed[:2] == ["evaluating diagonal (seed 0)", "evaluating full-covariance (seed 1)"]
+    assert printed[2].startswith("written: ") and printed[3].startswith("# vae on linear-gaussian")
     again = json.loads((tmp_path / "again" / "compare.json").read_text())
     assert [(r["guide"], r["seed"]) for r in again["runs"]] == [("diagonal", 0), ("full-covariance", 1)]
     assert not (tmp_path / "again" / "runs").exists()  # nothing fitted
@@ -135,15 +141,18 @@ def test_runs_of_different_models_are_refused(compared, tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
-def test_a_comparison_stopped_before_its_results_continues_and_other_folders_are_refused(compared, tmp_path, capsys):
+def test_a_comparison_stopped_before_its_results_continues_and_other_folders_are_refused(
+    compared, tmp_path, capsys, caplog
+):
     out, _ = compared
     stopped = tmp_path / "stopped"  # what a comparison killed during its evaluations leaves: runs/ and nothing else
     (stopped / "runs").mkdir(parents=True)
     import shutil
 
     shutil.copytree(out / "runs" / "diagonal-seed0", stopped / "runs" / "diagonal-seed0")
-    table = pyro_vaes.compare("vae", ["diagonal"], out=stopped, **{**SMALL, "seeds": (0,)})
-    assert "reusing" in capsys.readouterr().out and len(table["runs"]) == 1
+    with caplog.at_level(logging.INFO, logger="pyro_vaes"):
+        table = pyro_vaes.compare("vae", ["diagonal"], out=stopped, **{**SMALL, "seeds": (0,)})
+    assert f"reusing {stopped / 'runs' / 'diagonal-seed0'}" in caplog.messages and len(table["runs"]) == 1
     assert (stopped / "compare.json").is_file()
     foreign = tmp_path / "foreign"
     (foreign / "runs").mkdir(parents=True)

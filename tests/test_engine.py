@@ -137,7 +137,9 @@ def test_bernoulli_refuses_grey_data_and_the_default_likelihood_fits_it(tmp_path
         json.loads((tmp_path / "auto" / "config.json").read_text())["model_args"]["likelihood"]
         == "continuous-bernoulli"
     )
-    assert "likelihood 'continuous-bernoulli' chosen" in capsys.readouterr().out
+    # the choice is a note the run returns (and logs), worded for Python users too; nothing is printed
+    assert [n for n in run.notes if "likelihood 'continuous-bernoulli' chosen" in n] and capsys.readouterr().out == ""
+    assert not any("--" in n for n in run.notes)
     binary = pyro_vaes.fit(out=tmp_path / "bin", model="vae", data="linear-gaussian", dataset=binary_images(), **TINY)
     assert binary.model.likelihood == "bernoulli"
 
@@ -191,3 +193,123 @@ def test_skipping_param_registration_changes_nothing_but_the_param_store():
         grads.append([p.grad.clone() for p in list(model.parameters()) + list(guide.parameters())])
         assert (len(pyro.get_param_store().keys()) > 0) == enabled
     assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+# -- the engine's structure: no hidden effects, one import direction ----------------------------------------------
+
+
+def test_build_returns_a_new_resolved_config_and_notes_and_changes_nothing_it_was_given():
+    from pyro_vaes.engine import build, resolve_config
+
+    cfg = FitConfig(model="vae", data="linear-gaussian", data_args={"n_train": 40, "n_test": 10}, batch_size=8)
+    before = cfg.to_dict()
+    resolved = resolve_config(cfg)
+    assert resolved is not cfg and cfg.to_dict() == before
+    assert (resolved.guide, resolved.objective) == ("diagonal", "elbo") and cfg.guide is None
+    parts = build(cfg, binary_images())
+    assert cfg.to_dict() == before and parts.config is not cfg
+    assert parts.config.model_args["likelihood"] == "bernoulli" and "likelihood" not in cfg.model_args
+    assert parts.notes == ["likelihood 'bernoulli' chosen for 'binary-images' (binary data)"]
+    assert parts.notes[0].setting == "likelihood"
+
+
+def test_a_fit_resolves_its_config_once(tmp_path, monkeypatch):
+    import importlib
+
+    import pyro_vaes.api
+
+    build_module = importlib.import_module("pyro_vaes.engine.build")  # (pyro_vaes.engine.build is the function)
+    calls = []
+    real = build_module.resolve_config
+
+    def counted(config):
+        calls.append(config)
+        return real(config)
+
+    monkeypatch.setattr(build_module, "resolve_config", counted)
+    monkeypatch.setattr(pyro_vaes.api, "resolve_config", counted)
+    pyro_vaes.fit(out=tmp_path / "r", **LG, **TINY)
+    assert len(calls) == 1
+    pyro_vaes.fit(resume=tmp_path / "r", steps=8, progress=False, figures=False)
+    assert len(calls) == 2
+
+
+def test_the_trainer_takes_built_components():
+    from pyro_vaes.engine import build, resolve_config, trainer_for
+
+    cfg = FitConfig(**LG, steps=1, batch_size=16, figures=False)
+    parts = build(cfg)
+    trainer = Trainer(parts, "unused", progress=False)
+    assert trainer.parts is parts and trainer.config is parts.config and trainer.notes == parts.notes
+    with pytest.raises(ValueError, match="trains on parts.data"):
+        Trainer(parts, "unused", data=parts.data)
+    made = trainer_for(resolve_config(cfg), "unused", progress=False)
+    assert made.config.to_dict() == parts.config.to_dict()
+    with pytest.warns(DeprecationWarning, match="builds the components itself"):
+        old_style = Trainer(cfg, "unused", progress=False)
+    assert old_style.config.to_dict() == parts.config.to_dict()
+
+
+def _engine_imports() -> dict[str, set[str]]:
+    """Each engine module -> the engine modules it imports, anywhere in its code (deferred imports included)."""
+    import ast
+    from pathlib import Path
+
+    import pyro_vaes.engine
+
+    folder = Path(pyro_vaes.engine.__file__).parent
+    names = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in names:
+        found = set()
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "pyro_vaes.engine":
+                    found |= {a.name for a in node.names} & names
+                elif node.module.startswith("pyro_vaes.engine."):
+                    found.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("pyro_vaes.engine.")}
+        graph[name] = found - {name}
+    return graph
+
+
+def test_the_engine_modules_import_in_one_direction():
+    graph = _engine_imports()
+    order: list[str] = []
+    remaining = dict(graph)
+    while remaining:  # peel off the modules whose engine imports are all placed: a cycle leaves some behind
+        ready = sorted(m for m, deps in remaining.items() if deps <= set(order))
+        assert ready, f"engine modules import each other in a cycle: { {m: sorted(d) for m, d in remaining.items()} }"
+        order += ready
+        for m in ready:
+            del remaining[m]
+    assert graph["errors"] == set() and graph["notes"] == set()  # the leaves the others raise and log with
+    assert "trainer" not in graph["distributed"] and "build" not in graph["distributed"]
+
+
+@pytest.mark.parametrize("module", ["errors", "notes", "checkpoint", "run_folder", "distributed", "build", "trainer"])
+def test_each_engine_module_imports_with_only_what_it_declares(module):
+    """A fresh interpreter imports ``pyro_vaes.engine.<module>`` with every engine module it does not (transitively)
+    import blocked: an import of a blocked module, at import time, fails."""
+    import subprocess
+    import sys
+
+    graph = _engine_imports()
+    allowed, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m not in allowed:
+            allowed.add(m)
+            todo += graph[m]
+    blocked = sorted(set(graph) - allowed)
+    code = (  # the packages as bare namespaces (their __init__ imports everything), the blocked modules as None
+        "import importlib.util, os, sys, types\n"
+        "root = importlib.util.find_spec('pyro_vaes').submodule_search_locations[0]\n"
+        "for name, path in (('pyro_vaes', root), ('pyro_vaes.engine', os.path.join(root, 'engine'))):\n"
+        "    sys.modules[name] = types.ModuleType(name); sys.modules[name].__path__ = [path]\n"
+        f"for m in {blocked!r}: sys.modules['pyro_vaes.engine.' + m] = None\n"
+        f"import pyro_vaes.engine.{module}\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

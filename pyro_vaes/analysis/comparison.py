@@ -8,12 +8,14 @@ side, and write a table (``compare.md``, ``compare.json``) and a figure (``compa
 
 The output folder is the comparison's own: new or empty, or a comparison written before (then every run folder in
 it whose recorded settings match is reused, the rest are fitted, and the table and figure are rewritten). Nothing
-else is ever replaced.
+else is ever replaced. Nothing is printed: what it is doing ("fitting ...", "reusing ...", "evaluating ...",
+"written: ...") is logged at INFO on the ``pyro_vaes`` logger (``pyro-vaes compare`` prints those lines).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import time
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 
 RESULTS_JSON, RESULTS_MD, FIGURE = "compare.json", "compare.md", "compare.png"
+LOGGER = logging.getLogger("pyro_vaes")
 #: the step-time measurement: alternating blocks of this many loss + backward passes, median over blocks
 TIMING_BLOCKS, TIMING_STEPS = 5, 5
 
@@ -130,7 +133,9 @@ def compare(
     objective; or ``runs``, finished run folders of one model on one dataset. Every run is evaluated on the first
     ``max_examples`` test examples with ``num_particles`` importance samples, its local parameters refined for
     ``refine_steps`` steps (:func:`pyro_vaes.analysis.inference_gap.gaps`), and its training step timed side by side with the
-    others'. Per guide the table holds the mean and the spread (standard deviation) over seeds of each number."""
+    others'. Per guide the table holds the mean and the spread (standard deviation) over seeds of each number.
+    ``progress`` shows progress bars on stderr; what is being fitted, reused and evaluated is logged at INFO on the
+    ``pyro_vaes`` logger."""
     from pyro_vaes.analysis.evaluation import evaluate
     from pyro_vaes.analysis.inference_gap import gaps
     from pyro_vaes.api import fit, load
@@ -177,10 +182,10 @@ def compare(
                 if objective is not None:
                     wanted["objective"] = objective
                 if continuing and _matches(folder, {"steps": FitConfig().steps, **wanted}):
-                    print(f"reusing {folder}", flush=True)
+                    LOGGER.info("reusing %s", folder)
                     run = load(folder, data_root=data_root)
                 else:
-                    print(f"fitting {model} with guide {g}, seed {seed} -> {folder}", flush=True)
+                    LOGGER.info("fitting %s with guide %s, seed %s -> %s", model, g, seed, folder)
                     run = fit(
                         out=folder,
                         overwrite=continuing,
@@ -196,7 +201,7 @@ def compare(
 
     per_run = []
     for g, seed, run in entries:
-        print(f"evaluating {g} (seed {seed})", flush=True)
+        LOGGER.info("evaluating %s (seed %s)", g, seed)
         with isolated_rng(12345):  # every guide sees the same test examples and the same random streams
             ev = evaluate(
                 run.model, run.guide, run.data.test, num_particles, max_examples=max_examples, progress=progress
@@ -258,7 +263,7 @@ def compare(
     (out / RESULTS_JSON).write_text(json.dumps(table, indent=2) + "\n")
     (out / RESULTS_MD).write_text("\n".join(markdown(table)) + "\n")
     figure(table, out / FIGURE)
-    print(f"written: {out / RESULTS_MD}, {out / RESULTS_JSON}, {out / FIGURE}")
+    LOGGER.info("written: %s, %s, %s", out / RESULTS_MD, out / RESULTS_JSON, out / FIGURE)
     return table
 
 

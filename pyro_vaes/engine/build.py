@@ -2,15 +2,19 @@
 
 :func:`resolve_config` checks names, fills in the model's default guide and objective, refuses a guide or an
 objective that does not fit the model (naming what does), and checks every component argument against the
-component's signature — all before any data is read. :func:`build` then loads the data, checks what the model
-needs of it (labels, binary values), builds model, guide and objective, and binds them.
+component's signature — all before any data is read — and returns a new config (its argument is never changed).
+:func:`build` then loads the data, checks what the model needs of it (labels, binary values), builds model, guide
+and objective, and binds them; its :class:`Components` hold a new, resolved config (with what was chosen from the
+data, such as the likelihood) and the notes saying what was chosen (:mod:`pyro_vaes.engine.notes`). Nothing here
+prints. :func:`assemble` is :func:`build` for a config that is resolved already (a fit resolves it once).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyro
@@ -19,6 +23,8 @@ import torch
 from pyro_vaes.config import CONFIG_VERSION, FitConfig, coerce
 from pyro_vaes.data import VAEData, load_dataset
 from pyro_vaes.distributions import likelihoods
+from pyro_vaes.engine import distributed
+from pyro_vaes.engine.notes import Note
 from pyro_vaes.registry import DATASETS, GUIDES, MODELS, OBJECTIVES, Registry, check_guide_fits, default_guide
 
 #: constructor parameters filled in by the engine, never by the user
@@ -97,7 +103,9 @@ def migrate(config: FitConfig) -> FitConfig:
 
 
 def resolve_config(config: FitConfig) -> FitConfig:
-    """Fill in the default guide and objective and check every name, setting and argument (no data loaded)."""
+    """A new config: ``config`` migrated to the current layout, with the default guide and objective filled in and
+    every name, setting and argument checked (no data loaded). ``config`` itself is not changed."""
+    config = copy.deepcopy(config)
     config.validate()
     model_cls = MODELS.get(config.model)
     DATASETS.entry(config.data)
@@ -133,14 +141,13 @@ def select_device(name: str) -> torch.device:
     """``--device name`` as a device; under torchrun ``cuda`` is the GPU of the rank's LOCAL_RANK."""
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name} was asked for but CUDA is not available on this machine")
-    from pyro_vaes.engine import distributed
-
     return distributed.select_device(name) or torch.device(name)
 
 
 @dataclass
 class Components:
-    """Everything a fit or a loaded run holds."""
+    """Everything a fit or a loaded run holds: the resolved config they were built from and the notes saying what
+    was chosen for the user while building them (e.g. the likelihood, from the data)."""
 
     config: FitConfig
     data: VAEData
@@ -148,6 +155,7 @@ class Components:
     guide: Any
     objective: Any
     device: torch.device
+    notes: list[str] = field(default_factory=list)
 
 
 def label_args(model_cls: type, data: VAEData, model_args: dict[str, Any]) -> dict[str, Any]:
@@ -165,20 +173,33 @@ def label_args(model_cls: type, data: VAEData, model_args: dict[str, Any]) -> di
     return {} if key in model_args else {key: size}
 
 
-def resolve_likelihood(model_cls: type, data: VAEData, model_args: dict[str, Any]) -> str | None:
-    """Fill ``model_args["likelihood"]`` for a model whose likelihood defaults to ``"auto"`` (from the data);
-    returns a line saying what was chosen and why, or None when nothing was chosen."""
+def resolve_likelihood(
+    model_cls: type, data: VAEData, model_args: dict[str, Any]
+) -> tuple[dict[str, Any], Note | None]:
+    """The model arguments with ``likelihood`` chosen from the data, for a model whose likelihood defaults to
+    ``"auto"`` (a new dict; ``model_args`` is not changed), and a note saying what was chosen and why (None, and
+    ``model_args`` as they are, when nothing was chosen)."""
     param = inspect.signature(model_cls).parameters.get("likelihood")
     if param is None or param.default != "auto" or model_args.get("likelihood", "auto") != "auto":
-        return None
+        return model_args, None
     name, why = likelihoods.for_data(data.train.x[:1000])
-    model_args["likelihood"] = name
-    return f"likelihood {name!r} chosen for {data.name!r} ({why}); pass --likelihood to choose another"
+    return {**model_args, "likelihood": name}, Note(
+        f"likelihood {name!r} chosen for {data.name!r} ({why})", "likelihood"
+    )
 
 
 def build(config: FitConfig, data: VAEData | None = None) -> Components:
-    """Load the data and build model, guide and objective for ``config`` (seeded, not trained)."""
-    config = resolve_config(config)
+    """Resolve ``config`` (:func:`resolve_config`), load the data and build model, guide and objective (seeded, not
+    trained). ``config`` is not changed: the components hold a new, resolved config, with what was chosen from the
+    data (recorded in config.json), and the notes saying what was chosen."""
+    return assemble(resolve_config(config), data)
+
+
+def assemble(config: FitConfig, data: VAEData | None = None) -> Components:
+    """:func:`build` for a config :func:`resolve_config` returned (it is not resolved again, nor changed): load the
+    data unless given, check what the model needs of it, build and bind model, guide and objective."""
+    if config.objective is None or (config.guide is None and MODELS.get(config.model).has_guide):
+        raise ValueError("assemble() takes a resolved config: pass it through resolve_config first, or call build()")
     device = select_device(config.device)
     pyro.set_rng_seed(config.seed)
     pyro.clear_param_store()
@@ -193,11 +214,11 @@ def build(config: FitConfig, data: VAEData | None = None) -> Components:
     if len(data.test) == 0:
         raise ValueError(f"dataset {data.name!r} has no test examples for the held-out loss; give it some (n_test)")
     model_cls = MODELS.get(config.model)
-    note = resolve_likelihood(model_cls, data, config.model_args)  # recorded in config.json
+    chosen, note = resolve_likelihood(model_cls, data, config.model_args)
+    notes: list[str] = [] if note is None else [note]
+    config = replace(config, model_args=chosen)  # the components' own config, with what the data chose
     model_args = {**config.model_args, **label_args(model_cls, data, config.model_args)}
     model = build_component(MODELS, config.model, data.shape, **model_args)
-    if note is not None:
-        print(f"pyro-vaes: {note}")
     if hasattr(model, "likelihood"):
         likelihoods.check_data(model.likelihood, data.train.x[:1000])
     guide = build_component(GUIDES, config.guide, model, **config.guide_args) if config.guide is not None else None
@@ -207,4 +228,4 @@ def build(config: FitConfig, data: VAEData | None = None) -> Components:
     objective.bind(model, guide, num_data=len(data.train))
     for net in objective.networks().values():
         net.module.to(device)
-    return Components(config, data, model, guide, objective, device)
+    return Components(config, data, model, guide, objective, device, notes)

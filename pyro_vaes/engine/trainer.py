@@ -16,6 +16,12 @@ Launched by ``torchrun``, the same loop trains data-parallel (:mod:`pyro_vaes.en
 takes its shard of the step's batch and noise seeded from (seed, step, rank); after each backward one all-reduce
 sums the gradients and the losses, the loss is checked before any optimizer steps, and only rank 0 evaluates and
 writes. In one process every one of those hooks is the plain operation (the step's code path is the one above).
+
+The trainer takes what it trains — the built :class:`~pyro_vaes.engine.build.Components`, their resolved config,
+the run folder and the ranks — and builds nothing itself; :func:`trainer_for` builds the components of a resolved
+config and the trainer that fits them (what :func:`pyro_vaes.fit` and ``pyro-vaes fit`` call). It prints nothing:
+the progress bar (``progress``) is on stderr, each evaluation row is logged at INFO on the ``pyro_vaes`` logger, and
+what the user should know about the run (the notes of the build, the torchrun ranks) is in :attr:`Trainer.notes`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,39 +46,81 @@ from pyro_vaes.config import FitConfig
 from pyro_vaes.data import VAEData, iterate_batches
 from pyro_vaes.engine import checkpoint as ckpt
 from pyro_vaes.engine import distributed
-from pyro_vaes.engine.build import build
+from pyro_vaes.engine.build import Components, assemble, build
+from pyro_vaes.engine.errors import TrainingDiverged, TrainingInterrupted
 from pyro_vaes.engine.learner import Learner
+from pyro_vaes.engine.notes import LOGGER, Note
 from pyro_vaes.engine.run_folder import CHECKPOINT, METRICS
 from pyro_vaes.plumbing import fastpaths
 from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 from pyro_vaes.plumbing.params import param_registration
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite, or jumped far above its running level; the last good checkpoint is kept."""
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "trainer_for"]
 
 
-class TrainingInterrupted(RuntimeError):
-    """Ctrl-C: training stopped between steps; the message says where and how to resume."""
+def trainer_for(
+    config: FitConfig,
+    run_dir: Path,
+    data: VAEData | None = None,
+    progress: bool = True,
+    resume_state: dict[str, Any] | None = None,
+    ranks: distributed.Ranks | None = None,
+) -> Trainer:
+    """The :class:`Trainer` that fits ``config`` — a config :func:`~pyro_vaes.engine.build.resolve_config` returned,
+    not resolved again — into ``run_dir``: the ranks' settings checked, then the data loaded (unless given) and the
+    components built (:func:`~pyro_vaes.engine.build.assemble`), restored from ``resume_state`` when given."""
+    ranks = distributed.current() if ranks is None else ranks
+    ranks.check_settings(config.batch_size, config.device)  # before any data is read
+    parts = assemble(config, data)
+    return Trainer(parts, run_dir, progress=progress, resume_state=resume_state, ranks=ranks)
 
 
 class Trainer:
-    """Fits ``config`` into the run folder ``run_dir``."""
+    """Fits the built components ``parts`` (their resolved config ``parts.config``) into the run folder ``run_dir``
+    on ``ranks`` (default: :func:`~pyro_vaes.engine.distributed.current`, one process unless launched by torchrun).
+
+    ``Trainer(config, run_dir, data=...)`` with a :class:`~pyro_vaes.config.FitConfig` still works (deprecated): it
+    builds the components first, as ``Trainer(build(config, data), run_dir)``."""
 
     def __init__(
         self,
-        config: FitConfig,
+        parts: Components | FitConfig,
         run_dir: Path,
         data: VAEData | None = None,
         progress: bool = True,
         resume_state: dict[str, Any] | None = None,
+        ranks: distributed.Ranks | None = None,
     ):
+        self.ranks = distributed.current() if ranks is None else ranks  # ONE_PROCESS unless launched by torchrun
+        if isinstance(parts, FitConfig):
+            warnings.warn(
+                "Trainer(config, ...) builds the components itself; pass Trainer(build(config, data), ...) or use "
+                "trainer_for(resolve_config(config), ...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self.ranks.check_settings(parts.batch_size, parts.device)
+            parts = build(parts, data)
+        elif data is not None:
+            raise ValueError("Trainer(parts, ...) trains on parts.data; data= goes with a config (build(config, data))")
+        self.ranks.check_settings(parts.config.batch_size, parts.config.device)
         self.run_dir = Path(run_dir)
-        self.ranks = distributed.current()  # ONE_PROCESS unless launched by torchrun
-        self.ranks.check_settings(config.batch_size, config.device)
-        self.parts = build(config, data)
-        self.config = self.parts.config
+        self.parts = parts
+        self.config = parts.config
         self.progress = progress
+        #: what the user should know about this run: the build's notes, then how the ranks split the batch
+        self.notes: list[str] = list(parts.notes)
+        if self.ranks.active:
+            c = self.config
+            self.notes.append(Note(self.ranks.describe(c.batch_size)))
+            if parts.model.global_sites:
+                self.notes.append(
+                    Note(
+                        f"{c.model}'s batch-level latent(s) {', '.join(parts.model.global_sites)} are drawn once per "
+                        f"rank's {c.batch_size // self.ranks.world_size} items (a batch size of "
+                        f"{self.ranks.world_size}×G makes groups of G)"
+                    )
+                )
         self.step = 0
         self.running_loss: float | None = None  # exponential moving average of the per-datum main loss
         self.last_checkpoint: int | None = None  # the step of the last checkpoint written or resumed from
@@ -309,14 +358,6 @@ class Trainer:
         history: list[dict[str, float]] = []
         if self.ranks.active:
             self.ranks.broadcast_(self.learner.children())  # every rank starts from rank 0's parameters and buffers
-            if self.ranks.is_main:
-                print(f"pyro-vaes: {self.ranks.describe(c.batch_size)}")
-                if p.model.global_sites:
-                    print(
-                        f"pyro-vaes: {c.model}'s batch-level latent(s) {', '.join(p.model.global_sites)} are drawn once "
-                        f"per rank's {c.batch_size // self.ranks.world_size} items (pass --batch-size "
-                        f"{self.ranks.world_size}×G for groups of G)"
-                    )
         bar = tqdm(
             total=c.steps,
             initial=self.step,
@@ -365,7 +406,7 @@ class Trainer:
                             self.ranks.rank,
                         )
                     # rank 0's work under torchrun (the others wait; its errors reach them)
-                    row = self.ranks.on_main(lambda: self._record(evaluate, checkpoint, running, t0, bar))
+                    row = self.ranks.on_main(lambda: self._record(evaluate, checkpoint, running, t0))
                     if row is not None:
                         history.append(row)
                     if checkpoint:
@@ -382,8 +423,9 @@ class Trainer:
             bar.close()
         return history
 
-    def _record(self, evaluate: bool, checkpoint: bool, running: float, t0: float, bar) -> dict[str, float] | None:
-        """The held-out loss into ``metrics.jsonl`` (when ``evaluate``), then the checkpoint (when ``checkpoint``)."""
+    def _record(self, evaluate: bool, checkpoint: bool, running: float, t0: float) -> dict[str, float] | None:
+        """The held-out loss into ``metrics.jsonl`` and the ``pyro_vaes`` log (when ``evaluate``), then the checkpoint
+        (when ``checkpoint``)."""
         row = None
         if evaluate:
             row = {
@@ -394,7 +436,7 @@ class Trainer:
             }
             with open(self.run_dir / METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            bar.write(f"step {self.step}: train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}")
+            LOGGER.info("step %d: train loss %.4f, test loss %.4f", self.step, row["train_loss"], row["test_loss"])
         if checkpoint:
             self.save_checkpoint()
         return row

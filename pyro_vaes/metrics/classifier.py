@@ -15,7 +15,8 @@ recorded with every number that uses it:
 
 :func:`cached_classifier` trains it once per (dataset, data arguments, recipe) and keeps the weights in
 ``$PYRO_VAES_CACHE/classifiers`` (default ``~/.cache/pyro_vaes/classifiers``), loaded weights-only thereafter; the
-key is printed and returned, so every table can say which network it used.
+key is returned in the record, so every table can say which network it used. Nothing is printed: ``progress=True``
+shows the training's progress bar on stderr.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from pyro_vaes.data import VAEData, iterate_batches
 from pyro_vaes.plumbing.isolation import isolated_rng
@@ -120,21 +123,22 @@ def accuracy(classifier: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:
 def train_classifier(
     x: torch.Tensor, y: torch.Tensor, kind: str, num_outputs: int, recipe: Recipe = Recipe(), progress: bool = False
 ) -> Classifier:
-    """Train the fixed network on (x, y) with ``recipe``; returned in eval mode. Changes no global RNG state."""
+    """Train the fixed network on (x, y) with ``recipe``; returned in eval mode. Changes no global RNG state.
+    ``progress`` shows a progress bar on stderr."""
     g = torch.Generator().manual_seed(recipe.seed)
     with isolated_rng(recipe.seed):  # (fork_rng(devices=[]) + torch.manual_seed would reseed every CUDA device)
         net = Classifier(x.shape[1:], num_outputs, kind)
     opt = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     batch = min(recipe.batch_size, len(x))
     seed = int(torch.randint(2**31 - 1, (1,), generator=g))
-    for step, idx in iterate_batches(len(x), batch, seed):
-        if step >= recipe.steps:
-            break
-        opt.zero_grad(set_to_none=True)
-        net.loss(x[idx], y[idx]).backward()
-        opt.step()
-        if progress and (step + 1) % 500 == 0:
-            print(f"classifier step {step + 1}/{recipe.steps}", flush=True)
+    with tqdm(total=recipe.steps, desc="classifier", disable=not progress, file=sys.stderr, mininterval=1.0) as bar:
+        for step, idx in iterate_batches(len(x), batch, seed):
+            if step >= recipe.steps:
+                break
+            opt.zero_grad(set_to_none=True)
+            net.loss(x[idx], y[idx]).backward()
+            opt.step()
+            bar.update(1)
     return net.eval()
 
 

@@ -22,7 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from pyro_vaes.models.base import ModelBase
+from pyro_vaes.models.base import ModelBase, positive_int
+from pyro_vaes.nets import Encoder
+from pyro_vaes.nets.heads import positive_scale
 
 Encoded = dict[str, dict[str, torch.Tensor]]
 
@@ -51,6 +53,23 @@ class GuideBase(nn.Module):
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """Posterior parameters per latent site for a batch ``x`` (see the module docstring)."""
         raise NotImplementedError
+
+
+class AmortizedGaussianGuide(GuideBase):
+    """A guide whose q of the code is a diagonal Gaussian amortised by the project's encoder for the model's data:
+    ``encoder`` (``hidden`` features) and two linear heads, ``loc`` and ``raw_scale`` (σ = softplus(·) + 1e-4), on
+    its features and ``extra_inputs`` more (a label concatenated to them)."""
+
+    def __init__(self, model: ModelBase, hidden: int, extra_inputs: int = 0):
+        super().__init__(model)
+        hidden = positive_int("hidden", hidden)
+        self.encoder = Encoder(model.arch, model.input_shape, hidden)
+        self.loc = nn.Linear(hidden + extra_inputs, model.latent_dim)
+        self.raw_scale = nn.Linear(hidden + extra_inputs, model.latent_dim)
+
+    def gaussian(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``loc`` and ``scale`` of the code's diagonal Gaussian from the heads' inputs ``h`` (..., hidden + extra)."""
+        return {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}
 
 
 def posterior_means(encoded: Encoded) -> dict[str, torch.Tensor]:

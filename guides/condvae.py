@@ -15,14 +15,10 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
-from torch import nn
 
-from pyro_vaes.guides.base import Encoded, GuideBase
-from pyro_vaes.models.base import positive_int
+from pyro_vaes.guides.base import AmortizedGaussianGuide, Encoded
 from pyro_vaes.models.condvae import CondVAE
 from pyro_vaes.models.csvae import check_binary_labels
-from pyro_vaes.nets import Encoder
-from pyro_vaes.nets.heads import positive_scale
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
@@ -30,7 +26,7 @@ from pyro_vaes.registry import GUIDES
 MAX_ENUMERATED_LABELS = 10
 
 
-class _CondVAEGuide(GuideBase):
+class _CondVAEGuide(AmortizedGaussianGuide):
     mean_field = True
     pyro_name = "condvae_guide"
     example_args = {"hidden": 16}
@@ -38,18 +34,13 @@ class _CondVAEGuide(GuideBase):
     uses_labels = True
 
     def __init__(self, model: CondVAE, hidden: int = 400):
-        super().__init__(model)
-        hidden = positive_int("hidden", hidden)
+        super().__init__(model, hidden, extra_inputs=model.num_labels if self.uses_labels else 0)
         self.num_labels, self.latent_dim = model.num_labels, model.latent_dim
-        k = self.num_labels if self.uses_labels else 0
-        self.encoder = Encoder(model.arch, model.input_shape, hidden)
-        self.loc = nn.Linear(hidden + k, self.latent_dim)
-        self.raw_scale = nn.Linear(hidden + k, self.latent_dim)
 
     def _params(self, h: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
         if self.uses_labels:
             h = torch.cat([h, check_binary_labels(self, y, h.shape[0]).to(h.dtype)], -1)
-        return {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}
+        return self.gaussian(h)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """q(z | x, y); without labels (a label-free metric) the labelled encoder gives the mixture

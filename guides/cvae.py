@@ -16,21 +16,17 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.guides.base import AmortizedGaussianGuide, Encoded
 from pyro_vaes.guides.vae import DiagonalGaussianGuide
-from pyro_vaes.models.base import positive_int
+from pyro_vaes.models.base import one_hot
 from pyro_vaes.models.cvae import CVAE
-from pyro_vaes.nets import Encoder
-from pyro_vaes.nets.heads import positive_scale
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 
 @GUIDES.register("cvae", models=("cvae",), default_for=("cvae",))
-class CVAEGuide(GuideBase):
+class CVAEGuide(AmortizedGaussianGuide):
     """q(z | x, y) = N(μ([e(x), onehot(y)]), diag σ²), σ = softplus(·) + 1e-4.
 
     :param hidden: encoder width.
@@ -40,27 +36,21 @@ class CVAEGuide(GuideBase):
     example_args = {"hidden": 16}
 
     def __init__(self, model: CVAE, hidden: int = 400):
-        super().__init__(model)
-        hidden = positive_int("hidden", hidden)
+        super().__init__(model, hidden, extra_inputs=model.num_classes)
         self.num_classes = model.num_classes
-        self.encoder = Encoder(model.arch, model.input_shape, hidden)
-        self.loc = nn.Linear(hidden + model.num_classes, model.latent_dim)
-        self.raw_scale = nn.Linear(hidden + model.num_classes, model.latent_dim)
 
-    def _given(self, h: torch.Tensor, y: torch.Tensor):
-        hy = torch.cat([h, F.one_hot(y.long(), self.num_classes).to(h.dtype)], -1)
-        return self.loc(hy), positive_scale(self.raw_scale(hy))
+    def _given(self, h: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.gaussian(torch.cat([h, one_hot(y, self.num_classes, h)], -1))
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
         """``z``: loc, scale (B, latent_dim) of q(z | x, y); without y, the moments of (1/K) Σ_k q(z | x, k)."""
         h = self.encoder(x)
         if y is not None:
-            loc, scale = self._given(h, y)
-            return {"z": {"loc": loc, "scale": scale}}
+            return {"z": self._given(h, y)}
         B, K = h.shape[0], self.num_classes
         classes = torch.arange(K, device=h.device).repeat(B)
-        loc, scale = self._given(h.repeat_interleave(K, 0), classes)
-        loc, scale = loc.reshape(B, K, -1), scale.reshape(B, K, -1)
+        q = self._given(h.repeat_interleave(K, 0), classes)
+        loc, scale = q["loc"].reshape(B, K, -1), q["scale"].reshape(B, K, -1)
         mean = loc.mean(1)
         var = (scale**2 + loc**2).mean(1) - mean**2
         return {"z": {"loc": mean, "scale": var.clamp_min(1e-8).sqrt()}}
@@ -69,9 +59,9 @@ class CVAEGuide(GuideBase):
         if y is None:
             raise ValueError("the CVAE's guide q(z | x, y) needs the labels y")
         register(self)
-        loc, scale = self._given(self.encoder(x), y)
+        q = self._given(self.encoder(x), y)
         with pyro.plate("data", x.shape[0]):
-            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            pyro.sample("z", dist.Normal(q["loc"], q["scale"]).to_event(1))
 
 
 @GUIDES.register("cvae-unlabelled", models=("cvae",))

@@ -27,30 +27,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pyro_vaes.guides.base import Encoded, GuideBase
-from pyro_vaes.models.base import positive_int
+from pyro_vaes.guides.base import AmortizedGaussianGuide, Encoded
+from pyro_vaes.models.base import one_hot
 from pyro_vaes.models.nvae import NVAE
-from pyro_vaes.nets import Encoder
-from pyro_vaes.nets.heads import positive_scale
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 
-class _NVAEEncoder(GuideBase):
+class _NVAEEncoder(AmortizedGaussianGuide):
     """The shared encoder and the Gaussian head of q(z | x), common to both N-VAE guides."""
 
     example_args = {"hidden": 16}
 
     def __init__(self, model: NVAE, hidden: int = 400):
-        super().__init__(model)
-        hidden = positive_int("hidden", hidden)
+        super().__init__(model, hidden)
         self.num_classes, self.latent_dim, self.alpha = model.num_classes, model.latent_dim, model.alpha
-        self.encoder = Encoder(model.arch, model.input_shape, hidden)
-        self.loc = nn.Linear(hidden, model.latent_dim)
-        self.raw_scale = nn.Linear(hidden, model.latent_dim)
-
-    def _z(self, h: torch.Tensor):
-        return {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}
 
     def class_probs(self, x: torch.Tensor) -> torch.Tensor:
         """The guide's classifier q(y | x), (B, K)."""
@@ -79,7 +70,7 @@ class NVAEDirichletGuide(_NVAEEncoder):
         """``z``: loc, scale (B, latent_dim); ``pi``: concentration α̂ (B, K). Neither depends on y."""
         h = self.encoder(x)
         return {
-            "z": self._z(h),
+            "z": self.gaussian(h),
             "pi": {"concentration": F.softplus(self.raw_concentration(h)) + self.min_concentration},
         }
 
@@ -114,9 +105,9 @@ class NVAEEnumGuide(_NVAEEncoder):
 
     def _parts(self, x: torch.Tensor, y: torch.Tensor | None):
         h = self.encoder(x)
-        z = self._z(h)
+        z = self.gaussian(h)
         logits = self.class_logits(h)
-        soft = torch.softmax(logits, -1) if y is None else F.one_hot(y.long(), self.num_classes).to(logits.dtype)
+        soft = torch.softmax(logits, -1) if y is None else one_hot(y, self.num_classes, logits)
         return z, logits, self.alpha + soft
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:

@@ -11,33 +11,28 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_vaes.guides.base import Encoded, GuideBase
+from pyro_vaes.guides.base import AmortizedGaussianGuide, Encoded, GuideBase
 from pyro_vaes.models.base import positive_int
 from pyro_vaes.models.vae import VAE
 from pyro_vaes.nets import Encoder
-from pyro_vaes.nets.heads import positive_scale, scale_tril
+from pyro_vaes.nets.heads import scale_tril
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import GUIDES
 
 
 @GUIDES.register("diagonal", models=("vae",), default_for=("vae",))
-class DiagonalGaussianGuide(GuideBase):
+class DiagonalGaussianGuide(AmortizedGaussianGuide):
     """q(z | x) = N(μ(x), diag σ(x)²), σ = softplus(·) + 1e-4."""
 
     mean_field = True
     example_args = {"hidden": 16}
 
     def __init__(self, model: VAE, hidden: int = 400):
-        super().__init__(model)
-        hidden = positive_int("hidden", hidden)
+        super().__init__(model, hidden)
         self.latent_dim = model.latent_dim
-        self.encoder = Encoder(model.arch, model.input_shape, hidden)
-        self.loc = nn.Linear(hidden, model.latent_dim)
-        self.raw_scale = nn.Linear(hidden, model.latent_dim)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Encoded:
-        h = self.encoder(x)
-        return {"z": {"loc": self.loc(h), "scale": positive_scale(self.raw_scale(h))}}
+        return {"z": self.gaussian(self.encoder(x))}
 
     def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         register(self)

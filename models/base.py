@@ -24,8 +24,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pyro.distributions as dist
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+from pyro_vaes.distributions import likelihoods
+from pyro_vaes.nets import Decoder, resolve_arch
 
 LABEL_KINDS = (None, "class", "binary")
 
@@ -114,6 +119,27 @@ class ModelBase(nn.Module):
         """N(0, 1) for each of ``dim`` dimensions: the :meth:`marginal_prior` of a standard-normal site."""
         return torch.distributions.Normal(torch.zeros(dim, device=self.device), 1.0), "N(0, 1)"
 
+    # -- the observation model of the models built on the project's decoder ----------------------------------------
+    def likelihood_decoder(
+        self, in_features: int, likelihood: str, obs_scale: float, arch: str, hidden: int
+    ) -> Decoder:
+        """Check and keep the observation model (``likelihood``, ``obs_scale``) and the architecture (``arch``,
+        resolved for the data's shape), and return the project's decoder from ``in_features`` inputs to the
+        likelihood's parameters (``hidden`` units). The constructor assigns it, so the module keeps its name."""
+        likelihoods.check_likelihood(likelihood, obs_scale)
+        self.likelihood = likelihood
+        self.obs_scale = float(obs_scale)
+        self.arch = resolve_arch(arch, self.input_shape)
+        return Decoder(self.arch, in_features, self.input_shape, positive_int("hidden", hidden))
+
+    def observation_dist(self, params: torch.Tensor) -> dist.Distribution:
+        """p(x | params), the decoder's output, with the observation dims as event dims (the site ``x``)."""
+        return likelihoods.observation(self.likelihood, params, self.input_shape, self.obs_scale)
+
+    def observation_mean(self, params: torch.Tensor) -> torch.Tensor:
+        """E[x | params], the decoder's output: what :meth:`decode` returns."""
+        return likelihoods.mean(self.likelihood, params)
+
     @property
     def device(self) -> torch.device:
         for t in self.parameters():
@@ -123,6 +149,26 @@ class ModelBase(nn.Module):
         return torch.device("cpu")
 
 
+class ClassConditionalModel(ModelBase):
+    """A model of one class per datum (``labels = "class"``, ``num_classes``) whose decoder reads a code ``z`` and
+    the classes through :meth:`params`; ``z``'s prior is N(0, I)."""
+
+    labels = "class"
+    num_classes: int
+
+    def params(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters for codes ``z`` (..., d) and integer classes ``y`` (broadcast)."""
+        raise NotImplementedError
+
+    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
+        """E[x | z, y]; the class comes from ``y`` or, failing that, ``latents["y"]``."""
+        return self.observation_mean(self.params(latents["z"], class_to_decode(self, latents, y)))
+
+    def marginal_prior(self, site: str):
+        """N(0, 1) for each dimension of z (what evaluation's KL per dimension is taken against)."""
+        return self.standard_normal_marginal(self.latent_dim) if site == "z" else None
+
+
 def global_to_plate(g: torch.Tensor) -> torch.Tensor:
     """A batch-level latent (..., D) made broadcastable against the data plate at dim -1.
 
@@ -130,6 +176,31 @@ def global_to_plate(g: torch.Tensor) -> torch.Tensor:
     has shape (S, 1, D) and is returned as is.
     """
     return g.unsqueeze(0) if g.dim() == 1 else g
+
+
+def standard_normal(n: int, dim: int, like: torch.Tensor) -> dist.TorchDistribution:
+    """N(0, I_dim) for each of ``n`` items (batch shape (n,), event shape (dim,)), of ``like``'s dtype and device."""
+    return dist.Normal(like.new_zeros(dim), 1.0).expand([n, dim]).to_event(1)
+
+
+def one_hot(y: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
+    """Integer classes ``y`` (...) as one-hot rows (..., num_classes) of ``like``'s dtype."""
+    return F.one_hot(y.long(), num_classes).to(like.dtype)
+
+
+def class_to_decode(model: ModelBase, latents: dict[str, torch.Tensor], y: torch.Tensor | None) -> torch.Tensor:
+    """The classes a class-conditioned model decodes for: ``y``, failing that ``latents["y"]`` (a prior draw's)."""
+    y = latents.get("y") if y is None else y
+    if y is None:
+        raise ValueError(f"{type(model).__name__} decodes a code for a class: pass y (integer classes) or latents['y']")
+    return y
+
+
+def draw_classes(model: ModelBase, n: int, y: torch.Tensor | None) -> torch.Tensor:
+    """The classes of a prior draw of ``n`` items: ``y`` on the model's device, or uniform over
+    ``model.num_classes`` when not given."""
+    dev = model.device
+    return torch.randint(model.num_classes, (n,), device=dev) if y is None else y.to(dev).long()
 
 
 def positive_int(name: str, v: Any) -> int:

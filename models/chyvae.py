@@ -24,9 +24,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from pyro_vaes.distributions import InverseWishart, likelihoods
+from pyro_vaes.distributions import InverseWishart
 from pyro_vaes.models.base import ModelBase, positive_int
-from pyro_vaes.nets import Decoder, resolve_arch
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
@@ -82,13 +81,9 @@ class CHyVAE(ModelBase):
         super().__init__(input_shape)
         self.latent_dim = p = positive_int("latent_dim", latent_dim)
         self.nu = check_nu(nu, p)
-        likelihoods.check_likelihood(likelihood, obs_scale)
-        self.likelihood = likelihood
-        self.obs_scale = float(obs_scale)
-        self.arch = resolve_arch(arch, self.input_shape)
         self.collapsed = bool(collapsed)
         self.latent_sites = ("z",) if self.collapsed else ("sigma", "z")
-        self.decoder = Decoder(self.arch, p, self.input_shape, positive_int("hidden", hidden))
+        self.decoder = self.likelihood_decoder(p, likelihood, obs_scale, arch, hidden)
         self.register_buffer("psi", chyvae_scale(self.nu, p) * torch.eye(p))
 
     # -- distributions -------------------------------------------------------------------------------------------
@@ -106,7 +101,7 @@ class CHyVAE(ModelBase):
 
     def observation(self, z: torch.Tensor) -> dist.Distribution:
         """p(x | z) with the observation dims as event dims."""
-        return likelihoods.observation(self.likelihood, self.decoder(z), self.input_shape, self.obs_scale)
+        return self.observation_dist(self.decoder(z))
 
     # -- the generative story --------------------------------------------------------------------------------------
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
@@ -134,7 +129,7 @@ class CHyVAE(ModelBase):
     # -- what users and metrics need -------------------------------------------------------------------------------
     def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z] (x depends on Σ only through z)."""
-        return likelihoods.mean(self.likelihood, self.decoder(latents["z"]))
+        return self.observation_mean(self.decoder(latents["z"]))
 
     def marginal_prior(self, site: str):
         """z: each dimension of the Student-t marginal t_{ν−p+1}(0, Ψ/(ν−p+1)) (Σ integrated out)."""

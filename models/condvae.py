@@ -21,13 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyro
-import pyro.distributions as dist
 import torch
 
-from pyro_vaes.distributions import likelihoods
-from pyro_vaes.models.base import ModelBase, positive_int
+from pyro_vaes.models.base import ModelBase, positive_int, standard_normal
 from pyro_vaes.models.csvae import check_binary_labels, draw_labels
-from pyro_vaes.nets import Decoder, broadcast_cat, resolve_arch
+from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
@@ -61,15 +59,9 @@ class CondVAE(ModelBase):
         hidden: int = 400,
     ):
         super().__init__(input_shape)
-        likelihoods.check_likelihood(likelihood, obs_scale)
         self.num_labels = positive_int("num_labels", num_labels)
         self.latent_dim = positive_int("latent_dim", latent_dim)
-        self.likelihood = likelihood
-        self.obs_scale = float(obs_scale)
-        self.arch = resolve_arch(arch, self.input_shape)
-        self.decoder = Decoder(
-            self.arch, self.latent_dim + self.num_labels, self.input_shape, positive_int("hidden", hidden)
-        )
+        self.decoder = self.likelihood_decoder(self.latent_dim + self.num_labels, likelihood, obs_scale, arch, hidden)
 
     def params(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Decoder output for codes z (..., d) and labels y (n, k) (broadcast over particle dims)."""
@@ -81,16 +73,13 @@ class CondVAE(ModelBase):
         y = check_binary_labels(self, y, x.shape[0])
         register(self)
         with pyro.plate("data", x.shape[0]):
-            z = pyro.sample(
-                "z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim]).to_event(1)
-            )
-            obs = likelihoods.observation(self.likelihood, self.params(z, y), self.input_shape, self.obs_scale)
-            pyro.sample("x", obs, obs=x)
+            z = pyro.sample("z", standard_normal(x.shape[0], self.latent_dim, x))
+            pyro.sample("x", self.observation_dist(self.params(z, y)), obs=x)
 
     def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, y]; y may be any real value per label (a scaled label gives a stronger attribute)."""
         z = latents["z"]
-        return likelihoods.mean(self.likelihood, self.params(z, check_binary_labels(self, y, z.shape[-2])))
+        return self.observation_mean(self.params(z, check_binary_labels(self, y, z.shape[-2])))
 
     def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         y = draw_labels(self, n) if y is None else check_binary_labels(self, y.to(self.device), n)

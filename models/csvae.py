@@ -36,9 +36,8 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_vaes.distributions import likelihoods
-from pyro_vaes.models.base import ModelBase, positive_int
-from pyro_vaes.nets import Decoder, broadcast_cat, resolve_arch
+from pyro_vaes.models.base import ModelBase, positive_int, standard_normal
+from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
@@ -117,7 +116,6 @@ class CSVAE(ModelBase):
         hidden: int = 400,
     ):
         super().__init__(input_shape)
-        likelihoods.check_likelihood(likelihood, obs_scale)
         self.num_labels = positive_int("num_labels", num_labels)
         self.latent_dim = positive_int("latent_dim", latent_dim)
         dims = [w_dim] * self.num_labels if isinstance(w_dim, int) else list(w_dim)
@@ -146,12 +144,7 @@ class CSVAE(ModelBase):
             torch.repeat_interleave(torch.arange(self.num_labels), torch.tensor(self.subspace_dims)),
             persistent=False,
         )
-        self.likelihood = likelihood
-        self.obs_scale = float(obs_scale)
-        self.arch = resolve_arch(arch, self.input_shape)
-        self.decoder = Decoder(
-            self.arch, self.w_size + self.latent_dim, self.input_shape, positive_int("hidden", hidden)
-        )
+        self.decoder = self.likelihood_decoder(self.w_size + self.latent_dim, likelihood, obs_scale, arch, hidden)
 
     # -- the subspaces ------------------------------------------------------------------------------------------
     def subspace(self, i: int) -> slice:
@@ -177,17 +170,14 @@ class CSVAE(ModelBase):
         y = check_binary_labels(self, y, x.shape[0])
         register(self)
         with pyro.plate("data", x.shape[0]):
-            z = pyro.sample(
-                "z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([x.shape[0], self.latent_dim]).to_event(1)
-            )
+            z = pyro.sample("z", standard_normal(x.shape[0], self.latent_dim, x))
             loc, scale = self.subspace_prior(y)
             w = pyro.sample("w", dist.Normal(loc, scale).to_event(1))
-            params = self.decoder(broadcast_cat([w, z]))
-            pyro.sample("x", likelihoods.observation(self.likelihood, params, self.input_shape, self.obs_scale), obs=x)
+            pyro.sample("x", self.observation_dist(self.decoder(broadcast_cat([w, z]))), obs=x)
 
     def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | w, z]: x is independent of y given w, so ``y`` is not used."""
-        return likelihoods.mean(self.likelihood, self.decoder(broadcast_cat([latents["w"], latents["z"]])))
+        return self.observation_mean(self.decoder(broadcast_cat([latents["w"], latents["z"]])))
 
     def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         y = draw_labels(self, n) if y is None else check_binary_labels(self, y.to(self.device), n)

@@ -19,19 +19,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyro
-import pyro.distributions as dist
 import torch
-from torch.nn import functional as F
 
-from pyro_vaes.distributions import likelihoods
-from pyro_vaes.models.base import ModelBase, positive_int
-from pyro_vaes.nets import Decoder, broadcast_cat, resolve_arch
+from pyro_vaes.models.base import ClassConditionalModel, draw_classes, one_hot, positive_int, standard_normal
+from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
 
 @MODELS.register("cvae")
-class CVAE(ModelBase):
+class CVAE(ClassConditionalModel):
     """CVAE (Sohn et al., 2015): z ~ N(0, I), x ~ p(x | f([z, onehot(y)])).
 
     :param input_shape: shape of one observation.
@@ -59,19 +56,13 @@ class CVAE(ModelBase):
         hidden: int = 400,
     ):
         super().__init__(input_shape)
-        likelihoods.check_likelihood(likelihood, obs_scale)
         self.num_classes = positive_int("num_classes", num_classes)
         self.latent_dim = positive_int("latent_dim", latent_dim)
-        self.likelihood = likelihood
-        self.obs_scale = float(obs_scale)
-        self.arch = resolve_arch(arch, self.input_shape)
-        self.decoder = Decoder(
-            self.arch, self.latent_dim + self.num_classes, self.input_shape, positive_int("hidden", hidden)
-        )
+        self.decoder = self.likelihood_decoder(self.latent_dim + self.num_classes, likelihood, obs_scale, arch, hidden)
 
     def params(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        onehot = F.one_hot(y.long(), self.num_classes).to(z.dtype)
-        return self.decoder(broadcast_cat([z, onehot]))
+        """Decoder output for codes z (..., d) and classes y, the one-hot label concatenated to the code."""
+        return self.decoder(broadcast_cat([z, one_hot(y, self.num_classes, z)]))
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z | y) = Π_i N(z_i; 0, I) p(x_i | f([z_i, y_i]))."""
@@ -81,28 +72,10 @@ class CVAE(ModelBase):
         register(self)
         B = x.shape[0]
         with pyro.plate("data", B):
-            z = pyro.sample(
-                "z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1)
-            )
-            pyro.sample(
-                "x",
-                likelihoods.observation(self.likelihood, self.params(z, y), self.input_shape, self.obs_scale),
-                obs=x,
-            )
-
-    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
-        """E[x | z, y]; the class comes from ``y`` or, failing that, ``latents["y"]``."""
-        y = latents.get("y") if y is None else y
-        if y is None:
-            raise ValueError("the CVAE decodes a code for a class: pass y (integer classes) or latents['y']")
-        return likelihoods.mean(self.likelihood, self.params(latents["z"], y))
-
-    def marginal_prior(self, site: str):
-        """N(0, 1) for each dimension of z (what evaluation's KL per dimension is taken against)."""
-        return self.standard_normal_marginal(self.latent_dim) if site == "z" else None
+            z = pyro.sample("z", standard_normal(B, self.latent_dim, x))
+            pyro.sample("x", self.observation_dist(self.params(z, y)), obs=x)
 
     def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """z ~ N(0, I); y uniform over the classes unless given."""
-        dev = self.device
-        y = torch.randint(self.num_classes, (n,), device=dev) if y is None else y.to(dev).long()
-        return {"z": torch.randn(n, self.latent_dim, device=dev), "y": y}
+        y = draw_classes(self, n, y)
+        return {"z": torch.randn(n, self.latent_dim, device=self.device), "y": y}

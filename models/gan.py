@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.nn import functional as F
 
-from pyro_vaes.models.base import ModelBase, positive_int
+from pyro_vaes.models.base import ModelBase, class_to_decode, draw_classes, one_hot, positive_int
 from pyro_vaes.nets import Decoder, broadcast_cat, resolve_arch
 from pyro_vaes.registry import MODELS
 
@@ -71,18 +70,14 @@ class ConditionalGenerator(ModelBase):
 
     def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """G(z, y); the class comes from ``y`` or, failing that, ``latents["y"]``."""
-        y = latents.get("y") if y is None else y
-        if y is None:
-            raise ValueError(f"{type(self).__name__} generates for a class: pass y (integer classes) or latents['y']")
         z = latents["z"]
-        out = self.generator(broadcast_cat([z, F.one_hot(y.long(), self.num_classes).to(z.dtype)]))
+        out = self.generator(broadcast_cat([z, one_hot(class_to_decode(self, latents, y), self.num_classes, z)]))
         return torch.sigmoid(out) if self.output == "sigmoid" else out
 
     def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """z ~ N(0, I); y uniform over the classes unless given."""
-        dev = self.device
-        y = torch.randint(self.num_classes, (n,), device=dev) if y is None else y.to(dev).long()
-        return {"z": torch.randn(n, self.latent_dim, device=dev), "y": y}
+        y = draw_classes(self, n, y)
+        return {"z": torch.randn(n, self.latent_dim, device=self.device), "y": y}
 
 
 @MODELS.register("cgan")

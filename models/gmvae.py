@@ -18,9 +18,8 @@ import pyro.distributions as dist
 import torch
 from pyro.ops.indexing import Vindex
 
-from pyro_vaes.models.base import positive_int
+from pyro_vaes.models.base import positive_int, standard_normal
 from pyro_vaes.models.ugvae import BASELINE_OBS_SCALE, DEFAULT_OBS_SCALE, UGVAEBase
-from pyro_vaes.nets.ugvae import ComponentNets, ImageDecoder, resolve_ugvae_arch
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
@@ -58,11 +57,7 @@ class GMVAE(UGVAEBase):
         self.latent_dim = positive_int("latent_dim", latent_dim)
         self.w_dim = positive_int("w_dim", w_dim)
         self.K = positive_int("K", K)
-        self._setup_likelihood(likelihood, obs_scale)
-        self.arch = resolve_ugvae_arch(arch, self.input_shape)
-        self.hidden = positive_int("hidden", hidden)
-        self.components = ComponentNets(self.w_dim, self.latent_dim, self.K, self.hidden)
-        self.decoder = ImageDecoder(self.arch, self.latent_dim, self.input_shape, self.hidden)
+        self._setup(likelihood, obs_scale, arch, hidden, self.latent_dim, components_in=self.w_dim)
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z, d, w) = Π_i p(w_i) p(d_i) p(z_i | d_i, w_i) p(x_i | z_i)."""
@@ -70,7 +65,7 @@ class GMVAE(UGVAEBase):
         register(self)
         B = x.shape[0]
         with pyro.plate("data", B):
-            w = pyro.sample("w", dist.Normal(x.new_zeros(self.w_dim), 1.0).expand([B, self.w_dim]).to_event(1))
+            w = pyro.sample("w", standard_normal(B, self.w_dim, x))
             loc, scale = self.components(w)  # (..., B, K, latent_dim)
             d = pyro.sample("d", dist.Categorical(logits=x.new_zeros(self.K)), infer={"enumerate": "parallel"})
             z = pyro.sample("z", dist.Normal(Vindex(loc)[..., d, :], Vindex(scale)[..., d, :]).to_event(1))

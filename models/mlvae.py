@@ -18,10 +18,9 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from pyro_vaes.models.base import global_to_plate, positive_int
+from pyro_vaes.models.base import global_to_plate, positive_int, standard_normal
 from pyro_vaes.models.ugvae import BASELINE_OBS_SCALE, DEFAULT_OBS_SCALE, UGVAEBase
 from pyro_vaes.nets import broadcast_cat
-from pyro_vaes.nets.ugvae import ImageDecoder, resolve_ugvae_arch
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
@@ -57,10 +56,7 @@ class MLVAE(UGVAEBase):
         super().__init__(input_shape)
         self.latent_dim = positive_int("latent_dim", latent_dim)
         self.c_dim = positive_int("c_dim", c_dim)
-        self._setup_likelihood(likelihood, obs_scale)
-        self.arch = resolve_ugvae_arch(arch, self.input_shape)
-        self.hidden = positive_int("hidden", hidden)
-        self.decoder = ImageDecoder(self.arch, self.latent_dim + self.c_dim, self.input_shape, self.hidden)
+        self._setup(likelihood, obs_scale, arch, hidden, self.latent_dim + self.c_dim)
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(X, S, C) = p(C) Π_i p(s_i) p(x_i | s_i, C)."""
@@ -69,18 +65,12 @@ class MLVAE(UGVAEBase):
         B = x.shape[0]
         c = pyro.sample("c", dist.Normal(x.new_zeros(self.c_dim), 1.0).to_event(1))
         with pyro.plate("data", B):
-            s = pyro.sample(
-                "s", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1)
-            )
+            s = pyro.sample("s", standard_normal(B, self.latent_dim, x))
             pyro.sample("x", self.observation(self.decoder(broadcast_cat([s, global_to_plate(c)]))), obs=x)
 
     def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | s, C] for ``latents["s"]`` (..., latent_dim) and ``latents["c"]`` (c_dim,); C is 0 when absent."""
-        s = latents["s"]
-        c = latents.get("c")
-        if c is None:
-            c = s.new_zeros(self.c_dim)
-        return self.mean_image(self.decoder(broadcast_cat([s, c])))
+        return self.decode_with_global(latents["s"], latents.get("c"), self.c_dim)
 
     def marginal_prior(self, site: str):
         if site == "s":

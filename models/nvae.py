@@ -31,11 +31,9 @@ from collections.abc import Sequence
 import pyro
 import pyro.distributions as dist
 import torch
-from torch.nn import functional as F
 
-from pyro_vaes.distributions import likelihoods
-from pyro_vaes.models.base import ModelBase, positive_int
-from pyro_vaes.nets import Decoder, broadcast_cat, resolve_arch
+from pyro_vaes.models.base import ClassConditionalModel, one_hot, positive_int, standard_normal
+from pyro_vaes.nets import broadcast_cat
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
@@ -50,7 +48,7 @@ def mask_class_blocks(z_c: torch.Tensor, onehot: torch.Tensor, class_dim: int) -
 
 
 @MODELS.register("nvae")
-class NVAE(ModelBase):
+class NVAE(ClassConditionalModel):
     """N-VAE: z = [z_c (one block per class), z_s] ~ N(0, I), π ~ Dir(α), y ~ Cat(π), x ~ p(x | f([vec(z_c ⊙ y),
     z_s, y])) (Antorán & Miguel, 2019, §III-B).
 
@@ -89,7 +87,6 @@ class NVAE(ModelBase):
         hidden: int = 400,
     ):
         super().__init__(input_shape)
-        likelihoods.check_likelihood(likelihood, obs_scale)
         self.num_classes = positive_int("num_classes", num_classes)
         if self.num_classes < 2:
             raise ValueError(f"N-VAE needs at least 2 classes, got num_classes={num_classes}")
@@ -101,12 +98,9 @@ class NVAE(ModelBase):
             raise ValueError(f"alpha (the Dirichlet concentration) must be > 0, got {alpha}")
         self.alpha = float(alpha)
         self.class_bias = bool(class_bias)
-        self.likelihood = likelihood
-        self.obs_scale = float(obs_scale)
         self.latent_dim = self.num_classes * self.class_dim + self.shared_dim
-        self.arch = resolve_arch(arch, self.input_shape)
         in_features = self.latent_dim + (self.num_classes if self.class_bias else 0)
-        self.decoder = Decoder(self.arch, in_features, self.input_shape, positive_int("hidden", hidden))
+        self.decoder = self.likelihood_decoder(in_features, likelihood, obs_scale, arch, hidden)
 
     # -- the layout of z ---------------------------------------------------------------------------------------
     def class_slice(self, k: int) -> slice:
@@ -125,7 +119,7 @@ class NVAE(ModelBase):
     # -- the decoder ----------------------------------------------------------------------------------------------
     def decoder_input(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """h = [vec(z_c ⊙ y), z_s, y] (paper §III-B); ``y`` integer classes, broadcast against ``z``'s leading dims."""
-        onehot = F.one_hot(y.long(), self.num_classes).to(z.dtype)
+        onehot = one_hot(y, self.num_classes, z)
         k_dims = self.num_classes * self.class_dim
         parts = [mask_class_blocks(z[..., :k_dims], onehot, self.class_dim), z[..., k_dims:]]
         if self.class_bias:
@@ -146,27 +140,10 @@ class NVAE(ModelBase):
         register(self)
         B = x.shape[0]
         with pyro.plate("data", B):
-            z = pyro.sample(
-                "z", dist.Normal(x.new_zeros(self.latent_dim), 1.0).expand([B, self.latent_dim]).to_event(1)
-            )
+            z = pyro.sample("z", standard_normal(B, self.latent_dim, x))
             pi = pyro.sample("pi", dist.Dirichlet(self.prior_concentration(x)).expand([B]))
             y = pyro.sample("y", dist.Categorical(probs=pi), obs=y)
-            pyro.sample(
-                "x",
-                likelihoods.observation(self.likelihood, self.params(z, y), self.input_shape, self.obs_scale),
-                obs=x,
-            )
-
-    def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
-        """E[x | z, y]; the class comes from ``y`` or, failing that, ``latents["y"]``."""
-        y = latents.get("y") if y is None else y
-        if y is None:
-            raise ValueError("N-VAE decodes a code for a class: pass y (integer classes) or latents['y']")
-        return likelihoods.mean(self.likelihood, self.params(latents["z"], y))
-
-    def marginal_prior(self, site: str):
-        """N(0, 1) for each dimension of z (what evaluation's KL per dimension is taken against)."""
-        return self.standard_normal_marginal(self.latent_dim) if site == "z" else None
+            pyro.sample("x", self.observation_dist(self.params(z, y)), obs=x)
 
     def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """z ~ N(0, I), π ~ Dir(α 1_K) and y ~ Cat(π); a given y is kept and π drawn from p(π | y) = Dir(α 1_K + y)."""
@@ -178,5 +155,5 @@ class NVAE(ModelBase):
             y = dist.Categorical(probs=pi).sample()
         else:
             y = y.to(dev).long()
-            pi = dist.Dirichlet(concentration + F.one_hot(y, self.num_classes).to(concentration.dtype)).sample()
+            pi = dist.Dirichlet(concentration + one_hot(y, self.num_classes, concentration)).sample()
         return {"z": z, "pi": pi, "y": y}

@@ -42,22 +42,45 @@ class UGVAEBase(ModelBase):
     #: the Gaussian likelihood's standard deviation when ``obs_scale`` is not given
     default_obs_scale: float = DEFAULT_OBS_SCALE
 
-    def _setup_likelihood(self, likelihood: str, obs_scale: float | None) -> None:
+    def _setup(
+        self,
+        likelihood: str,
+        obs_scale: float | None,
+        arch: str,
+        hidden: int,
+        decoder_in: int,
+        components_in: int | None = None,
+    ) -> None:
+        """Check and keep the likelihood, resolve the authors' architecture for the data's shape and build their
+        networks: with ``components_in``, the K component networks of p(z | d, ·) fed with a latent of that size
+        (``self.components``), then the decoder from ``decoder_in`` features (``self.decoder``)."""
         if likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(f"likelihood must be 'gaussian' (the authors') or 'bernoulli', got {likelihood!r}")
         obs_scale = self.default_obs_scale if obs_scale is None else float(obs_scale)
         likelihoods.check_likelihood(likelihood, obs_scale)
         self.likelihood, self.obs_scale = likelihood, obs_scale
+        self.arch = resolve_ugvae_arch(arch, self.input_shape)
+        self.hidden = positive_int("hidden", hidden)
+        if components_in is not None:
+            self.components = ComponentNets(components_in, self.latent_dim, self.K, self.hidden)
+        self.decoder = ImageDecoder(self.arch, decoder_in, self.input_shape, self.hidden)
 
     def obs_params(self, raw: torch.Tensor) -> torch.Tensor:
         """Decoder output -> likelihood parameters: sigmoid mean (Gaussian, as the authors) or logits."""
         return torch.sigmoid(raw) if self.likelihood == "gaussian" else raw
 
     def observation(self, raw: torch.Tensor) -> dist.Distribution:
-        return likelihoods.observation(self.likelihood, self.obs_params(raw), self.input_shape, self.obs_scale)
+        return self.observation_dist(self.obs_params(raw))
 
     def mean_image(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(raw)
+
+    def decode_with_global(self, local: torch.Tensor, batch_latent: torch.Tensor | None, dim: int) -> torch.Tensor:
+        """E[x | local code, batch-level latent] from the decoder of [local, batch_latent]; the batch-level latent,
+        (dim,) or broadcastable, is taken at its prior mean 0 when absent."""
+        if batch_latent is None:
+            batch_latent = local.new_zeros(dim)
+        return self.mean_image(self.decoder(broadcast_cat([local, batch_latent])))
 
     #: the number of prior draws of the parent latent (β or w) behind the marginal prior of z
     MARGINAL_DRAWS = 64
@@ -112,11 +135,7 @@ class UGVAE(UGVAEBase):
         self.latent_dim = positive_int("latent_dim", latent_dim)
         self.beta_dim = positive_int("beta_dim", beta_dim)
         self.K = positive_int("K", K)
-        self._setup_likelihood(likelihood, obs_scale)
-        self.arch = resolve_ugvae_arch(arch, self.input_shape)
-        self.hidden = positive_int("hidden", hidden)
-        self.components = ComponentNets(self.beta_dim, self.latent_dim, self.K, self.hidden)
-        self.decoder = ImageDecoder(self.arch, self.latent_dim + self.beta_dim, self.input_shape, self.hidden)
+        self._setup(likelihood, obs_scale, arch, hidden, self.latent_dim + self.beta_dim, components_in=self.beta_dim)
 
     # -- the generative story ------------------------------------------------------------------------------
     def prior_z(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,11 +161,7 @@ class UGVAE(UGVAEBase):
     def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, β] for ``latents["z"]`` (..., latent_dim) and ``latents["beta"]`` (beta_dim,) or broadcastable
         (..., beta_dim); β is its prior mean 0 when absent."""
-        z = latents["z"]
-        beta = latents.get("beta")
-        if beta is None:
-            beta = z.new_zeros(self.beta_dim)
-        return self.mean_image(self.decoder(broadcast_cat([z, beta])))
+        return self.decode_with_global(latents["z"], latents.get("beta"), self.beta_dim)
 
     def marginal_prior(self, site: str):
         if site == "beta":

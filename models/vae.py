@@ -24,10 +24,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from pyro_vaes.distributions import likelihoods
 from pyro_vaes.distributions.flows import INITS, MASKS, DecoupledFlow
-from pyro_vaes.models.base import ModelBase, positive_int
-from pyro_vaes.nets import Decoder, resolve_arch
+from pyro_vaes.models.base import ModelBase, positive_int, standard_normal
 from pyro_vaes.plumbing.params import register
 from pyro_vaes.registry import MODELS
 
@@ -80,12 +78,8 @@ class VAE(ModelBase):
                 f"flow_mask must be one of {', '.join(MASKS)} and flow_init one of {', '.join(INITS)}, "
                 f"got {flow_mask!r} and {flow_init!r}"
             )
-        likelihoods.check_likelihood(likelihood, obs_scale)
         self.latent_dim = positive_int("latent_dim", latent_dim)
-        self.likelihood = likelihood
-        self.obs_scale = float(obs_scale)
-        self.arch = resolve_arch(arch, self.input_shape)
-        self.decoder = Decoder(self.arch, self.latent_dim, self.input_shape, positive_int("hidden", hidden))
+        self.decoder = self.likelihood_decoder(self.latent_dim, likelihood, obs_scale, arch, hidden)
         self.prior_kind = prior
         if prior == "flow":
             self.prior_flow = DecoupledFlow(
@@ -100,7 +94,7 @@ class VAE(ModelBase):
         """p(z) for ``n`` items (batch shape (n,), event shape (latent_dim,)), on ``like``'s device and dtype."""
         if self.prior_kind == "flow":
             return self.prior_flow.distribution(n, like.device)
-        return dist.Normal(like.new_zeros(self.latent_dim), 1.0).expand([n, self.latent_dim]).to_event(1)
+        return standard_normal(n, self.latent_dim, like)
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         """p(x, z) = Π_i p(z_i) p(x_i | decoder(z_i)), p(z) = N(0, I) or the decoupled prior."""
@@ -108,11 +102,10 @@ class VAE(ModelBase):
         register(self)
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", self.prior(x.shape[0], x))
-            params = self.decoder(z)
-            pyro.sample("x", likelihoods.observation(self.likelihood, params, self.input_shape, self.obs_scale), obs=x)
+            pyro.sample("x", self.observation_dist(self.decoder(z)), obs=x)
 
     def decode(self, latents: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
-        return likelihoods.mean(self.likelihood, self.decoder(latents["z"]))
+        return self.observation_mean(self.decoder(latents["z"]))
 
     def sample_prior(self, n: int, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """z ~ N(0, I); with the flow prior z = g⁻¹(z₀), z₀ ~ N(0, I) (reparameterised: differentiable in the flow)."""

@@ -41,8 +41,9 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.poutine.util import site_is_subsample
-from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
+from torch.distributions import kl_divergence
 
+from pyro_vaes.distributions import normal_marginals
 from pyro_vaes.metrics.reconstruction import reconstruct
 from pyro_vaes.plumbing.isolation import eval_mode
 
@@ -323,17 +324,6 @@ def log_likelihood_is(
     return particle_estimates(model, guide, x, y, num_particles, chunk).log_likelihood
 
 
-def _marginal_normal(d) -> Normal | None:
-    """Per-dimension Normal marginals of a (batched) Normal or MultivariateNormal, else None."""
-    while isinstance(d, Independent):
-        d = d.base_dist
-    if isinstance(d, MultivariateNormal):
-        return Normal(d.loc, d.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt())
-    if isinstance(d, Normal):
-        return d
-    return None
-
-
 @torch.no_grad()
 def kl_per_dimension(
     model,
@@ -353,7 +343,7 @@ def kl_per_dimension(
     out: dict[str, dict[str, object]] = {}
     for name, site in latent_sites(guide_trace).items():
         marginal = model.marginal_prior(name)
-        q = _marginal_normal(site["fn"])
+        q = normal_marginals(site["fn"])
         if marginal is None or q is None:
             continue
         p, description = marginal

@@ -40,6 +40,16 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _grid_ticks(set_ticks, set_ticklabels, labels: Sequence[str] | None, step: int) -> None:
+    """One tick label at the middle of each row (or column) of a grid whose cells are ``step`` pixels apart (after
+    the grid's 2-pixel margin); no ticks without labels."""
+    if labels:
+        set_ticks([2 + step * (i + 0.5) for i in range(len(labels))])
+        set_ticklabels(labels, fontsize=7)
+    else:
+        set_ticks([])
+
+
 def image_grid(
     x: torch.Tensor,
     nrow: int,
@@ -63,18 +73,8 @@ def image_grid(
     ax.set_title(title if "\n" in title else textwrap.fill(title, 75), fontsize=10)
     if ylabel:
         ax.set_ylabel(ylabel)
-    h = x.shape[-2] + 2
-    if row_labels:
-        ax.set_yticks([2 + h * (i + 0.5) for i in range(len(row_labels))])
-        ax.set_yticklabels(row_labels, fontsize=7)
-    else:
-        ax.set_yticks([])
-    w = x.shape[-1] + 2
-    if col_labels:
-        ax.set_xticks([2 + w * (i + 0.5) for i in range(len(col_labels))])
-        ax.set_xticklabels(col_labels, fontsize=7)
-    else:
-        ax.set_xticks([])
+    _grid_ticks(ax.set_yticks, ax.set_yticklabels, row_labels, x.shape[-2] + 2)
+    _grid_ticks(ax.set_xticks, ax.set_xticklabels, col_labels, x.shape[-1] + 2)
     if xlabel:
         ax.set_xlabel(xlabel)
     return save_figure(fig, path)

@@ -10,6 +10,7 @@ factors, a :class:`FactorSource` that the disentanglement metrics use.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,16 @@ def data_root(root: str | None = None) -> Path | None:
     """The folder real datasets are read from: ``root`` if given, else ``$PYRO_VAES_DATA``, else None."""
     root = root or os.environ.get(DATA_ENV)
     return Path(root).expanduser() if root else None
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """The hex digest of the file at ``path`` by ``hashlib``'s ``algorithm`` (``md5``, ``sha256``, ...), read in
+    1 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass

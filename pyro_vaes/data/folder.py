@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pyro_vaes.data.base import ArraySplit, VAEData
+from pyro_vaes.data.base import ArraySplit, VAEData, data_root
 from pyro_vaes.registry import DATASETS
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".gif", ".webp")
@@ -134,6 +134,20 @@ def _read_labels_csv(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     return names, header[1:], np.array(values, dtype=np.int64)
 
 
+def _data_path(
+    dataset: str, path: str | None, what: str, root: str | None, found: Callable[[Path], bool]
+) -> tuple[Path, Path | None]:
+    """The ``path`` data argument of ``dataset`` (``what`` it names), as given or, when relative and not ``found``
+    there, under the data root; and the data root (None when unset)."""
+    if path is None:
+        raise ValueError(f"dataset {dataset!r} needs --data-arg path={what}")
+    p = Path(path).expanduser()
+    base = data_root(root)
+    if not found(p) and not p.is_absolute() and base is not None and found(base / p):
+        p = base / p
+    return p, base
+
+
 @DATASETS.register("folder", kind="real", shape="Cx<size>x<size>", factors="")
 def folder(
     root: str | None = None,
@@ -152,14 +166,7 @@ def folder(
     sits in a first-level sub-folder, the sub-folder is the class (ImageFolder layout); else no labels.
     A relative ``path`` is resolved against the data root when it is not found as given.
     """
-    from pyro_vaes.data.base import data_root
-
-    if path is None:
-        raise ValueError("dataset 'folder' needs --data-arg path=<folder of images>")
-    p = Path(path).expanduser()
-    base = data_root(root)
-    if not p.is_dir() and not p.is_absolute() and base is not None and (base / p).is_dir():
-        p = base / p
+    p, base = _data_path("folder", path, "<folder of images>", root, Path.is_dir)
     if not p.is_dir():
         raise FileNotFoundError(
             f"image folder {p} does not exist (looked at {path!r}" + (f" and {base / path}" if base else "") + ")"
@@ -252,14 +259,7 @@ def arrays(
     (loaded weights-only). uint8 images are divided by 255; float images must lie in [0, 1]; flat data
     is kept as is. Labels must be integers with one row per observation.
     """
-    from pyro_vaes.data.base import data_root
-
-    if path is None:
-        raise ValueError("dataset 'arrays' needs --data-arg path=<file.npy|.npz|.pt>")
-    p = Path(path).expanduser()
-    base = data_root(root)
-    if not p.exists() and not p.is_absolute() and base is not None and (base / p).exists():
-        p = base / p
+    p, _ = _data_path("arrays", path, "<file.npy|.npz|.pt>", root, Path.exists)
     if not p.is_file():
         raise FileNotFoundError(f"array file {p} does not exist")
     x, y = _load_array_file(p, key, label_key)

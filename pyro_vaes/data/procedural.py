@@ -36,6 +36,19 @@ def _check_sizes(n_train: int, n_test: int, limit: int | None = None) -> None:
 _MASK_RES = 512  # resolution of the canonical shape masks over [-1, 1]^2
 
 
+def _rendered(name: str, src: FactorSource, f: torch.Tensor, n_train: int, **info: object) -> VAEData:
+    """The dataset of the images ``src`` renders for factors ``f``, the first ``n_train`` for training, each split
+    keeping its factor classes (no labels); ``info`` after the factor names."""
+    x = src.render(f)
+    return VAEData(
+        name,
+        ArraySplit(x[:n_train], None, f[:n_train]),
+        ArraySplit(x[n_train:], None, f[n_train:]),
+        factors=src,
+        info={"factor_names": list(src.factor_names), **info},
+    )
+
+
 def _heart_polygon(n: int = 400) -> np.ndarray:
     """The classic parametric heart (x = 16 sin^3 t, y = 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t),
     point down, centred on its bounding box and scaled so its larger half-extent is 1.
@@ -156,15 +169,7 @@ def shapes2d(root: str | None = None, seed: int = 0, n_train: int = 20000, n_tes
     _check_sizes(n_train, n_test, src.num_combinations)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(src.num_combinations, generator=g)[: n_train + n_test]
-    f = src.factors_from_index(idx)
-    x = src.render(f)
-    return VAEData(
-        "shapes2d",
-        ArraySplit(x[:n_train], None, f[:n_train]),
-        ArraySplit(x[n_train:], None, f[n_train:]),
-        factors=src,
-        info={"factor_names": list(src.factor_names), "re_render": True},
-    )
+    return _rendered("shapes2d", src, src.factors_from_index(idx), n_train, re_render=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -286,14 +291,8 @@ def ellipses(
     _check_sizes(n_train, n_test)
     src = CorrelatedEllipsesFactors(binarize)
     g = torch.Generator().manual_seed(seed)
-    f = src.sample_factors(n_train + n_test, g)
-    x = src.render(f)
-    return VAEData(
-        "ellipses",
-        ArraySplit(x[:n_train], None, f[:n_train]),
-        ArraySplit(x[n_train:], None, f[n_train:]),
-        factors=src,
-        info={"factor_names": list(src.factor_names), "correlation": 0.5, "binarize": binarize},
+    return _rendered(
+        "ellipses", src, src.sample_factors(n_train + n_test, g), n_train, correlation=0.5, binarize=binarize
     )
 
 

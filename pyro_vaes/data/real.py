@@ -3,13 +3,12 @@ torchvision where the network allows it."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 import torch
 
-from pyro_vaes.data.base import DATA_ENV, ArraySplit, VAEData, binarize, data_root
+from pyro_vaes.data.base import DATA_ENV, ArraySplit, VAEData, binarize, data_root, file_digest
 from pyro_vaes.registry import DATASETS
 
 #: md5 of the uncompressed IDX files, as torchvision publishes them.
@@ -19,14 +18,6 @@ MNIST_MD5: dict[str, str] = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class MissingDataError(FileNotFoundError):
@@ -64,7 +55,7 @@ def _torchvision_mnist(
         )
     if md5:
         for f, expected in md5.items():
-            got = _md5(raw / f)
+            got = file_digest(raw / f, "md5")
             if got != expected:
                 raise MissingDataError(
                     f"{raw / f} is corrupt: md5 {got}, expected {expected}; delete it and fetch it again"

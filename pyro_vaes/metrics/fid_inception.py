@@ -15,7 +15,6 @@ the ``pytorch-fid`` package's own module on the same (random) weights.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -23,6 +22,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models import inception_v3
 from torchvision.models.inception import InceptionA, InceptionC, InceptionE
+
+from pyro_vaes.data.base import file_digest
 
 #: pytorch-fid's weights file and the prefix of its SHA-256 that its name carries
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -106,14 +107,6 @@ class FIDInceptionFeatures(nn.Module):
         return self.layers(2 * x - 1).flatten(1)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_fid_inception(weights: str | Path, check_hash: bool = True) -> tuple[FIDInceptionFeatures, dict]:
     """The feature network with pytorch-fid's weights from ``weights``, in eval mode, and its record (file, SHA-256).
 
@@ -125,7 +118,7 @@ def load_fid_inception(weights: str | Path, check_hash: bool = True) -> tuple[FI
             f"Inception weights file {path} does not exist; give pytorch-fid's {WEIGHTS_NAME} "
             "(it cannot be downloaded here), or leave --inception-weights out to use the classifier features"
         )
-    digest = sha256(path)
+    digest = file_digest(path, "sha256")
     if check_hash and not digest.startswith(SHA256_PREFIX):
         raise ValueError(
             f"{path} is not pytorch-fid's {WEIGHTS_NAME}: its SHA-256 starts with {digest[:8]}, expected "

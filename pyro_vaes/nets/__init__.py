@@ -52,6 +52,20 @@ def _numel(shape: Sequence[int]) -> int:
     return n
 
 
+#: the convolutional nets: the side of their 64-channel feature map and the encoder's channels after the input's
+#: (the decoder runs them backwards)
+CONV_LAYOUT = {"conv28": (7, (32, 64)), "conv64": (4, (32, 32, 64, 64))}
+
+
+def strided_convs(conv: type[nn.Module], channels: Sequence[int]) -> list[nn.Module]:
+    """``conv(a, b, 4, 2, 1)``-ReLU for each successive pair (a, b) of ``channels``: each layer halves the side
+    (``nn.Conv2d``) or doubles it (``nn.ConvTranspose2d``). A decoder drops the last ReLU."""
+    layers: list[nn.Module] = []
+    for a, b in zip(channels, channels[1:]):
+        layers += [conv(a, b, 4, 2, 1), nn.ReLU()]
+    return layers
+
+
 class Encoder(nn.Module):
     """x (..., *shape) -> features (..., hidden)."""
 
@@ -66,30 +80,12 @@ class Encoder(nn.Module):
                 layers += [nn.Linear(d, hidden), nn.ReLU()]
                 d = hidden
             self.net = nn.Sequential(*layers)
-        elif self.arch == "conv28":
-            c = self.shape[0]
+        else:  # conv28, conv64: strided convolutions down to 64 x side x side, then Linear(hidden)-ReLU
+            side, channels = CONV_LAYOUT[self.arch]
             self.net = nn.Sequential(
-                nn.Conv2d(c, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.Conv2d(32, 64, 4, 2, 1),
-                nn.ReLU(),
+                *strided_convs(nn.Conv2d, (self.shape[0], *channels)),
                 nn.Flatten(),
-                nn.Linear(64 * 7 * 7, hidden),
-                nn.ReLU(),
-            )
-        else:  # conv64
-            c = self.shape[0]
-            self.net = nn.Sequential(
-                nn.Conv2d(c, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.Conv2d(32, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.Conv2d(32, 64, 4, 2, 1),
-                nn.ReLU(),
-                nn.Conv2d(64, 64, 4, 2, 1),
-                nn.ReLU(),
-                nn.Flatten(),
-                nn.Linear(64 * 4 * 4, hidden),
+                nn.Linear(64 * side * side, hidden),
                 nn.ReLU(),
             )
 
@@ -119,33 +115,15 @@ class Decoder(nn.Module):
                 layers += [nn.Linear(d, hidden), nn.ReLU()]
                 d = hidden
             self.net = nn.Sequential(*layers, nn.Linear(d, d_out))
-        elif self.arch == "conv28":
-            c = self.shape[0]
+        else:  # conv28, conv64: the encoder mirrored, Linear(hidden)-ReLU-Linear to 64 x side x side, then up
+            side, channels = CONV_LAYOUT[self.arch]
             self.net = nn.Sequential(
                 nn.Linear(in_features, hidden),
                 nn.ReLU(),
-                nn.Linear(hidden, 64 * 7 * 7),
+                nn.Linear(hidden, 64 * side * side),
                 nn.ReLU(),
-                nn.Unflatten(-1, (64, 7, 7)),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(32, c, 4, 2, 1),
-            )
-        else:  # conv64
-            c = self.shape[0]
-            self.net = nn.Sequential(
-                nn.Linear(in_features, hidden),
-                nn.ReLU(),
-                nn.Linear(hidden, 64 * 4 * 4),
-                nn.ReLU(),
-                nn.Unflatten(-1, (64, 4, 4)),
-                nn.ConvTranspose2d(64, 64, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(32, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(32, c, 4, 2, 1),
+                nn.Unflatten(-1, (64, side, side)),
+                *strided_convs(nn.ConvTranspose2d, (*reversed(channels), self.shape[0]))[:-1],
             )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

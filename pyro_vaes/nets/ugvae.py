@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pyro_vaes.nets import strided_convs
+
 UGVAE_ARCHS = ("auto", "k_vae", "beta_vae")
 
 
@@ -91,20 +93,13 @@ class ImageDecoder(nn.Module):
         if self.arch == "k_vae":
             self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, _numel(shape)))
         else:
-            c = self.shape[0]
             self.net = nn.Sequential(
                 nn.Linear(in_features, 256),
                 nn.Unflatten(-1, (256, 1, 1)),
                 nn.ReLU(),
                 nn.ConvTranspose2d(256, 64, 4),
                 nn.ReLU(),
-                nn.ConvTranspose2d(64, 64, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(32, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(32, c, 4, 2, 1),
+                *strided_convs(nn.ConvTranspose2d, (64, 64, 32, 32, self.shape[0]))[:-1],
             )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:

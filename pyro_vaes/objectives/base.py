@@ -32,9 +32,9 @@ Seams for objectives with networks (an objective's main loss and its networks' l
   through it, so gradients reach the inputs (the encoder's codes, the generator's fakes) and never the network's
   parameters: the main step writes no gradient into a network, whatever the order of the steps.
 * :class:`Handoff` (``objective.handoff``) — values the main loss passes to a network's loss within one training
-  step, keyed by a name and by the batch: the main loss ``put``\ s, e.g., the detached codes it drew for (x, y);
-  the network's loss ``take``\ s them for the batch it is given (an equal batch, not necessarily the same tensor
-  object), or gets None and draws afresh. FactorVAE's discriminator and CSVAE's adversary train on the very codes
+  step, keyed by a name and by the batch: the main loss records (``put``), e.g., the detached codes it drew for
+  (x, y); the network's loss collects them (``take``) for the batch it is given (an equal batch, not necessarily the
+  same tensor object), or gets None and draws afresh. FactorVAE's discriminator and CSVAE's adversary train on the very codes
   the main step drew (:meth:`~pyro_vaes.objectives.terms.RegularizedELBO.network_codes`), so a step consumes the
   random stream once, and a resumed run repeats the uninterrupted one bit for bit.
 * :class:`ScaleSites` — ``poutine.scale`` on chosen sites, wrapped around the model and the guide

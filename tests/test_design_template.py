@@ -1,5 +1,5 @@
-"""The minimal model and guide that ``docs/design.md`` shows a contributor is real code: taken from the document as
-written, registered, fitted, evaluated and sampled, so the template can never drift from the contract."""
+"""The minimal model and guide, and the minimal experiment, that ``docs/design.md`` shows a contributor are real code:
+taken from the document as written, registered and run, so the templates can never drift from the contracts."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ from pyro_vaes.registry import GUIDES, MODELS
 """
 
 
-def template_source() -> str:
+def template_source(heading: str = "### A minimal model and guide") -> str:
+    """The first Python block after ``heading`` in docs/design.md."""
     text = (REPO / "docs" / "design.md").read_text()
-    section = text[text.index("### A minimal model and guide") :]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "docs/design.md lost its minimal model and guide"
+    assert heading in text, f"docs/design.md lost its {heading!r}"
+    match = re.search(r"```python\n(.*?)```", text[text.index(heading) :], re.S)
+    assert match, f"docs/design.md has no Python block after {heading!r}"
     return match.group(1)
 
 
@@ -67,3 +68,23 @@ def test_the_design_template_fits_evaluates_and_samples(template, tmp_path):
     res = run.evaluate(num_particles=4, write=False)
     assert torch.isfinite(torch.tensor(res["log_likelihood"]))
     assert run.sample(3, y=torch.tensor([0, 1, 2])).shape == (3, 1, 6, 6)
+
+
+EXPERIMENT_PRELUDE = """
+from pyro_vaes.experiments.base import Experiment, register
+from pyro_vaes.experiments.common import format_mean_std, mean_std
+"""
+
+
+def test_the_design_experiment_runs_every_seed_and_writes_its_table(tmp_path):
+    from pyro_vaes.registry import EXPERIMENTS
+
+    source = template_source("A minimal experiment, complete:")
+    exec(compile(EXPERIMENT_PRELUDE + source, "docs/design.md", "exec"), {})
+    try:
+        table = EXPERIMENTS.get("example-moons")(tmp_path, scale="tiny", overrides={"steps": 2})
+    finally:
+        EXPERIMENTS.unregister("example-moons")
+    assert [r["seed"] for r in table["rows"]] == [0, 1] and table["summary"]["test_loss"]["seeds"] == 2
+    assert table["figures"] and all((tmp_path / f).is_file() for f in table["figures"])
+    assert (tmp_path / "results.json").is_file() and "example-moons" in (tmp_path / "results.md").read_text()

@@ -36,7 +36,7 @@ import torch.distributed as dist
 
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import ArraySplit, VAEData
-from pyro_vaes.engine import Trainer, distributed
+from pyro_vaes.engine import Trainer, build, distributed
 from pyro_vaes.plumbing.params import param_registration
 
 
@@ -53,7 +53,7 @@ def trainer(batch: int) -> Trainer:
         guide_args={"hidden": 400},
     )
     with contextlib.redirect_stdout(io.StringIO()):
-        return Trainer(cfg, Path(tempfile.gettempdir()) / "pyro-vaes-bench-unused", data=data, progress=False)
+        return Trainer(build(cfg, data), Path(tempfile.gettempdir()) / "pyro-vaes-bench-unused", progress=False)
 
 
 def timed(tr: Trainer, x: torch.Tensor, steps: int) -> float:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyro_vaes.config import FitConfig  # noqa: E402
 from pyro_vaes.data import ArraySplit, VAEData  # noqa: E402
-from pyro_vaes.engine import Trainer  # noqa: E402
+from pyro_vaes.engine import Trainer, build  # noqa: E402
 from pyro_vaes.experiments.dpvae import MNIST_REGULARIZERS, regularizer_config  # noqa: E402
 from pyro_vaes.plumbing.params import param_registration  # noqa: E402
 
@@ -57,9 +57,8 @@ def main() -> None:
                     reg, prior, MNIST_REGULARIZERS, latent_dim=args.latent_dim, hidden=400, steps=1000
                 )
                 trainers[prior] = Trainer(
-                    FitConfig(**cfg, data="mnist", batch_size=args.batch_size, steps=1000),
+                    build(FitConfig(**cfg, data="mnist", batch_size=args.batch_size, steps=1000), data),
                     Path(tmp) / f"{reg}-{prior}",
-                    data=data,
                     progress=False,
                 )
             times = {k: [] for k in trainers}

@@ -56,7 +56,7 @@ import hand_losses  # noqa: E402
 
 from pyro_vaes.config import FitConfig  # noqa: E402
 from pyro_vaes.data import ArraySplit, VAEData  # noqa: E402
-from pyro_vaes.engine import Trainer  # noqa: E402
+from pyro_vaes.engine import Trainer, build  # noqa: E402
 from pyro_vaes.plumbing import fastpaths  # noqa: E402
 from pyro_vaes.plumbing.params import param_registration  # noqa: E402
 from pyro_vaes.registry import MODELS  # noqa: E402
@@ -112,7 +112,7 @@ def make_trainer(
         objective_args=dict(objective_args or {}),
     )
     with contextlib.redirect_stdout(io.StringIO()):  # the likelihood note
-        return Trainer(cfg, Path(tempfile.gettempdir()) / "pyro-vaes-bench-unused", data=data, progress=False)
+        return Trainer(build(cfg, data), Path(tempfile.gettempdir()) / "pyro-vaes-bench-unused", progress=False)
 
 
 def hand_copy(tr: Trainer) -> tuple[Any, Any, dict[str, Any], dict[str, torch.optim.Optimizer]]:

@@ -14,7 +14,7 @@ from helpers import example_data
 from pyro.poutine.util import site_is_subsample
 
 import pyro_vaes
-from pyro_vaes.engine import Trainer, build_component, objectives_for
+from pyro_vaes.engine import Trainer, build, build_component, objectives_for
 from pyro_vaes.guides.base import posterior_means
 from pyro_vaes.metrics.batch_classification import batch_features
 from pyro_vaes.metrics.factor_vae_metric import factor_vae_metric, representation
@@ -76,9 +76,8 @@ def test_one_engine_step_changes_parameters(case, tmp_path):
     from pyro_vaes.config import FitConfig
 
     trainer = Trainer(
-        FitConfig(**_config(model, guide, objective, steps=1, eval_every=1, checkpoint_every=1)),
+        build(FitConfig(**_config(model, guide, objective, steps=1, eval_every=1, checkpoint_every=1)), data),
         tmp_path,
-        data=data,
         progress=False,
     )
     before = [p.detach().clone() for p in trainer.learner.all_parameters()]
@@ -125,7 +124,7 @@ def test_evaluation_plots_and_metrics_change_no_state(pair, fitted, tmp_path):
     before = _state(*modules)
     from pyro_vaes.config import FitConfig
 
-    trainer = Trainer(FitConfig(**run.config.to_dict()), tmp_path, data=data, progress=False)
+    trainer = Trainer(build(FitConfig(**run.config.to_dict()), data), tmp_path, progress=False)
     trainer.learner.model.load_state_dict(run.model.state_dict())
     trainer.heldout_loss()
     trainer_state = _state(trainer.learner.model)

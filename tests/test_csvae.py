@@ -16,6 +16,7 @@ from pyro_vaes.cli import main
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import ArraySplit, VAEData
 from pyro_vaes.engine import Trainer
+from pyro_vaes.engine import build as build_components
 from pyro_vaes.guides.base import posterior_means
 from pyro_vaes.metrics.reconstruction import reconstruct
 from pyro_vaes.objectives.csvae import negative_entropy
@@ -148,7 +149,7 @@ def test_adversary_step_moves_only_the_adversary_and_model_step_only_the_model(m
         objective_args={"adversary_hidden": 8},
         figures=False,
     )
-    trainer = Trainer(cfg, tmp_path, data=labelled_data(), progress=False)
+    trainer = Trainer(build_components(cfg, labelled_data()), tmp_path, progress=False)
     main_params = trainer.learner.main_parameters()
     adv = list(trainer.learner.auxiliaries["adversary"].parameters())
     assert trainer.order == ("main", "adversary")

@@ -11,7 +11,7 @@ from helpers import TINY, binary_images
 
 import pyro_vaes
 from pyro_vaes.config import FitConfig
-from pyro_vaes.engine import CHECKPOINT, RunExistsError, Trainer, TrainingDiverged
+from pyro_vaes.engine import CHECKPOINT, RunExistsError, Trainer, TrainingDiverged, build
 from pyro_vaes.engine import checkpoint as ckpt
 
 LG = dict(
@@ -29,7 +29,7 @@ def _params(run):
 @pytest.mark.parametrize("backend", ["torch", "svi"])
 def test_training_step_changes_parameters(tmp_path, backend):
     cfg = FitConfig(**LG, backend=backend, steps=1, batch_size=16, figures=False)
-    trainer = Trainer(cfg, tmp_path, progress=False)
+    trainer = Trainer(build(cfg), tmp_path, progress=False)
     before = [p.detach().clone() for p in trainer.params]
     trainer.fit()
     after = trainer.params
@@ -62,13 +62,13 @@ def test_resume_refuses_changed_model_settings_but_may_lower_the_learning_rate(t
     rows = [json.loads(r) for r in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert {"step": 6, "event": "learning rates changed on resume", "lr": [1e-3, 1e-4], "aux_lr": [1e-4, 1e-4]} in rows
     assert json.loads((tmp_path / "r" / "config.json").read_text())["lr"] == 1e-4
-    trainer = Trainer(run.config, tmp_path / "unused", progress=False)
+    trainer = Trainer(build(run.config), tmp_path / "unused", progress=False)
     assert trainer.config.lr == 1e-4
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     cfg = FitConfig(**LG, steps=10, batch_size=16, checkpoint_every=3, eval_every=100, figures=False)
-    trainer = Trainer(cfg, tmp_path, progress=False)
+    trainer = Trainer(build(cfg), tmp_path, progress=False)
     objective = trainer.parts.objective
     original = objective.loss
 

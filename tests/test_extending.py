@@ -196,13 +196,12 @@ def test_toy_trains_checkpoints_resumes_exactly_loads_and_evaluates(model, objec
 
 def test_toy_gan_steps_each_network_with_its_own_optimizer_in_its_order(tmp_path):
     from pyro_vaes.config import FitConfig
-    from pyro_vaes.engine import Trainer
+    from pyro_vaes.engine import Trainer, build
 
     data = example_data((1, 6, 6), n_train=48)
     trainer = Trainer(
-        FitConfig(model="toy-generator", **{k: v for k, v in SETTINGS.items() if k not in ("progress",)}),
+        build(FitConfig(model="toy-generator", **{k: v for k, v in SETTINGS.items() if k not in ("progress",)}), data),
         tmp_path,
-        data=data,
         progress=False,
     )
     assert trainer.config.objective == "toy-gan" and trainer.config.guide is None

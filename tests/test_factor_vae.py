@@ -137,9 +137,9 @@ def test_factor_vae_trains_through_the_engine(tmp_path):
         figures=False,
     )
     disc = run.parts.objective.discriminator
-    from pyro_vaes.engine import Trainer
+    from pyro_vaes.engine import Trainer, build
 
-    trainer = Trainer(run.config, tmp_path / "unused", data=data, progress=False)
+    trainer = Trainer(build(run.config, data), tmp_path / "unused", progress=False)
     assert trainer.order == ("main", "discriminator")
     assert trainer.aux_optimizers["discriminator"].param_groups[0]["betas"] == (0.5, 0.9)  # Kim & Mnih's Adam for D
     assert trainer.aux_optimizers["discriminator"].param_groups[0]["lr"] == run.config.aux_lr

@@ -350,9 +350,26 @@ def _record_resume(
     return notes
 
 
+def _recorded_history(run_dir: Path) -> list[dict[str, float]]:
+    """The evaluation rows of ``run_dir/metrics.jsonl`` (event rows and a torn last line left out)."""
+    rows = []
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and "event" not in row:
+            rows.append(row)
+    return rows
+
+
 def load(run_dir: str | Path, device: str = "cpu", dataset: VAEData | None = None, data_root: str | None = None) -> Run:
     """Open a run folder: rebuild model, guide and objective from ``config.json`` and load the checkpoint
-    (weights only: nothing in the folder is executed); prints nothing (``run.notes``, also logged, say what was
+    (weights only: nothing in the folder is executed) and its `history` (the rows of `metrics.jsonl`); prints nothing (``run.notes``, also logged, say what was
     chosen while rebuilding, if anything). ``data_root`` replaces the recorded data root (data moved);
     without it the recorded one is used, or ``$PYRO_VAES_DATA`` when none was recorded."""
     run_dir = Path(run_dir)
@@ -374,4 +391,4 @@ def load(run_dir: str | Path, device: str = "cpu", dataset: VAEData | None = Non
     for module in (parts.model, parts.guide, *(n.module for n in networks.values())):
         if module is not None:
             module.eval()
-    return Run(run_dir, parts, notes=list(parts.notes))
+    return Run(run_dir, parts, history=_recorded_history(run_dir), notes=list(parts.notes))

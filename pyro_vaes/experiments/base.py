@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pyro_vaes.engine.sweep import check_executor, run_tasks
 from pyro_vaes.experiments import common
 from pyro_vaes.registry import EXPERIMENTS
 
@@ -123,8 +124,16 @@ class Experiment:
         data_root: str | None = None,
         overrides: dict[str, Any] | None = None,
         progress: bool = False,
+        jobs: int = 1,
+        executor: str = "process",
+        address: str | None = None,
     ) -> dict[str, Any]:
-        """Run every seed, then the hooks; write ``results.json`` and ``results.md`` in ``out``; return the table."""
+        """Run every seed, then the hooks; write ``results.json`` and ``results.md`` in ``out``; return the table.
+
+        With ``jobs`` > 1 (or ``executor="ray"``) the seeds' fits run first side by side
+        (:func:`~pyro_vaes.engine.sweep.run_tasks`: one worker, or Ray task, per seed); then every seed runs here
+        as with ``jobs=1``, loading those finished fits (:func:`common.fit`), so the numbers are the same."""
+        check_executor(jobs, executor, address)
         overrides = dict(overrides or {})
         settings = common.resolve_settings(self.scales, scale, overrides)
         seeds = common.seeds(seed, settings)
@@ -133,6 +142,10 @@ class Experiment:
         ctx = Context(self.name, out, scale, seed, data_root, overrides, settings, progress)
         t_start = time.perf_counter()
         self.prepare(settings, ctx)
+        if len(seeds) > 1 and (jobs > 1 or executor == "ray"):
+            ctx.say(f"{self.name}: fitting {len(seeds)} seeds side by side ({executor}, {jobs} jobs)")
+            args = (self.name, str(out.resolve()), scale, seed, data_root, overrides)
+            run_tasks(_fit_seed, [(*args, s) for s in seeds], jobs=jobs, executor=executor, address=address)
         rows = [row for s in seeds for row in self.run_one(settings, s, ctx)]
         ctx.summary = self.summary(rows, settings)
         figures = [ctx.relative(p) for p in self.figures(rows, ctx)]
@@ -154,6 +167,18 @@ class Experiment:
         }
         common.write_results(out, table, self.markdown(table))
         return table
+
+
+def _fit_seed(
+    name: str, out: str, scale: str, first_seed: int, data_root: str | None, overrides: dict[str, Any], seed: int
+) -> None:
+    """A sweep worker's task: one seed's work of experiment ``name`` (its fits land in ``out/runs``; what it
+    measures is measured again, from those fits, by the process that reports)."""
+    experiment = EXPERIMENTS.get(name)
+    settings = common.resolve_settings(experiment.scales, scale, overrides)
+    ctx = Context(name, Path(out), scale, first_seed, data_root, overrides, settings)
+    experiment.prepare(settings, ctx)
+    experiment.run_one(settings, seed, ctx)
 
 
 def register(experiment: Experiment) -> Experiment:

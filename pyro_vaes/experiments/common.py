@@ -104,12 +104,33 @@ def _shell_word(key: str, value: Any) -> str:
     return shlex.quote(arg)
 
 
-def fit(out: Path, tag: str, progress: bool = False, **settings: Any):
-    """Fit through :func:`pyro_vaes.fit` into the run folder ``out/runs/<tag>`` (replacing one this experiment
-    wrote before), no figures; returns the :class:`~pyro_vaes.api.Run` with its modules in eval mode."""
-    import pyro_vaes
+#: fit settings that say how to fit, not what: never compared with a run folder's config.json
+_HOW = ("dataset", "data_root", "device", "progress", "figures", "out", "overwrite")
 
-    run = pyro_vaes.fit(out=Path(out) / "runs" / tag, overwrite=True, figures=False, progress=progress, **settings)
+
+def fit(out: Path, tag: str, progress: bool = False, **settings: Any):
+    """Fit through :func:`pyro_vaes.fit` into the run folder ``out/runs/<tag>``, or load it when it is already a
+    finished run of these settings (:func:`~pyro_vaes.engine.sweep.finished_run`: an experiment interrupted, or
+    fitted by ``--jobs`` workers, resumes there); no figures. A loaded run leaves the random stream where its fit
+    left it (the checkpoint's), so what follows draws the same numbers either way. Returns the
+    :class:`~pyro_vaes.api.Run`, modules in eval mode; a folder of other settings is replaced."""
+    import pyro_vaes
+    from pyro_vaes.config import FitConfig, apply_shortcuts
+    from pyro_vaes.engine.checkpoint import set_rng_state
+    from pyro_vaes.engine.sweep import finished_run
+
+    folder = Path(out) / "runs" / tag
+    wanted = json.loads(json.dumps(apply_shortcuts({k: v for k, v in settings.items() if k not in _HOW})))
+    if finished_run(folder, {"steps": FitConfig().steps, **wanted}):
+        run = pyro_vaes.load(
+            folder,
+            device=settings.get("device", "cpu"),
+            dataset=settings.get("dataset"),
+            data_root=settings.get("data_root"),
+        )
+        set_rng_state(torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)["rng"])
+    else:
+        run = pyro_vaes.fit(out=folder, overwrite=True, figures=False, progress=progress, **settings)
     for module in (run.model, run.guide):
         if module is not None:
             module.eval()

@@ -8,7 +8,6 @@ stdout for the duration of a command (:class:`_Say`), a note with the option tha
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -306,10 +305,15 @@ def cmd_list(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from pyro_vaes.engine.run_folder import check_writable
+    from pyro_vaes.engine.sweep import check_executor
+    from pyro_vaes.experiments.common import resolve_settings
     from pyro_vaes.registry import EXPERIMENTS
 
     run = EXPERIMENTS.get(args.name)
     overrides = parse_assignments(args.set, "--set")
+    check_executor(args.jobs, args.executor, args.address)
+    if hasattr(run, "scales"):  # an Experiment: its settings are checked before anything is read or written
+        resolve_settings(run.scales, args.scale, overrides)
     out = Path(args.out or f"results/{args.name}")
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; give a folder for the experiment's results")
@@ -321,13 +325,22 @@ def cmd_reproduce(args) -> int:
     check_writable(out, "--out")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    sweep = {"jobs": args.jobs, "executor": args.executor, "address": args.address}
     try:
-        table = run(out=out, scale=args.scale, seed=args.seed, data_root=args.data_root, overrides=overrides)
+        run(out=out, scale=args.scale, seed=args.seed, data_root=args.data_root, overrides=overrides, **sweep)
     except BaseException:
-        if created:  # the folder this command made: nothing of the user's is in it
+        finished = [c for c in (out / "runs").glob("*/checkpoint.pt")] if out.is_dir() else []
+        if created and not finished:  # the folder this command made, with nothing worth keeping in it
             shutil.rmtree(out, ignore_errors=True)
+        elif finished:
+            print(
+                f"pyro-vaes: {len(finished)} finished fit(s) kept in {out / 'runs'}: rerun the same command with "
+                "--overwrite to continue from them",
+                file=sys.stderr,
+            )
         raise
-    print(json.dumps(table, indent=2))
+    print((out / "results.md").read_text().rstrip())
+    print(f"\nwritten: {out / 'results.md'}, {out / 'results.json'} and the figures it lists")
     return 0
 
 
@@ -468,7 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root")
     p.add_argument("--out", help="output folder (default results/NAME)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out (its results are replaced; its finished fits of the same settings are "
+        "reused, so an interrupted run continues)",
+    )
+    _add_sweep_options(p)
     try:
         from pyro_vaes.data.cli import add_data_parser
     except ImportError:  # pragma: no cover - the data CLI is part of the package
@@ -506,6 +525,20 @@ def _add_compare(sub) -> None:
     p.add_argument("--refine", type=int, default=100, metavar="K", help="local refinement steps (default 100)")
     p.add_argument("--out", required=True, help="the comparison's folder (new, empty, or an earlier comparison)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_sweep_options(p)
+
+
+def _add_sweep_options(p) -> None:
+    p.add_argument(
+        "--jobs", type=int, default=1, help="independent fits side by side in N worker processes (default 1)"
+    )
+    p.add_argument(
+        "--executor",
+        default="process",
+        choices=("process", "ray"),
+        help="where the fits run: worker processes here, or Ray tasks (pip install 'pyro-vaes[ray]')",
+    )
+    p.add_argument("--address", help="the Ray cluster to run on (as ray.init takes it; default: a local instance)")
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -542,6 +575,9 @@ def cmd_compare(args) -> int:
         refine_steps=args.refine,
         data_root=args.data_root,
         progress=not args.quiet,
+        jobs=args.jobs,
+        executor=args.executor,
+        address=args.address,
         **settings,
     )
     print((Path(args.out) / "compare.md").read_text())

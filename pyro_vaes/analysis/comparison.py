@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from pyro_vaes.engine.sweep import check_executor, finished_run, run_tasks
+
 RESULTS_JSON, RESULTS_MD, FIGURE = "compare.json", "compare.md", "compare.png"
 LOGGER = logging.getLogger("pyro_vaes")
 #: the step-time measurement: alternating blocks of this many loss + backward passes, median over blocks
@@ -56,25 +58,11 @@ def _check_out(out: Path) -> bool:
     return True
 
 
-def _matches(folder: Path, settings: dict[str, Any]) -> bool:
-    """Whether the finished run folder records these settings (a run this comparison fitted before)."""
-    try:
-        recorded = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    if not (folder / "checkpoint.pt").exists():
-        return False
-    for key, value in settings.items():
-        got = recorded.get(key)
-        if isinstance(value, dict):
-            if not isinstance(got, dict) or any(got.get(a) != b for a, b in value.items()):
-                return False
-        elif got != value:
-            return False
-    rows = [
-        json.loads(r) for r in (folder / "metrics.jsonl").read_text().splitlines() if r.strip() and '"event"' not in r
-    ]
-    return bool(rows) and rows[-1]["step"] == settings["steps"]
+def _fit_one(folder: str, data_root: str | None, overwrite: bool, settings: dict[str, Any]) -> None:
+    """A sweep worker's task: one fit of the comparison into ``folder``."""
+    from pyro_vaes.api import fit
+
+    fit(out=folder, overwrite=overwrite, figures=False, progress=False, data_root=data_root, **settings)
 
 
 def _step_seconds(runs: list[Any], seed: int = 0) -> list[float]:
@@ -123,6 +111,9 @@ def compare(
     refine_particles: int = 10,
     data_root: str | None = None,
     progress: bool = True,
+    jobs: int = 1,
+    executor: str = "process",
+    address: str | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Fit (or reuse) and compare guides of one model; returns the table written to ``out/compare.json``.
@@ -135,7 +126,9 @@ def compare(
     ``refine_steps`` steps (:func:`pyro_vaes.analysis.inference_gap.gaps`), and its training step timed side by side with the
     others'. Per guide the table holds the mean and the spread (standard deviation) over seeds of each number.
     ``progress`` shows progress bars on stderr; what is being fitted, reused and evaluated is logged at INFO on the
-    ``pyro_vaes`` logger."""
+    ``pyro_vaes`` logger. With ``jobs`` > 1 (or ``executor="ray"``) the fits run first side by side
+    (:func:`~pyro_vaes.engine.sweep.run_tasks`), then everything is evaluated here from their run folders: the
+    numbers are those of ``jobs=1``."""
     from pyro_vaes.analysis.evaluation import evaluate
     from pyro_vaes.analysis.inference_gap import gaps
     from pyro_vaes.api import fit, load
@@ -144,6 +137,7 @@ def compare(
     from pyro_vaes.registry import GUIDES, MODELS, guides_for
 
     out = Path(out)
+    check_executor(jobs, executor, address)
     if num_particles < 1 or max_examples < 1 or refine_steps < 0 or refine_particles < 1:
         raise ValueError("compare needs particles >= 1, max_examples >= 1, refine >= 0 and refine_particles >= 1")
     if runs:
@@ -171,32 +165,46 @@ def compare(
                 raise ValueError(
                     f"guide {g!r} does not fit model {model!r}; its guides: {', '.join(guides_for(model))}"
                 )
+        repeated = sorted({g for g in guides if guides.count(g) > 1})
+        if repeated:
+            raise ValueError(f"--guides lists {', '.join(repeated)} more than once; give each guide once")
         if len(set(seeds)) != len(seeds) or not seeds:
             raise ValueError(f"--seeds must be distinct and non-empty, got {list(seeds)}")
         continuing = _check_out(out)
-        entries = []
+        plan = []
         for g in guides:
             for seed in seeds:
-                folder = out / "runs" / f"{g}-seed{seed}"
                 wanted = {"model": model, "guide": g, "data": data, "seed": seed, **settings}
                 if objective is not None:
                     wanted["objective"] = objective
-                if continuing and _matches(folder, {"steps": FitConfig().steps, **wanted}):
-                    LOGGER.info("reusing %s", folder)
-                    run = load(folder, data_root=data_root)
-                else:
-                    LOGGER.info("fitting %s with guide %s, seed %s -> %s", model, g, seed, folder)
-                    run = fit(
-                        out=folder,
-                        overwrite=continuing,
-                        figures=False,
-                        progress=progress,
-                        data_root=data_root,
-                        **wanted,
-                    )
-                for m in (run.model, run.guide):
-                    m.eval()
-                entries.append((g, seed, run))
+                plan.append((g, seed, out / "runs" / f"{g}-seed{seed}", wanted))
+
+        def finished(folder: Path, wanted: dict[str, Any]) -> bool:
+            return continuing and finished_run(folder, {"steps": FitConfig().steps, **wanted})
+
+        todo = [(str(folder), data_root, continuing, w) for _, _, folder, w in plan if not finished(folder, w)]
+        if len(todo) > 1 and (jobs > 1 or executor == "ray"):
+            LOGGER.info("fitting %d runs side by side (%s, %d jobs)", len(todo), executor, jobs)
+            run_tasks(_fit_one, todo, jobs=jobs, executor=executor, address=address)
+            continuing = True  # every run is now a finished run of its settings: load them below
+        entries = []
+        for g, seed, folder, wanted in plan:
+            if finished(folder, wanted):
+                LOGGER.info("reusing %s", folder)
+                run = load(folder, data_root=data_root)
+            else:
+                LOGGER.info("fitting %s with guide %s, seed %s -> %s", model, g, seed, folder)
+                run = fit(
+                    out=folder,
+                    overwrite=continuing,
+                    figures=False,
+                    progress=progress,
+                    data_root=data_root,
+                    **wanted,
+                )
+            for m in (run.model, run.guide):
+                m.eval()
+            entries.append((g, seed, run))
     out.mkdir(parents=True, exist_ok=True)
 
     per_run = []

@@ -127,18 +127,21 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def _ess_note(ess: float | None, particles: int) -> str:
-    """The effective sample size beside an importance-sampled estimate, and a warning when it is too small to trust."""
-    from pyro_vaes.analysis.evaluation import MIN_ESS
+def _ess_note(res: dict[str, Any], prefix: str = "log_likelihood") -> str:
+    """The diagnostics beside an importance-sampled estimate (effective sample size, Pareto k̂), and a warning when
+    :func:`~pyro_vaes.analysis.evaluation.reliability` says it cannot be trusted."""
+    from pyro_vaes.analysis.evaluation import reliability
 
+    ess, k, particles = res.get(f"{prefix}_ess"), res.get(f"{prefix}_pareto_k"), res["num_particles"]
     if ess is None:  # results written before the effective sample size was recorded
         return ""
-    if ess < MIN_ESS:
+    ok, why = reliability(ess, k, particles)
+    if not ok:
         return (
-            f"; UNRELIABLE: median effective sample size {ess:.1f} of {particles}, one weight dominates, so this "
-            "is a loose lower bound and its standard error means nothing (more --particles or a better guide)"
+            f"; UNRELIABLE: {why}, so this is a loose lower bound and its standard error understates its error "
+            "(more --particles or a better guide)"
         )
-    return f"; effective sample size {ess:.0f} of {particles}"
+    return f"; effective sample size {ess:.0f} of {particles}" + ("" if k is None else f", Pareto k {k:.2f}")
 
 
 def _format_gaps(g: dict[str, Any]) -> str:
@@ -152,8 +155,7 @@ def _format_gaps(g: dict[str, Any]) -> str:
         ("ELBO amortized -> refined", f"{g['elbo_amortized']:.3f} -> {g['elbo_refined']:.3f}"),
         (
             "log p(x), refined proposal",
-            f"{g['log_likelihood']:.3f} ± {g['log_likelihood_se']:.3f}"
-            f"{_ess_note(g['log_likelihood_ess'], g['num_particles'])}",
+            f"{g['log_likelihood']:.3f} ± {g['log_likelihood_se']:.3f}{_ess_note(g)}",
         ),
         ("amortization gap", f"{g['amortization_gap']:.3f} ± {g['amortization_gap_se']:.3f}  (L[q*] - L[q_phi])"),
         ("approximation gap", f"{g['approximation_gap']:.3f} ± {g['approximation_gap_se']:.3f}  (log p(x) - L[q*])"),
@@ -172,7 +174,7 @@ def _format_results(res: dict[str, Any]) -> str:
                 "test log-likelihood (IS, nats)",
                 f"{res['log_likelihood']:.3f} ± {res['log_likelihood_se']:.3f} (Monte-Carlo "
                 f"standard error; {res['num_particles']} particles){per_datum}"
-                f"{_ess_note(res.get('log_likelihood_ess'), res['num_particles'])}",
+                f"{_ess_note(res)}",
             ),
             ("test ELBO (nats)", f"{res['elbo']:.3f}"),
         ]
@@ -182,7 +184,7 @@ def _format_results(res: dict[str, Any]) -> str:
                     f"log p(X)/B of batches of {res['batch_size']}",
                     f"{res['log_likelihood_batch']:.3f} ± {res['log_likelihood_batch_se']:.3f}  (ELBO(X)/B "
                     f"{res['elbo_batch']:.3f}: the bound the model was trained on, not comparable with per-datum "
-                    f"log p(x)){_ess_note(res.get('log_likelihood_batch_ess'), res['num_particles'])}",
+                    f"log p(x)){_ess_note(res, 'log_likelihood_batch')}",
                 )
             ]
         rows += [

@@ -69,8 +69,8 @@ def test_the_table_is_the_mean_and_spread_of_the_runs_and_reproducible(compared)
 
 
 def test_the_figure_marks_an_unreliable_log_likelihood(compared, tmp_path):
-    """compare.png says which log p(x) has ESS < 10 (a loose lower bound, so its approximation gap is too small): a
-    labelled hollow marker and a hatched approximation-gap bar for that guide only."""
+    """compare.png says which log p(x) is unreliable (low ESS or heavy-tailed weights: a loose lower bound, so its
+    approximation gap is too small): a labelled hollow marker and a hatched approximation-gap bar for that guide only."""
     from pyro_vaes.analysis.comparison import figure
 
     _, table = compared
@@ -79,10 +79,10 @@ def test_the_figure_marks_an_unreliable_log_likelihood(compared, tmp_path):
     table["guides"]["diagonal"]["log_likelihood_reliable"] = True
     fig = figure(table, tmp_path / "c.png")
     left, right = fig.axes
-    assert [t.get_text() for t in left.texts] == ["ESS < 10"]
+    assert [t.get_text() for t in left.texts] == ["unreliable"]
     assert left.texts[0].xy[0] == pytest.approx(1 - 0.2)  # beside full-covariance's log p(x) marker
     assert [b.get_hatch() or "" for b in right.patches[:2]] == ["", "//"]  # the approximation-gap bars
-    assert "ESS < 10" in right.get_legend().get_title().get_text()
+    assert "unreliable" in right.get_legend().get_title().get_text()
     table["guides"]["full-covariance"]["log_likelihood_reliable"] = True
     fig = figure(table, tmp_path / "d.png")
     assert not fig.axes[0].texts and not any(b.get_hatch() for b in fig.axes[1].patches)

@@ -307,7 +307,7 @@ def markdown(table: dict[str, Any]) -> list[str]:
         "|" + "---|" * len(head),
     ]
     for g, s in table["guides"].items():
-        flag = "" if s["log_likelihood_reliable"] else " (unreliable: ESS < 10)"
+        flag = "" if s["log_likelihood_reliable"] else " (unreliable: low ESS or heavy-tailed weights)"
         lines.append(
             "| "
             + " | ".join(
@@ -340,7 +340,7 @@ def markdown(table: dict[str, Any]) -> list[str]:
 def figure(table: dict[str, Any], path: Path) -> Any:
     """Left: log p(x) and the amortized and refined ELBOs per guide (mean over seeds ± sd, each seed a dot). Right: the
     inference gap log p(x) − L[q_φ] stacked as approximation gap + amortization gap (± sd over seeds). A guide whose
-    log p(x) is unreliable (ESS < 10 on some seed) gets a hollow log p(x) marker labelled "ESS < 10" and a hatched
+    log p(x) is unreliable on some seed (low ESS or heavy-tailed weights) gets a hollow log p(x) marker labelled "unreliable" and a hatched
     approximation-gap bar: that estimate is a loose lower bound, so its approximation gap is too small. Returns the
     figure (also saved to ``path``)."""
     from matplotlib.figure import Figure
@@ -374,7 +374,7 @@ def figure(table: dict[str, Any], path: Path) -> Any:
             if key == "log_likelihood":  # hollow marker over the filled one, and the reason beside it
                 mean = table["guides"][g][key]["mean"]
                 ax.scatter([xs[i]], [mean], s=60, facecolors="white", edgecolors=bars[0].get_color(), zorder=4)
-                ax.annotate("ESS < 10", (xs[i], mean), xytext=(4, 4), textcoords="offset points", fontsize=7)
+                ax.annotate("unreliable", (xs[i], mean), xytext=(4, 4), textcoords="offset points", fontsize=7)
     ax.set_ylabel("nats per datum")
     ax.legend(fontsize=7)
     ax = fig.add_subplot(1, 2, 2)
@@ -399,7 +399,7 @@ def figure(table: dict[str, Any], path: Path) -> Any:
         label="amortization",
     )
     ax.set_ylabel("gap (nats per datum)")
-    ax.legend(fontsize=7, title="hatched: log p(x) ESS < 10" if any(unreliable) else None, title_fontsize=7)
+    ax.legend(fontsize=7, title="hatched: log p(x) unreliable" if any(unreliable) else None, title_fontsize=7)
     for a in fig.axes:
         a.set_xticks(list(idx))
         a.set_xticklabels(guides, rotation=20, ha="right", fontsize=8)

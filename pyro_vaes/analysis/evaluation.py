@@ -11,8 +11,11 @@ log w_s = log p(x, latents_s) − log q(latents_s | x) it gets
 
 * the importance-sampled log-likelihood log p(x) ≈ logsumexp_s log w_s − log S (Burda et al., 2016, eq. 8), with
   its Monte-Carlo standard error by the delta method, se ≈ sqrt(S Σ w² / (Σ w)² − 1) / sqrt(S), and the weights'
-  effective sample size (Σ w)² / Σ w²: below ``MIN_ESS`` the estimate is flagged unreliable (one weight dominates, the
-  estimate is a loose lower bound that rises with S, and the standard error is meaningless);
+  effective sample size (Σ w)² / Σ w²: below ``MIN_ESS`` (a fifth of S when S < 50) the estimate is flagged
+  unreliable (one weight dominates, the estimate is a loose lower bound that rises with S, and the standard error
+  is meaningless); and the weights' Pareto k̂ (:mod:`pyro_vaes.analysis.psis`, PSIS's diagnostic): above
+  min(1 − 1/log₁₀ S, 0.7) the weights are heavy-tailed and the estimate is flagged unreliable too — the ESS can
+  look healthy while the standard error understates the error (:func:`reliability`);
 * the ELBO E_q[log w] (the bound the model was trained on), the reconstruction term E_q[log p(x | latents)],
 * KL(q ‖ p) per latent site, E_q[log q − log p] (a site whose prior depends on an enumerated site gets the prior
   with that site summed out, e.g. UG-VAE's mixture p(z | β) = (1/K) Σ_k N(z; μ_k(β), σ_k(β))),
@@ -43,6 +46,7 @@ import torch
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import kl_divergence
 
+from pyro_vaes.analysis.psis import khat_threshold, pareto_khat
 from pyro_vaes.distributions import normal_marginals
 from pyro_vaes.metrics.reconstruction import reconstruct
 from pyro_vaes.plumbing.isolation import eval_mode
@@ -250,9 +254,32 @@ def effective_sample_size(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))
 
 
-#: below this effective sample size (median over evaluation units) an importance-sampled log-likelihood is flagged
-#: unreliable: a loose lower bound whose delta-method standard error means nothing
+#: below this effective sample size (median over evaluation units; with S particles, below min(MIN_ESS, S / 5)) an
+#: importance-sampled log-likelihood is flagged unreliable: a loose lower bound whose delta-method standard error
+#: means nothing
 MIN_ESS = 10.0
+
+
+def min_ess(num_particles: int) -> float:
+    """The effective sample size below which S particles' estimate is unreliable: ``MIN_ESS``, or a fifth of S when
+    S < 50 (ten particles can never reach an ESS of ten: an ESS of 8 of 10 is a healthy proposal)."""
+    return min(MIN_ESS, num_particles / 5)
+
+
+def reliability(ess: float, pareto_k: float | None, num_particles: int) -> tuple[bool, str]:
+    """Whether an importance-sampled estimate can be trusted, and why not: its weights' median effective sample
+    size must reach :func:`min_ess`, and their median Pareto k̂ (:mod:`pyro_vaes.analysis.psis`; None or NaN where
+    S < 25 leaves too few tail weights to fit) must not exceed the PSIS threshold min(1 − 1/log₁₀ S, 0.7): above
+    it the weights are heavy-tailed, so the estimate and its standard error both understate the truth even when
+    the effective sample size looks healthy."""
+    if ess < min_ess(num_particles):
+        return False, f"median effective sample size {ess:.1f} of {num_particles}: one weight dominates"
+    if pareto_k is not None and math.isfinite(pareto_k) and pareto_k > khat_threshold(num_particles):
+        return False, (
+            f"median Pareto k {pareto_k:.2f} > {khat_threshold(num_particles):.2f}: the importance weights are "
+            "heavy-tailed"
+        )
+    return True, ""
 
 
 @dataclass
@@ -262,6 +289,7 @@ class ParticleEstimates:
     log_likelihood: torch.Tensor  # per datum for i.i.d. models; the batch's log p(X)/B (repeated) with global latents
     log_likelihood_se: torch.Tensor
     ess: torch.Tensor  # effective sample size of the weights (per datum; the batch's, repeated, with global latents)
+    pareto_k: torch.Tensor  # the weights' Pareto k̂ (analysis.psis; NaN below 25 particles), like ``ess``
     elbo: torch.Tensor  # mean_s log w_s
     reconstruction: torch.Tensor  # mean_s log p(x | latents_s)
     kl: dict[str, torch.Tensor]  # mean_s [log q − log p] per latent site
@@ -301,19 +329,43 @@ def particle_estimates(
             for name, v in lp.values.items():
                 values.setdefault(name, []).append(v)
     log_w = torch.cat(weights, 0)
-    (ll, se), ess = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0)
+    (ll, se), ess, k = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0), pareto_khat(log_w, 0)
     if joint:
-        ll, se, ess = ll.expand(B) / B, se.expand(B) / B, ess.expand(B)
+        ll, se, ess, k = ll.expand(B) / B, se.expand(B) / B, ess.expand(B), k.expand(B)
     return ParticleEstimates(
         ll,
         se,
         ess,
+        k,
         elbo / num_particles,
         obs / num_particles,
         {k: v / num_particles for k, v in kl.items()},
         values,
         num_particles,
     )
+
+
+def _median_k(values: list[float]) -> float | None:
+    """The median of the finite k̂ (None where none could be estimated)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(torch.tensor(finite).median()) if finite else None
+
+
+def _reliability_entries(prefix: str, ess: list[float], khat: list[float], num_particles: int) -> dict[str, object]:
+    """``PREFIX_ess``, ``PREFIX_pareto_k`` (median, None below 25 particles), ``PREFIX_pareto_k_max``,
+    ``PREFIX_reliable`` and, when it is not, ``PREFIX_unreliable_because``."""
+    median_ess, k = float(torch.tensor(ess).median()), _median_k(khat)
+    ok, why = reliability(median_ess, k, num_particles)
+    finite = [v for v in khat if math.isfinite(v)]
+    out: dict[str, object] = {
+        f"{prefix}_ess": median_ess,
+        f"{prefix}_pareto_k": k,
+        f"{prefix}_pareto_k_max": max(finite) if finite else None,
+        f"{prefix}_reliable": ok,
+    }
+    if not ok:
+        out[f"{prefix}_unreliable_because"] = why
+    return out
 
 
 def log_likelihood_is(
@@ -383,8 +435,10 @@ def evaluate(
 
     Returns ``log_likelihood`` and ``log_likelihood_se`` (the standard error of the mean over examples: the
     importance sampler's Monte-Carlo error), ``log_likelihood_ess`` (the median effective sample size of the weights
-    over examples) and ``log_likelihood_reliable`` (that median is at least ``MIN_ESS``; otherwise the estimate is a
-    loose lower bound and its standard error means nothing), ``elbo``, ``reconstruction`` (E_q[log p(x | latents)]), ``kl`` per
+    over examples), ``log_likelihood_pareto_k`` (the median Pareto k̂ of the weights, None below 25 particles) with
+    ``log_likelihood_pareto_k_max``, and ``log_likelihood_reliable`` (:func:`reliability`; when false,
+    ``log_likelihood_unreliable_because`` says why: the estimate is then a loose lower bound and its standard error
+    understates its error), ``elbo``, ``reconstruction`` (E_q[log p(x | latents)]), ``kl`` per
     latent site and ``kl_total``, ``kl_per_dim`` (with ``kl_per_dim_se`` and ``kl_per_dim_prior``), ``recon_mse``
     (squared error of the reconstruction from the posterior means, summed over an observation), ``active_units``
     (code dimensions whose posterior mean varies across examples with variance > 0.01), ``n`` and
@@ -402,6 +456,7 @@ def evaluate(
     joint = len(model.global_sites) > 0
     tot = {"log_likelihood": 0.0, "elbo": 0.0, "reconstruction": 0.0, "recon_mse": 0.0}
     ess: dict[str, list[float]] = {"per_datum": [], "batch": []}
+    khat: dict[str, list[float]] = {"per_datum": [], "batch": []}
     var = {"log_likelihood": 0.0}
     batch_tot = {"log_likelihood_batch": 0.0, "log_likelihood_batch_var": 0.0, "elbo_batch": 0.0}
     kl_site: dict[str, float] = {}
@@ -413,6 +468,7 @@ def evaluate(
         tot["log_likelihood"] += float(est.log_likelihood.sum()) if per_datum else 0.0
         var["log_likelihood"] += float((est.log_likelihood_se**2).sum()) if per_datum else 0.0
         ess["per_datum"] += est.ess.tolist()
+        khat["per_datum"] += est.pareto_k.tolist()
         tot["elbo"] += float(est.elbo.sum())
         tot["reconstruction"] += float(est.reconstruction.sum())
         for name, kl in est.kl.items():
@@ -433,6 +489,7 @@ def evaluate(
                 batch_tot["log_likelihood_batch"] += float(est.log_likelihood.sum())
                 batch_tot["log_likelihood_batch_var"] += float(est.log_likelihood_se[0] * b) ** 2  # log p(X)'s own
                 ess["batch"].append(float(est.ess[0]))
+                khat["batch"].append(float(est.pareto_k[0]))
                 batch_tot["elbo_batch"] += float(est.elbo.sum())
             else:
                 accumulate(est, x, y, per_datum=True)
@@ -449,8 +506,7 @@ def evaluate(
     bar.close()
     result: dict[str, object] = {k: v / n for k, v in tot.items()}
     result["log_likelihood_se"] = math.sqrt(var["log_likelihood"]) / n
-    result["log_likelihood_ess"] = float(torch.tensor(ess["per_datum"]).median())
-    result["log_likelihood_reliable"] = result["log_likelihood_ess"] >= MIN_ESS
+    result.update(_reliability_entries("log_likelihood", ess["per_datum"], khat["per_datum"], num_particles))
     result["kl"] = {k: v / n for k, v in kl_site.items()}
     result["kl_total"] = sum(result["kl"].values())  # type: ignore[arg-type]
     result["kl_per_dim"] = {k: (v["kl"] / n).tolist() for k, v in kl_dim.items()}
@@ -459,8 +515,7 @@ def evaluate(
     if joint:
         result["log_likelihood_batch"] = batch_tot["log_likelihood_batch"] / n
         result["log_likelihood_batch_se"] = math.sqrt(batch_tot["log_likelihood_batch_var"]) / n
-        result["log_likelihood_batch_ess"] = float(torch.tensor(ess["batch"]).median())
-        result["log_likelihood_batch_reliable"] = result["log_likelihood_batch_ess"] >= MIN_ESS
+        result.update(_reliability_entries("log_likelihood_batch", ess["batch"], khat["batch"], num_particles))
         result["elbo_batch"] = batch_tot["elbo_batch"] / n
         result["batch_size"] = batch_size
         result["per_datum_from"] = "batches of one (each item with its own batch-level latent)"

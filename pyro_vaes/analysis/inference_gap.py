@@ -43,13 +43,14 @@ from pyro.poutine.messenger import Messenger
 from torch.distributions import Distribution, Independent, biject_to, constraints, transform_to
 
 from pyro_vaes.analysis.evaluation import (
-    MIN_ESS,
+    _reliability_entries,
     effective_sample_size,
     latent_sites,
     log_mean_exp_se,
     particle_chunks,
     site_log_probs,
 )
+from pyro_vaes.analysis.psis import pareto_khat
 from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 
 Params = dict[str, dict[str, torch.Tensor]]
@@ -250,13 +251,14 @@ def _refine(model, guide, x, y, steps, num_particles, lr, sites) -> Refinement:
 
 @dataclass
 class _Bounds:
-    """Per-datum estimates, each (B,): ELBO and log p(x) with standard errors and the weights' ESS."""
+    """Per-datum estimates, each (B,): ELBO and log p(x) with standard errors, the weights' ESS and Pareto k̂."""
 
     elbo: torch.Tensor
     elbo_se: torch.Tensor
     log_likelihood: torch.Tensor
     log_likelihood_se: torch.Tensor
     ess: torch.Tensor
+    pareto_k: torch.Tensor
 
 
 @torch.no_grad()
@@ -274,15 +276,10 @@ def bounds(
     if len(model.global_sites) > 0:  # the batch's joint weight (B = 1 for per-datum numbers)
         elbo, log_w = elbo.sum(-1, keepdim=True), log_w.sum(-1, keepdim=True)
     S = log_w.shape[0]
-    (ll, ll_se), ess = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0)
-    out = _Bounds(elbo.mean(0), elbo.std(0) / math.sqrt(S), ll, ll_se, ess)
-    if len(model.global_sites) > 0:
-        out = _Bounds(
-            *(
-                t.expand(B) / (B if i < 4 else 1)
-                for i, t in enumerate((out.elbo, out.elbo_se, out.log_likelihood, out.log_likelihood_se, out.ess))
-            )
-        )
+    (ll, ll_se), ess, k = log_mean_exp_se(log_w, 0), effective_sample_size(log_w, 0), pareto_khat(log_w, 0)
+    out = _Bounds(elbo.mean(0), elbo.std(0) / math.sqrt(S), ll, ll_se, ess, k)
+    if len(model.global_sites) > 0:  # per datum: the bounds divided by B, the diagnostics repeated
+        out = _Bounds(*(t.expand(B) / (B if i < 4 else 1) for i, t in enumerate(vars(out).values())))
     return out
 
 
@@ -305,8 +302,8 @@ def gaps(
     amortized one), ``elbo_amortized`` L[q_φ], ``elbo_refined`` L[q*] (after ``refine_steps`` steps of :func:`refine`),
     ``approximation_gap`` = log p(x) − L[q*], ``amortization_gap`` = L[q*] − L[q_φ], ``inference_gap`` (their sum),
     ``refine_history`` (the mean ELBO at each refinement step) and ``refine_last_change`` (its change over the last
-    10 % of steps), ``refined_sites`` and ``log_likelihood_reliable`` (median ESS of the chosen estimate ≥
-    ``MIN_ESS``). Models with batch-level latents are refined and evaluated in batches of one (per-datum numbers,
+    10 % of steps), ``refined_sites`` and ``log_likelihood_reliable`` (the refined estimate's median ESS and
+    Pareto k̂ pass :func:`~pyro_vaes.analysis.evaluation.reliability`). Models with batch-level latents are refined and evaluated in batches of one (per-datum numbers,
     comparable with i.i.d. models)."""
     from pyro_vaes.analysis.evaluation import _progress
 
@@ -318,7 +315,8 @@ def gaps(
     per_batch = 1 if len(model.global_sites) > 0 else batch_size
     device = model.device
     acc: dict[str, list[torch.Tensor]] = {
-        k: [] for k in ("ll", "ll_se", "ess", "ll_amortized", "ll_amortized_se", "ea", "ea_se", "er", "er_se")
+        k: []
+        for k in ("ll", "ll_se", "ess", "pareto_k", "ll_amortized", "ll_amortized_se", "ea", "ea_se", "er", "er_se")
     }
     histories, changes, sites = [], [], set()
     bar = _progress(n, f"inference gaps ({refine_steps} refinement steps)", progress)
@@ -334,6 +332,7 @@ def gaps(
             acc["ll"].append(refined.log_likelihood)
             acc["ll_se"].append(refined.log_likelihood_se)
             acc["ess"].append(refined.ess)
+            acc["pareto_k"].append(refined.pareto_k)
             acc["ll_amortized"].append(amortized.log_likelihood)
             acc["ll_amortized_se"].append(amortized.log_likelihood_se)
             acc["ea"].append(amortized.elbo)
@@ -350,7 +349,7 @@ def gaps(
         return float(sum(s**2 for s in ses).sum().sqrt()) / n
 
     ll, ea, er = float(t["ll"].mean()), float(t["ea"].mean()), float(t["er"].mean())
-    ess = float(t["ess"].median())
+    reliable = _reliability_entries("log_likelihood", t["ess"].tolist(), t["pareto_k"].tolist(), num_particles)
     return {
         "n": n,
         "num_particles": num_particles,
@@ -360,8 +359,7 @@ def gaps(
         "refined_sites": sorted(sites),
         "log_likelihood": ll,
         "log_likelihood_se": mean_se(t["ll_se"]),
-        "log_likelihood_ess": ess,
-        "log_likelihood_reliable": ess >= MIN_ESS,
+        **reliable,
         "log_likelihood_amortized": float(t["ll_amortized"].mean()),
         "log_likelihood_amortized_se": mean_se(t["ll_amortized_se"]),
         "elbo_amortized": ea,

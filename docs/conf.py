@@ -125,25 +125,9 @@ def _rewrite_tutorial_links(app, docname: str, source: list[str]) -> None:
 # -- docstrings that are not valid reStructuredText -----------------------------------------------------------------
 # Narrow fixes, applied to the text autodoc reads (the code is not edited from here): each names the object and
 # the exact text. A docstring fixed in the code makes its entry a no-op; remove it then.
-DOCSTRING_FIXES = {
-    # "(N, *shape)": a lone * starts emphasis in reST
-    "pyro_vaes.data.base.ArraySplit": [("(N, *shape)", r"(N, \*shape)")],
-    "pyro_vaes.data.ArraySplit": [("(N, *shape)", r"(N, \*shape)")],
-    # "|v_k|" is a reST substitution reference
-    "pyro_vaes.metrics.mig": [("(|v_k| − 1)", r"(\|v_k\| − 1)")],
-}
-
-
-def _fix_docstring(app, what, name, obj, options, lines: list[str]) -> None:
-    for old, new in DOCSTRING_FIXES.get(name, ()):
-        for i, line in enumerate(lines):
-            lines[i] = line.replace(old, new)
-
-
 def setup(app):
     # MathJax on every page, not only on pages with math of their own: the navigation shows the tutorials' titles,
     # and a title with math in it would stay raw TeX on the other pages.
     app.set_html_assets_policy("always")
     app.connect("source-read", _rewrite_tutorial_links)
-    app.connect("autodoc-process-docstring", _fix_docstring)
     return {"parallel_read_safe": True}

@@ -39,7 +39,7 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 @dataclass
 class ArraySplit:
-    """One split held in memory: ``x`` (N, *shape) float in its natural range, ``y`` (N, ...) or None.
+    """One split held in memory: ``x`` ``(N, *shape)`` float in its natural range, ``y`` (N, ...) or None.
 
     ``factors`` (N, num_factors) long, optional: the ground-truth factor classes of each example for
     datasets with a :class:`FactorSource` (same coding as :meth:`FactorSource.render`).

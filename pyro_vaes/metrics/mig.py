@@ -8,7 +8,7 @@ factor v_k. Codes are discretised per dimension into ``num_bins`` = 20 equal-wid
 ``sklearn.metrics.mutual_info_score`` (nats), and H(v_k) = I(v_k; v_k).
 
 Identity codes (factors with at most 20 values) score 1; codes independent of the factors score ≈ 0 (the
-plug-in MI's positive bias, about (bins − 1)(|v_k| − 1)/(2N) nats, mostly cancels in the gap).
+plug-in MI's positive bias, about ``(bins − 1)(|v_k| − 1)/(2N)`` nats, mostly cancels in the gap).
 """
 
 from __future__ import annotations

@@ -452,7 +452,7 @@ def test_generated_samples_carry_the_requested_class(model, guide, objective_arg
 
 # -- the experiments ---------------------------------------------------------------------------------------------
 def test_kl_experiment_runs_on_any_labelled_dataset_named_with_set_data(tmp_path):
-    from pyro_vaes.experiments.nvae import run_kl
+    from pyro_vaes.experiments.nvae_kl import run_kl
 
     table = run_kl(tmp_path, "tiny", 0, None, {"data": "moons", "data_args": {"n_train": 300, "n_test": 100}})
     assert [r["data"] for r in table["rows"]] == ["moons"] and table["rows"][0]["classes"] == 2
@@ -460,10 +460,21 @@ def test_kl_experiment_runs_on_any_labelled_dataset_named_with_set_data(tmp_path
     assert math.isclose(s["class_total"]["mean"], s["class_own"]["mean"] + s["class_other"]["mean"], rel_tol=1e-9)
     assert '--set data="moons"' in table["command"] and (tmp_path / "results.md").exists()
     assert (tmp_path / "runs" / "nvae-moons-seed0" / "checkpoint.pt").exists()
+    assert table["figures"] == []  # moons is no image dataset: no traversals
     with pytest.raises(ValueError, match="no such setting"):
         run_kl(tmp_path, "tiny", 0, None, {"dataset": "moons"})
     with pytest.raises(ValueError, match="one integer class per example"):
         run_kl(tmp_path / "x", "tiny", 0, None, {"data": "linear-gaussian"})
+
+
+def test_the_experiments_names_still_import_from_pyro_vaes_experiments_nvae():
+    from pyro_vaes.experiments import nvae, nvae_augmentation, nvae_kl
+    from pyro_vaes.experiments.nvae import AUG_SCALES, run_augmentation, run_kl
+
+    assert run_kl is nvae_kl.run_kl and run_augmentation is nvae_augmentation.run_augmentation
+    assert AUG_SCALES is nvae_augmentation.AUG_SCALES
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        nvae.nothing  # noqa: B018
 
 
 def test_kl_detector_sums_the_analytic_kl_of_the_right_blocks():
@@ -497,14 +508,15 @@ def test_kl_detector_sums_the_analytic_kl_of_the_right_blocks():
 
 @pytest.mark.data
 def test_augmentation_experiment_tiny(tmp_path, shared_data):
-    from pyro_vaes.experiments.nvae import run_augmentation
+    from pyro_vaes.experiments.nvae_augmentation import run_augmentation
 
     table = run_augmentation(tmp_path, "tiny", 0, str(shared_data))
     s = table["settings"]
     per_seed = 1 + len(s["models"]) * len(s["sigmas"]) * len(s["proportions"])
     assert len(table["rows"]) == s["seeds"] * per_seed
     assert all(0.0 <= r["test_error"] <= 1.0 for r in table["rows"])
-    assert all((tmp_path / f).exists() for f in table["figures"])
+    expected = ["augmentation.png", *(f"figures/samples-{name}.png" for name in s["models"])]
+    assert table["figures"] == expected and all((tmp_path / f).is_file() for f in expected)
     for name in s["models"]:
         run = pyro_vaes.load(tmp_path / "runs" / name)  # every fit is an ordinary run folder that reopens
         assert run.config.model == name
@@ -519,7 +531,8 @@ def test_mnist_samples_carry_the_requested_digit(model, tmp_path, shared_data):
     network, trained on 10,000 grey digits) reads the requested digit in at least 80% of the decoded means drawn at
     σ = 0.5, and at least 9 of the 10 digits decoded from the prior's mode z = 0."""
     from pyro_vaes.data import load_dataset
-    from pyro_vaes.experiments.nvae import AUG_SCALES, augmentation_config, generate
+    from pyro_vaes.experiments.nvae import generate
+    from pyro_vaes.experiments.nvae_augmentation import AUG_SCALES, augmentation_config
 
     s = AUG_SCALES["small"]
     data = load_dataset("mnist", root=str(shared_data), binarize="none", n_train=10000, n_test=1000)

@@ -21,7 +21,19 @@ from pyro_vaes.experiments import common
 from pyro_vaes.registry import EXPERIMENTS
 
 #: the keys of every ``results.json``, in order (an experiment's ``context.extra`` comes after ``summary``)
-ENVELOPE = ("experiment", "scale", "overrides", "command", "settings", "paper", "rows", "summary", "figures", "seconds")
+ENVELOPE = (
+    "experiment",
+    "scale",
+    "overrides",
+    "command",
+    "settings",
+    "paper",
+    "rows",
+    "summary",
+    "verdicts",
+    "figures",
+    "seconds",
+)
 
 
 class Context:
@@ -107,6 +119,18 @@ class Experiment:
             common.markdown_table(keys, rows) if rows else []
         )
 
+    def verdicts(self, table: dict[str, Any]) -> list[dict[str, Any]]:
+        """The paper's claims as this run decides them, one dict each: ``claim`` (the paper's words), ``metric``,
+        ``ours`` (mean ± sd over seeds), ``paper`` (its number, or what it shows), ``verdict`` (``holds``, ``does not
+        hold`` or ``cannot be compared: why``). The reproducibility table is made of them. The default: the claim
+        the experiment records, left undecided (its table is what to read)."""
+        paper = table.get("paper")
+        claim = (paper.get("claim") if isinstance(paper, dict) else None) or table.get("paper_claim")
+        if not claim:
+            return []
+        undecided = "not decided by code: read results.md"
+        return [{"claim": claim, "metric": "", "ours": "", "paper": "", "verdict": undecided}]
+
     def recorded_settings(self, settings: dict[str, Any], context: Context) -> dict[str, Any]:
         """``results.json``'s ``settings``: the resolved settings and the first seed."""
         return {**settings, "first_seed": context.seed}
@@ -165,6 +189,11 @@ class Experiment:
             "figures": figures,
             "seconds": round(time.perf_counter() - t_start, 1),
         }
+        table = {
+            **{k: v for k, v in table.items() if k not in ("figures", "seconds")},
+            "verdicts": self.verdicts(table),
+        }
+        table.update(figures=figures, seconds=round(time.perf_counter() - t_start, 1))
         common.write_results(out, table, self.markdown(table))
         return table
 

@@ -317,7 +317,7 @@ def test_cvae_encode_without_labels_is_the_moments_of_the_uniform_class_mixture(
 @pytest.mark.parametrize("name", ["cgan", "acgan"])
 def test_gan_phases_touch_only_their_own_networks(name, tmp_path):
     from pyro_vaes.config import FitConfig
-    from pyro_vaes.engine import Trainer
+    from pyro_vaes.engine import Trainer, build
 
     data = example_data((1, 6, 6), labels="class", n_train=32)
     cfg = FitConfig(
@@ -328,7 +328,7 @@ def test_gan_phases_touch_only_their_own_networks(name, tmp_path):
         batch_size=8,
         figures=False,
     )
-    trainer = Trainer(cfg, tmp_path, data=data, progress=False)
+    trainer = Trainer(build(cfg, data), tmp_path, progress=False)
     obj = trainer.parts.objective
     assert trainer.order == ("discriminator", "main")
     gen = list(trainer.parts.model.parameters())

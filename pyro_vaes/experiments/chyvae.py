@@ -29,14 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from matplotlib.figure import Figure
-
-from pyro_vaes.analysis.plots import image_grid, save_figure
 from pyro_vaes.experiments.base import Context, Experiment, register
-from pyro_vaes.experiments.common import COLOURS, mean_std
+from pyro_vaes.experiments.chyvae_figures import write_figures
+from pyro_vaes.experiments.common import mean_std
 from pyro_vaes.metrics.reconstruction import reconstruction_error
-from pyro_vaes.plumbing.isolation import isolated_rng
 
 PAPER = {
     "shapes2d": {
@@ -278,37 +274,6 @@ def best_rows(rows: list[dict[str, Any]], grid: dict[str, list[float]]) -> dict[
         if fam:
             best[family] = max(fam, key=lambda r: r["factor_vae_metric"])
     return best
-
-
-def write_figures(out: Path, dataset: str, rows: list[dict[str, Any]], best: dict[str, tuple]) -> list[Path]:
-    """``scatter.png``, the traversals of each family's best run and the best CHyVAE run's prior samples."""
-    fig = Figure(figsize=(6, 4.5))
-    ax = fig.subplots()
-    for family in FAMILY_PARAM:
-        fr = [r for r in rows if r["family"] == family]
-        if not fr:
-            continue
-        x, y = [r["recon_error"] for r in fr], [r["factor_vae_metric"] for r in fr]
-        ax.scatter(x, y, c=COLOURS[family], label=family, s=36, alpha=0.8)
-        for r in fr:
-            name = "ν" if r["param"] == "nu" else r["param"][0]
-            ax.annotate(f"{name}={r['value']:g}", (r["recon_error"], r["factor_vae_metric"]), fontsize=7, alpha=0.7)
-    ax.set_xlabel("reconstruction error (BCE, nats per image; lower is better)")
-    ax.set_ylabel("FactorVAE disentanglement metric (higher is better)")
-    ax.set_title(f"{dataset}: disentanglement vs reconstruction (top-left is best)")
-    ax.legend()
-    paths = [save_figure(fig, out / "scatter.png")]
-    for family, (run, _) in best.items():
-        target = out / f"traversals-{family}.png"
-        run.plot("traversals", out=out / "figures" / family)[0].replace(target)
-        paths.append(target)
-    if "chyvae" in best:
-        run, row = best["chyvae"]
-        with isolated_rng(0), torch.no_grad():
-            x = run.model.sample(64).cpu()  # Σ ~ IW(Ψ, ν) by Bartlett, then z | Σ ~ N(0, Σ), decoded
-        title = f"CHyVAE ν={row['value']:g}: prior samples (Σ ~ IW(Ψ, ν), z ~ N(0, Σ))"
-        paths.append(image_grid(x, 8, title, out / "prior-samples-chyvae.png"))
-    return paths
 
 
 chyvae_shapes2d = register(

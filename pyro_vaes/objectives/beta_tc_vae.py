@@ -48,8 +48,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Independent, MultivariateNormal, Normal
+from torch.distributions import Normal
 
+from pyro_vaes.distributions import normal_marginals
 from pyro_vaes.distributions.flows import generation_space
 from pyro_vaes.objectives.terms import ELBOTerms, RegularizedELBO
 from pyro_vaes.registry import OBJECTIVES
@@ -80,15 +81,12 @@ def log_importance_weights(batch_size: int, num_data: int, estimator: str = "mss
 
 def gaussian_marginals(q: torch.distributions.Distribution) -> Normal:
     """The per-dimension Normal marginals (batch, d) of a Gaussian q(z | x) read off a guide trace."""
-    while isinstance(q, Independent):
-        q = q.base_dist
-    if isinstance(q, MultivariateNormal):
-        return Normal(q.loc, q.covariance_matrix.diagonal(dim1=-2, dim2=-1).sqrt())
-    if isinstance(q, Normal):
-        return q
-    raise ValueError(
-        f"beta-tc-vae needs a Gaussian q for the code (a diagonal or full-covariance Normal), got {type(q).__name__}"
-    )
+    marginals = normal_marginals(q)
+    if marginals is None:
+        raise ValueError(
+            f"beta-tc-vae needs a Gaussian q for the code (a diagonal or full-covariance Normal), got {type(q).__name__}"
+        )
+    return marginals
 
 
 def decomposition(

@@ -95,6 +95,9 @@ class Experiment:
     help: str = ""
     scales: dict[str, dict[str, Any]] = {}
     paper: Any = None
+    #: whether each seed fits models of its own (what ``--jobs`` runs side by side); False for an experiment whose
+    #: fits are shared by every seed (made in :meth:`prepare`), where ``--jobs`` would only repeat the measurements
+    fits_per_seed: bool = True
 
     def prepare(self, settings: dict[str, Any], context: Context) -> None:
         """Once, before the seeds: check settings before anything is read, load data, fit what every seed shares."""
@@ -166,7 +169,7 @@ class Experiment:
         ctx = Context(self.name, out, scale, seed, data_root, overrides, settings, progress)
         t_start = time.perf_counter()
         self.prepare(settings, ctx)
-        if len(seeds) > 1 and (jobs > 1 or executor == "ray"):
+        if len(seeds) > 1 and (jobs > 1 or executor == "ray") and self.fits_per_seed:
             ctx.say(f"{self.name}: fitting {len(seeds)} seeds side by side ({executor}, {jobs} jobs)")
             args = (self.name, str(out.resolve()), scale, seed, data_root, overrides)
             run_tasks(_fit_seed, [(*args, s) for s in seeds], jobs=jobs, executor=executor, address=address)

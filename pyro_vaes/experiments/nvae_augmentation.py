@@ -138,6 +138,7 @@ class NVAEAugmentation(NVAEExperiment):
     help = "N-VAE vs CVAE, CGAN, AC-GAN: a classifier trained on generated data"
     scales = AUG_SCALES
     claim = PAPER_AUG
+    fits_per_seed = False  # the four models are fitted once, in prepare; seeds differ only in their classifiers
 
     def prepare(self, settings: dict[str, Any], context: Context) -> None:
         s = settings

@@ -282,26 +282,266 @@ def cmd_plot(args) -> int:
     return 0
 
 
-def cmd_list(args) -> int:
-    from pyro_vaes.registry import DATASETS, EXPERIMENTS, MODELS, OBJECTIVES, guides_for
+def _add_list(sub) -> None:
+    p = sub.add_parser(
+        "list",
+        help="list models (with their guides), objectives, datasets and experiments; NAME: its arguments",
+        description="Without NAME: every model (with its guides and default objective), objective, dataset and "
+        "experiment, one line each. With NAME (a model, guide, objective, dataset or experiment): its arguments, "
+        "their defaults and what they mean. --args: the arguments of every component.",
+    )
+    p.add_argument("name", nargs="?", help="a model, guide, objective, dataset or experiment name")
+    p.add_argument("--args", action="store_true", help="the arguments of every model, guide, objective and dataset")
 
-    print("models (guides: the first is the paper's default; default objective):")
-    for e in MODELS.entries():
-        print(f"  {e.name:<16} {e.help}")
-        print(
-            f"  {'':<16} guides: {', '.join(guides_for(e.name)) or '(none: trained without a guide)'}; "
-            f"objective: {e.obj.default_objective}"
+
+#: where each kind's arguments are given on the command line
+_ARG_OPTION = {"model": "--model-arg", "guide": "--guide-arg", "objective": "--objective-arg", "dataset": "--data-arg"}
+
+
+def _plain(text: str) -> str:
+    """reST as a terminal shows it: ``:class:`~a.b.C``` -> ``C``, ``:mod:`a.b``` -> ``a.b``, a ````literal```` in
+    single quotes, whitespace runs as one space."""
+    import re
+
+    text = re.sub(r":[a-z]+:`~([^`]+)`", lambda m: m.group(1).rstrip("()").split(".")[-1], text)
+    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", text)
+    text = re.sub(r"``(.+?)``", lambda m: m.group(1) if "'" in m.group(1) else f"'{m.group(1)}'", text)
+    return " ".join(text.split())
+
+
+def _docstring(obj: Any) -> str:
+    import inspect
+
+    return inspect.cleandoc(obj.__doc__ or "") if obj.__doc__ else ""
+
+
+def _summary(e) -> str:
+    """A component's description: the ``help`` it registered, else its docstring's first paragraph (the registry
+    keeps only the first line of it) up to any ``:param`` field, as plain text."""
+    import re
+
+    doc = _docstring(e.obj)
+    first = doc.split("\n", 1)[0].strip()
+    if e.help and e.help != first:  # help given to register(...)
+        return _plain(e.help)
+    paragraph = re.split(r"\n\s*\n", doc, maxsplit=1)[0] if doc else e.help
+    return _plain(re.split(r":param\b|:returns?:|:raises\b", paragraph, maxsplit=1)[0])
+
+
+def param_descriptions(obj: Any) -> dict[str, str]:
+    """The ``:param NAME: text`` fields of a component's docstring (a class's, its ``__init__``'s and its bases'),
+    as plain text by name. A field runs to the next field or the end of its paragraph; several may share a line;
+    one whose text is only ``/`` (``:param a: / :param b: the pair``) shares the next one's."""
+    import re
+
+    docs: list[str] = []
+    for owner in obj.__mro__ if isinstance(obj, type) else (obj,):
+        if owner is object:
+            continue
+        docs.append(_docstring(owner))
+        init = owner.__dict__.get("__init__") if isinstance(obj, type) else None
+        if init is not None:
+            docs.append(_docstring(init))
+    out: dict[str, str] = {}
+    for doc in docs:
+        for paragraph in re.split(r"\n\s*\n", doc):
+            parts = re.split(r":param\s+(\w+)\s*:", paragraph)
+            fields_ = [
+                (name, re.split(r":returns?:|:raises\b|:rtype:", text)[0])
+                for name, text in zip(parts[1::2], parts[2::2])
+            ]
+            pending: list[str] = []
+            for name, text in fields_:
+                text = _plain(text).rstrip(";").strip()
+                if text in ("", "/"):
+                    pending.append(name)
+                    continue
+                for n in (*pending, name):
+                    out.setdefault(n, text)
+                pending = []
+    return out
+
+
+def _value(v: Any) -> str:
+    """A default as it is typed after ``--model-arg KEY=`` (YAML): ``true``, ``null``, ``[3.0, 0.0]``, text plain."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, str):
+        return v if v and parse_assignments([f"v={v}"], "").get("v") == v else repr(v)
+    return repr(v)
+
+
+def _width() -> int:
+    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+
+
+def _rows(
+    rows: list[tuple[str, ...]],
+    indent: int = 2,
+    header: tuple[str, ...] | None = None,
+    widths: list[int] | None = None,
+) -> list[str]:
+    """Rows as aligned columns, the last one wrapped to the terminal width under itself. ``widths``: the columns'
+    widths but the last (default: their longest cells); a row with a longer cell has its text start on the next
+    line, in the same column."""
+    import textwrap
+
+    table = ([header] if header else []) + rows
+    widths = widths or [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
+    lead = " " * indent + "".join(" " * (w + 2) for w in widths)
+    text_width = max(_width() - len(lead), 30)
+    lines = []
+    for r in table:
+        left = " " * indent + "".join(f"{c:<{w}}  " for c, w in zip(r, widths))
+        wrapped = textwrap.wrap(r[-1], text_width, break_on_hyphens=False) or [""]
+        if len(left) > len(lead):  # a cell wider than its column: the text goes under the column
+            lines.append(left.rstrip())
+            lines.extend(lead + w for w in wrapped)
+            continue
+        lines.append((left + wrapped[0]).rstrip())
+        lines.extend(lead + w for w in wrapped[1:])
+    return lines
+
+
+def _title(text: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, _width(), subsequent_indent="  ", break_on_hyphens=False)
+
+
+def component_arguments(kind: str, name: str) -> list[str]:
+    """The lines ``pyro-vaes list NAME`` prints for one registered component: what it is, then each argument the
+    argument check accepts (:func:`~pyro_vaes.engine.build.signature_params`) with its type, default and meaning
+    (its docstring's ``:param`` field, else "(no description)")."""
+    import inspect
+
+    from pyro_vaes.engine.build import ENGINE_ARGS, signature_params
+    from pyro_vaes.registry import DATASETS, GUIDES, MODELS, OBJECTIVES, guides_for
+
+    registry = {"model": MODELS, "guide": GUIDES, "objective": OBJECTIVES, "dataset": DATASETS}[kind]
+    e = registry.entry(name)
+    lines = _title(f"{kind} {name}: {_summary(e)}")
+    if kind == "model":
+        guides = guides_for(name)
+        lines.append(
+            "  guides: "
+            + (", ".join([f"{guides[0]} (default)", *guides[1:]]) if guides else "none (trained without a guide)")
+            + f"; default objective: {e.obj.default_objective}"
         )
-    print("objectives:")
-    for e in OBJECTIVES.entries():
-        print(f"  {e.name:<16} {e.help}")
-    print("datasets:")
-    for e in DATASETS.entries():
-        print(f"  {e.name:<16} [{e.meta.get('kind', '')}] {e.help}")
+    elif kind == "guide":
+        lines.append(f"  for models: {', '.join(e.meta.get('models', ())) or '-'}")
+    elif kind == "dataset":
+        meta = [f"{k}: {e.meta[k]}" for k in ("kind", "shape", "factors") if e.meta.get(k)]
+        if meta:
+            lines.append("  " + "; ".join(meta))
+    sig = inspect.signature(e.obj).parameters
+    params = signature_params(e.obj)
+    option = _ARG_OPTION[kind]
+    shortcuts = [f"--{_flag(p)}" for p in params if p in SHORTCUTS]
+    if not params:
+        lines.append(f"  arguments: none ({option} is refused)")
+    else:
+        how = f"{option} NAME=VALUE" + (f"; shortcuts {', '.join(shortcuts)}" if shortcuts else "")
+        lines.append(f"  arguments ({how}):")
+        docs = param_descriptions(e.obj)
+        rows = []
+        for p in params:
+            param = sig[p]
+            kind_ = "" if param.annotation is inspect.Parameter.empty else str(param.annotation).replace("'", "")
+            default = "(required)" if param.default is inspect.Parameter.empty else _value(param.default)
+            rows.append((p, kind_, default, docs.get(p, "(no description)")))
+        lines += _rows(rows, indent=4, header=("NAME", "TYPE", "DEFAULT", "MEANING"))
+    if any(p.kind == p.VAR_KEYWORD for p in sig.values()):
+        lines.append("  (takes further keyword arguments too)")
+    engine = [p for p in sig if p in ENGINE_ARGS and p != "self"]
+    if engine:
+        lines.append(f"  set by the engine, not by an option: {', '.join(engine)}")
+    renamed = getattr(e.obj, "renamed_args", {})
+    if renamed:
+        lines.append("  renamed: " + ", ".join(f"{old} -> {new}" for old, new in renamed.items()))
+    return lines
+
+
+def experiment_settings(name: str) -> list[str]:
+    """The lines ``pyro-vaes list NAME`` prints for an experiment: its settings at each scale."""
+    from pyro_vaes.registry import EXPERIMENTS
+
+    e = EXPERIMENTS.entry(name)
+    lines = _title(f"experiment {name}: {_summary(e)}")
+    scales = getattr(e.obj, "scales", {}) or {}
+    if scales:
+        lines.append(f"  settings by --scale (pyro-vaes reproduce {name} --set KEY=VALUE):")
+        keys = list(dict.fromkeys(k for s in scales.values() for k in s))
+        names = list(scales)
+        rows = [(k, *(_value(scales[s].get(k, "-")) for s in names), "") for k in keys]
+        lines += _rows(rows, indent=4, header=("KEY", *[s.upper() for s in names], ""))
+    return lines
+
+
+def _lookup(name: str) -> list[tuple[str, str]]:
+    """Every (kind, name) registered under ``name`` (a name may be a model and an objective at once); an unknown
+    name is one error naming the close ones of every kind."""
+    import difflib
+
+    from pyro_vaes.registry import DATASETS, EXPERIMENTS, GUIDES, MODELS, OBJECTIVES, UnknownNameError
+
+    registries = (MODELS, GUIDES, OBJECTIVES, DATASETS, EXPERIMENTS)
+    found = [(r.kind, name) for r in registries if name in r]
+    if found:
+        return found
+    kinds = {}
+    for r in registries:
+        for n in r.names():
+            kinds.setdefault(n, []).append(r.kind)
+    close = difflib.get_close_matches(name, list(kinds), n=5)
+    hint = (
+        "Close names: " + ", ".join(f"{c} ({'/'.join(kinds[c])})" for c in close) + "."
+        if close
+        else "No name is close;"
+    )
+    raise UnknownNameError(
+        f"no model, guide, objective, dataset or experiment is called {name!r}. {hint} `pyro-vaes list` lists them all"
+    )
+
+
+def cmd_list(args) -> int:
+    from pyro_vaes.registry import DATASETS, EXPERIMENTS, GUIDES, MODELS, OBJECTIVES, guides_for
+
+    if getattr(args, "name", None):
+        blocks = [
+            experiment_settings(n) if kind == "experiment" else component_arguments(kind, n)
+            for kind, n in _lookup(args.name)
+        ]
+        print("\n\n".join("\n".join(b) for b in blocks))
+        return 0
+    if getattr(args, "args", False):
+        blocks = [component_arguments(r.kind, n) for r in (MODELS, GUIDES, OBJECTIVES, DATASETS) for n in r.names()]
+        print("\n\n".join("\n".join(b) for b in blocks))
+        return 0
+    sections: list[tuple[str, list[tuple[str, str]]]] = []
+    models = []
+    for e in MODELS.entries():
+        guides = ", ".join(guides_for(e.name)) or "(none: trained without a guide)"
+        models.append((e.name, _summary(e)))
+        models.append(("", f"guides: {guides}; objective: {e.obj.default_objective}"))
+    sections.append(("models (guides: the first is the paper's default; default objective):", models))
+    sections.append(("objectives:", [(e.name, _summary(e)) for e in OBJECTIVES.entries()]))
+    sections.append(("datasets:", [(e.name, f"[{e.meta.get('kind', '')}] {_summary(e)}") for e in DATASETS.entries()]))
     if EXPERIMENTS.names():
-        print("experiments (pyro-vaes reproduce NAME):")
-        for e in EXPERIMENTS.entries():
-            print(f"  {e.name:<16} {e.help}")
+        sections.append(
+            ("experiments (pyro-vaes reproduce NAME):", [(e.name, _summary(e)) for e in EXPERIMENTS.entries()])
+        )
+    # one name column for every section, as wide as the longest component name (a longer experiment name has its
+    # description on the next line)
+    width = max(len(n) for _, rows in sections[:3] for n, _ in rows)
+    for title, rows in sections:
+        print(title)
+        print("\n".join(_rows(rows, widths=[width])))
+    print("pyro-vaes list NAME: the arguments of one of them, their defaults and meaning (--args: of all)")
     return 0
 
 
@@ -424,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list models (with their guides), objectives and datasets")
+    _add_list(sub)
     _add_fit(sub)
     p = sub.add_parser("evaluate", help="held-out log-likelihood, ELBO, reconstruction and KLs -> results.json")
     p.add_argument("run", help="run folder")

@@ -88,6 +88,89 @@ def test_list_shows_models_guides_objectives_datasets(capsys):
         assert word in out
 
 
+def test_list_keeps_its_columns_and_shows_no_markup(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and ":class:" not in out and ":mod:" not in out
+    lines = [line for line in out.splitlines() if line.startswith("  ")]
+    assert all(len(line) <= 100 for line in lines)
+    # every description, and each wrapped line of one, starts in the same column (a name longer than the column
+    # stands alone on its line)
+    columns = set()
+    for line in lines:
+        name = line[2:].split(" ", 1)[0]
+        rest = line[2 + len(name) :]
+        if rest.strip():
+            columns.add(len(line) - len(rest.lstrip()))
+    assert len(columns) == 1, columns
+    # nothing cut off: N-VAE's docstring summary runs past its first line and ends with its reference
+    assert "(Antorán & Miguel, 2019, §III-B)." in " ".join(out.split())
+
+
+def test_list_name_prints_each_argument_with_its_default_and_meaning(capsys):
+    assert main(["list", "vae"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model vae: ")
+    assert "--model-arg NAME=VALUE" in out and "--latent-dim" in out
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["latent_dim"])
+    assert row[:3] == ["latent_dim", "int", "10"] and " ".join(row[3:]) == "dimension d of z."
+    flat = " ".join(out.split())
+    assert "'bernoulli', 'continuous-bernoulli', 'gaussian' or 'auto' (the engine picks" in flat  # a wrapped field
+    assert "input_shape" in out.splitlines()[-1]  # named as the engine's, not offered as an option
+    from pyro_vaes.engine.build import signature_params
+    from pyro_vaes.registry import MODELS
+
+    for name in signature_params(MODELS.get("vae")):  # the same arguments the argument check accepts
+        assert f"    {name} " in out
+
+
+def test_list_name_of_several_kinds_and_undocumented_arguments(capsys):
+    assert main(["list", "nvae"]) == 0  # a model and an objective
+    out = capsys.readouterr().out
+    assert "model nvae:" in out and "objective nvae:" in out and "--objective-arg NAME=VALUE" in out
+    assert main(["list", "mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset mnist:" in out and "(no description)" in out and "stochastic" in out
+
+
+def test_list_args_covers_every_component(capsys):
+    from pyro_vaes.registry import DATASETS, GUIDES, MODELS, OBJECTIVES
+
+    assert main(["list", "--args"]) == 0
+    out = capsys.readouterr().out
+    for registry in (MODELS, GUIDES, OBJECTIVES, DATASETS):
+        for name in registry.names():
+            assert f"{registry.kind} {name}:" in out
+
+
+def test_param_fields_are_parsed_when_several_share_a_line():
+    from pyro_vaes.cli import param_descriptions
+
+    class Component:
+        """Summary.
+
+        :param a: first; :param b: second, with ``code`` and :class:`~x.y.Z`
+            continued here.
+        :param c: / :param d: the pair.
+
+        Not a field.
+        """
+
+    assert param_descriptions(Component) == {
+        "a": "first",
+        "b": "second, with 'code' and Z continued here.",
+        "c": "the pair.",
+        "d": "the pair.",
+    }
+
+
+def test_list_unknown_name_is_one_line_naming_the_close_ones(capsys):
+    assert main(["list", "vea"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'vea'" in err and "vae (model)" in err
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [

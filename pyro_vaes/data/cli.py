@@ -12,22 +12,58 @@ from typing import Any
 
 import torch
 
+DATA_EXAMPLES = """examples:
+  pyro-vaes data list
+  pyro-vaes data show shapes2d --out shapes2d.png
+  pyro-vaes data show mnist --data-root ../shared/data --split test -n 32 --out mnist.png
+  pyro-vaes data show moons --out moons.png -n 2000
+"""
+
 
 def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``data`` (with ``list`` and ``show``) to a top-level ``subparsers``; returns the ``data`` parser."""
-    p = subparsers.add_parser("data", help="list datasets or write a grid of examples", description=__doc__)
+    p = subparsers.add_parser(
+        "data",
+        help="list datasets or write a grid of examples",
+        description="See what a dataset holds before fitting on it: 'list' shows every dataset (where it comes\n"
+        "from, one example's shape, its ground-truth factors); 'show' writes a labelled grid of examples (a\n"
+        "scatter plot for flat data) to a PNG. Real datasets are read from --data-root or $PYRO_VAES_DATA;\n"
+        "procedural and synthetic ones are generated: nothing to download.",
+        epilog=DATA_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="data_command", metavar="{list,show}")
     sub.required = True
-    sub.add_parser("list", help="every registered dataset: kind, shape, factors, description")
-    s = sub.add_parser("show", help="write a labelled grid of examples of one dataset to a PNG")
+    sub.add_parser(
+        "list",
+        help="every registered dataset: kind, shape, factors, description",
+        description="Every registered dataset: kind (real, procedural, synthetic), one example's shape, its "
+        "ground-truth factors and a description. `pyro-vaes list NAME` shows a dataset's --data-arg arguments.",
+    )
+    s = sub.add_parser(
+        "show",
+        help="write a labelled grid of examples of one dataset to a PNG",
+        description="Write the first N examples of a dataset's train or test split to a PNG: images as a grid,\n"
+        "each captioned with its factors or labels; flat 2-D/3-D data as a scatter plot coloured by label.",
+        epilog=DATA_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("name", help="registered dataset name (see `pyro-vaes data list`)")
     s.add_argument("--out", required=True, help="output PNG path")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     s.add_argument("--data-root", default=None, help="folder holding real datasets (default: $PYRO_VAES_DATA)")
-    s.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE", help="dataset argument (repeatable)")
+    s.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset argument (repeatable; `pyro-vaes list NAME` lists them)",
+    )
     s.add_argument("-n", type=int, default=64, help="number of examples (default 64)")
-    s.add_argument("--split", choices=("train", "test"), default="train")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--split", choices=("train", "test"), default="train", help="which split (default train)")
+    s.add_argument(
+        "--seed", type=int, default=0, help="the dataset's seed: its split, binarization, generation (default 0)"
+    )
     return p
 
 

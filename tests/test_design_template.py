@@ -68,6 +68,8 @@ def test_the_design_template_fits_evaluates_and_samples(template, tmp_path):
     res = run.evaluate(num_particles=4, write=False)
     assert torch.isfinite(torch.tensor(res["log_likelihood"]))
     assert run.sample(3, y=torch.tensor([0, 1, 2])).shape == (3, 1, 6, 6)
+    x = data.test.x[:4]
+    assert run.guide.encode(x)["z"]["loc"].shape == (4, 2)  # label-free metrics encode without y (the contract)
 
 
 EXPERIMENT_PRELUDE = """

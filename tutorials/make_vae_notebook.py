@@ -1,6 +1,6 @@
 """Writes tutorials/vae.ipynb (run: python tutorials/make_vae_notebook.py [--execute] [--out DIR])."""
 
-from notebook_cells import Notebook
+from notebook_cells import RELIABILITY_CELL, Notebook
 
 nb = Notebook("vae")
 md, code = nb.md, nb.code
@@ -76,12 +76,12 @@ code("""
 def loss(name, **kw):
     return build_component(OBJECTIVES, name, **kw).bind(model, guide).loss(x)
 
-pyro.set_rng_seed(1); l4 = loss("beta-vae-h", beta=4.0)
-pyro.set_rng_seed(1); l1 = loss("beta-vae-h", beta=1.0)
-q = guide.encode(x)["z"]
-kl = 0.5 * (q["scale"]**2 + q["loc"]**2 - 1 - 2 * q["scale"].log()).sum()
-print(f"loss(beta=4) - loss(beta=1) = {float(l4 - l1):.4f};  3 * KL = {float(3 * kl):.4f}")
-with torch.no_grad():
+with torch.no_grad():  # values only: no gradients to keep
+    pyro.set_rng_seed(1); l4 = loss("beta-vae-h", beta=4.0)
+    pyro.set_rng_seed(1); l1 = loss("beta-vae-h", beta=1.0)
+    q = guide.encode(x)["z"]
+    kl = 0.5 * (q["scale"]**2 + q["loc"]**2 - 1 - 2 * q["scale"].log()).sum()
+    print(f"loss(beta=4) - loss(beta=1) = {float(l4 - l1):.4f};  3 * KL = {float(3 * kl):.4f}")
     for name in ("elbo", "meanfield-elbo", "iwae"):
         print(f"{name:>15}: {float(loss(name, num_particles=200 if name != 'iwae' else 50)) / len(x):.3f} nats per datum")
 """)
@@ -91,14 +91,24 @@ md(r"""
 `pyro_vaes.fit` builds data, model, guide and objective from names, trains with one `torch.optim.Adam`
 over `differentiable_loss` (or classic `SVI` with `backend="svi"`), evaluates on held-out data, checkpoints
 and writes figures. Here: binarized procedural 2D shapes (dSprites' specification, rendered locally).
+
+The held-out log-likelihood is importance-sampled, $\log\frac1S\sum_s w_s$, and is only as good as its weights:
+when one weight dominates (a small effective sample size) or the weights are heavy-tailed (Pareto $\hat k$ above
+PSIS's threshold), the estimate is a loose lower bound that still rises with $S$, and its standard error
+understates its error. `run.evaluate` records the verdict of `pyro_vaes.analysis.evaluation.reliability`
+(`log_likelihood_reliable`, and `log_likelihood_unreliable_because` when it fails); `ll_text` below prints it as
+`pyro-vaes evaluate` does.
 """)
+code(RELIABILITY_CELL)
 code("""
 steps = 30 if SMOKE else 3000
 run = pyro_vaes.fit(model="vae", data="shapes2d", data_args={"n_train": 512 if SMOKE else 20000, "n_test": 128},
                     model_args={"latent_dim": 6}, steps=steps, batch_size=64, eval_every=max(steps // 3, 1),
                     out="runs/tutorial-vae", overwrite=True, progress=False)
 res = run.evaluate(num_particles=20 if SMOKE else 500, max_examples=128)
-print({k: round(v, 2) for k, v in res.items() if isinstance(v, float)})
+print("test log-likelihood (IS):", ll_text(res))
+print(f"test ELBO {res['elbo']:.2f}, reconstruction E_q[log p(x|z)] {res['reconstruction']:.2f}, "
+      f"KL {res['kl_total']:.2f} nats per image; active units {res.get('active_units', '-')}")
 """)
 code("""
 from IPython.display import Image, display

@@ -21,6 +21,61 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 
+#: a code cell for a tutorial that reads real data: where it is (``$PYRO_VAES_DATA``, else ``shared/data`` beside the
+#: repository pyro_vaes runs from, wherever the notebook runs) and ``notice(text)``, a boxed warning no reader can
+#: miss. A tutorial whose data is absent says so with it; it never swaps in other data silently.
+DATA_CELL = r'''
+import os
+from pathlib import Path
+from IPython.display import display
+import pyro_vaes
+from pyro_vaes.data import load_dataset
+from pyro_vaes.data.real import MissingDataError
+
+DATA_ROOT = os.environ.get("PYRO_VAES_DATA") or str(Path(pyro_vaes.__file__).resolve().parents[2] / "shared" / "data")
+
+
+def notice(text):
+    """A boxed warning in the notebook (and plain text where markdown is not shown)."""
+    display({"text/markdown": f"> ⚠️ **{text}**", "text/plain": f"NOTICE: {text}"}, raw=True)
+'''
+
+#: a code cell: ``ll_text(res)``, an importance-sampled log-likelihood as ``pyro-vaes evaluate`` prints it, with the
+#: verdict of :func:`pyro_vaes.analysis.evaluation.reliability` on its weights
+RELIABILITY_CELL = r'''
+from pyro_vaes.analysis.evaluation import reliability
+
+
+def ll_text(res, num_particles=None, prefix="log_likelihood"):
+    """'value ± standard error' and the weights' effective sample size, or UNRELIABLE and why (as the CLI says)."""
+    ess, k, particles = res[f"{prefix}_ess"], res.get(f"{prefix}_pareto_k"), num_particles or res["num_particles"]
+    ok, why = reliability(ess, k, particles)
+    text = f"{res[prefix]:.3f} ± {res[prefix + '_se']:.3f} nats ({particles} particles"
+    if not ok:
+        return (text + f") UNRELIABLE: {why}, so this is a loose lower bound and its standard error understates "
+                "its error (more particles or a better guide)")
+    return text + f"; effective sample size {ess:.0f}" + ("" if k is None else f", Pareto k {k:.2f}") + ")"
+'''
+
+
+#: a code cell: ``show(path)``, a figure file in the notebook at most 900 pixels wide and in 256 colours, so that a
+#: committed notebook stays small (the file itself keeps its resolution)
+FIGURE_CELL = r'''
+import io
+from IPython.display import Image, display
+from PIL import Image as PILImage
+
+
+def show(path, width=900):
+    """A figure file in the notebook, at most ``width`` pixels wide, in 256 colours (the file keeps its own)."""
+    img = PILImage.open(path).convert("RGB")
+    if img.width > width:
+        img = img.resize((width, round(img.height * width / img.width)), PILImage.LANCZOS)
+    buf = io.BytesIO()
+    img.quantize(256).save(buf, "PNG", optimize=True)
+    display(Image(data=buf.getvalue()))
+'''
+
 
 def options(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line every ``make_*_notebook.py`` script takes."""
@@ -66,7 +121,10 @@ class Notebook:
         if opts.execute:
             from nbclient import NotebookClient
 
-            NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(out)}}).execute()
+            # no time limit per cell: a tutorial's fits at their full settings take minutes each on one CPU thread
+            NotebookClient(
+                nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(out)}}
+            ).execute()
         nbformat.write(nb, path)
         print(f"wrote {path}")
         return path

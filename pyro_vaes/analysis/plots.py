@@ -2,7 +2,9 @@
 
 Image data is tiled with :func:`torchvision.utils.make_grid` and drawn with matplotlib's object-oriented API
 (:class:`matplotlib.figure.Figure`, no ``pyplot``), so drawing never changes the user's matplotlib backend or
-any other global state. 2-D flat data is drawn as scatter plots, other flat data as heat maps.
+any other global state. Flat data is drawn as scatter plots with labelled axes: one panel for 2-D data, one per
+pair of features (the first four) for more; histograms for 1-D data. Flat traversals get one panel per latent
+dimension, the decoded points coloured by the swept value (a colour bar).
 
 Everything goes through the model/guide contract: reconstructions decode the posterior means of every latent
 (:func:`~pyro_vaes.metrics.reconstruction.reconstruct`); traversals sweep one dimension of the model's
@@ -24,11 +26,16 @@ from pyro_vaes.guides.base import posterior_means
 from pyro_vaes.metrics.reconstruction import reconstruct
 from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 
+#: resolution of every figure written (a few hundred KB at most)
+DPI = 100
+#: flat data of more features is drawn as the pairwise projections of its first ``MAX_FEATURES``
+MAX_FEATURES = 4
+
 
 def _to_image(x: torch.Tensor, nrow: int) -> torch.Tensor:
     from torchvision.utils import make_grid  # imported here: torchvision's import costs ~3 s of every command's start
 
-    grid = make_grid(x.clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=0.5)
+    grid = make_grid(x.clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=1.0)  # white: apart from grey outputs
     return grid.permute(1, 2, 0)
 
 
@@ -36,18 +43,160 @@ def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG (creating the folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
+
+
+def wrap_title(title: str, width_inches: float, fontsize: float = 10) -> str:
+    """``title`` wrapped to the width of a figure ``width_inches`` wide (kept as is when it has line breaks)."""
+    if "\n" in title:
+        return title
+    most = max(30, int(width_inches * 72 / (0.6 * fontsize)))  # characters on a line, at ~0.6 em a character
+    lines = -(-len(title) // most)
+    return textwrap.fill(title, min(most, -(-len(title) // lines) + 10))  # lines of about equal length
+
+
+def feature_pairs(dim: int, max_features: int = MAX_FEATURES) -> list[tuple[int, int]]:
+    """The pairs of features drawn for flat data of ``dim`` features: (0, 1) for 2-D data, every pair of the
+    first ``max_features`` otherwise (three panels for 3-D data); none for 1-D data (drawn as a histogram)."""
+    k = min(dim, max_features)
+    return [(i, j) for i in range(k) for j in range(i + 1, k)]
+
+
+def features_note(dim: int, max_features: int = MAX_FEATURES) -> str:
+    """What a title adds when only some features of flat data are drawn."""
+    return f"; pairs of features 0-{max_features - 1} of {dim}" if dim > max_features else ""
+
+
+def panel_axes(fig: Figure, n: int, ncols: int = 3, **kwargs) -> list:
+    """``n`` axes on a grid of at most ``ncols`` columns (the unused cells left empty); ``kwargs`` to
+    :meth:`~matplotlib.figure.Figure.add_subplot` (e.g. ``projection="3d"``)."""
+    ncols = max(1, min(n, ncols))
+    nrows = -(-n // ncols)
+    return [fig.add_subplot(nrows, ncols, k + 1, **kwargs) for k in range(n)]
+
+
+def _flat_figure(
+    title: str,
+    path: Path,
+    sets: Sequence[tuple[str, torch.Tensor, dict]],
+    links: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Path:
+    """Flat data sets (label, (N, D) points, scatter style), one colour each, on the panels of
+    :func:`feature_pairs` (histograms for 1-D data), with one legend for the figure; ``links``: two (N, D) tensors
+    whose rows are joined by grey lines (each point and its reconstruction)."""
+    from matplotlib.collections import LineCollection
+
+    dim = sets[0][1].shape[-1]
+    pairs = feature_pairs(dim)
+    n = max(1, len(pairs))
+    ncols = min(n, 3)
+    width = max(5.0, 3.4 * ncols + 0.3)  # one panel: still room for the legend under it
+    fig = Figure(figsize=(width, 3.1 * (-(-n // ncols)) + 0.9), layout="constrained")
+    axes = panel_axes(fig, n, ncols)
+    if not pairs:  # 1-D data
+        for label, x, style in sets:
+            axes[0].hist(x[:, 0].numpy(), bins=40, alpha=0.5, label=label, color=style.get("color"))
+        axes[0].set_xlabel("x[0]")
+        axes[0].set_ylabel("count")
+    for ax, (i, j) in zip(axes, pairs):
+        if links is not None:
+            segments = torch.stack([links[0][:, [i, j]], links[1][:, [i, j]]], 1).numpy()
+            ax.add_collection(LineCollection(segments, colors="0.65", linewidths=0.6, zorder=1))
+        for label, x, style in sets:
+            ax.scatter(x[:, i].numpy(), x[:, j].numpy(), label=label, zorder=2, **{"s": 8, "alpha": 0.7, **style})
+        ax.set_xlabel(f"x[{i}]")
+        ax.set_ylabel(f"x[{j}]")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if links is not None:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="0.65", linewidth=0.8))
+        labels.append("a test point to its reconstruction")
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(len(labels), 3 if width > 7 else 2),
+        fontsize=8,
+        markerscale=2,
+    )
+    fig.suptitle(wrap_title(title + features_note(dim), width, 10), fontsize=10)
+    return save_figure(fig, path)
+
+
+def _flat_traversals(
+    out: torch.Tensor, values: torch.Tensor, ref: torch.Tensor, names: Sequence[str], title: str, path: Path
+) -> Path:
+    """Flat traversals ``out`` (d, steps, D): one panel per swept dimension (``names``). 2-D and 3-D data: the
+    decoded points over the test data (grey), joined in order and coloured by the swept value (one colour bar);
+    other data: each feature (the first eight) against the swept value."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    d, _, dim = out.shape
+    ncols = min(d, 3 if dim == 3 else 4)
+    width = (3.4 if dim == 3 else 2.9) * ncols + 1.2
+    fig = Figure(figsize=(width, (3.2 if dim == 3 else 2.7) * (-(-d // ncols)) + 1.0), layout="constrained")
+    values = values.cpu()
+    if dim in (2, 3):
+        norm, cmap = Normalize(float(values[0]), float(values[-1])), "viridis"
+        axes = panel_axes(fig, d, ncols, **({"projection": "3d"} if dim == 3 else {}))
+        flat = {} if dim == 2 else {"depthshade": False}  # 3-D: the colours stay those of the colour bar
+        for k, ax in enumerate(axes):
+            ax.scatter(*ref[:, :dim].T.numpy(), s=2, color="0.6", alpha=0.3, label="test data", **flat)
+            ax.plot(*out[k].T.numpy(), color="0.3", linewidth=0.7, zorder=2)
+            ax.scatter(
+                *out[k].T.numpy(),
+                c=values.numpy(),
+                cmap=cmap,
+                norm=norm,
+                s=22,
+                zorder=3,
+                edgecolors="black",
+                linewidths=0.3,
+                label="decoded traversal",
+                **flat,
+            )
+            ax.set_title(names[k], fontsize=9)
+            ax.set_xlabel("x[0]", fontsize=8, labelpad=0)
+            ax.set_ylabel("x[1]", fontsize=8, labelpad=0)
+            if dim == 3:
+                ax.set_zlabel("x[2]", fontsize=8, labelpad=0)
+                ax.set_box_aspect(None, zoom=0.85)  # room for the axis labels inside the panel
+            ax.tick_params(labelsize=6, pad=0)
+        shrink = 0.9 if d <= ncols else 0.6  # one row of panels: the bar as tall as they are
+        fig.colorbar(
+            ScalarMappable(norm, cmap), ax=axes, label="value of the swept dimension", shrink=shrink, aspect=30
+        )
+        handles, labels = axes[0].get_legend_handles_labels()
+    else:
+        from matplotlib import colormaps
+
+        shown = min(dim, 8)
+        axes = panel_axes(fig, d, ncols)
+        for k, ax in enumerate(axes):
+            for f in range(shown):
+                ax.plot(values.numpy(), out[k, :, f].numpy(), marker=".", color=colormaps["tab10"](f), label=f"x[{f}]")
+            ax.set_title(names[k], fontsize=9)
+            ax.set_xlabel(f"value of {names[k]}", fontsize=8)
+            ax.set_ylabel("decoded feature", fontsize=8)
+            ax.tick_params(labelsize=7)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if dim > shown:
+            title += f" (features 0-{shown - 1} of {dim})"
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 8), fontsize=8, markerscale=1.5)
+    fig.suptitle(wrap_title(title, width, 10), fontsize=10)
+    return save_figure(fig, path)
 
 
 def _grid_ticks(set_ticks, set_ticklabels, labels: Sequence[str] | None, step: int) -> None:
     """One tick label at the middle of each row (or column) of a grid whose cells are ``step`` pixels apart (after
-    the grid's 2-pixel margin); no ticks without labels."""
-    if labels:
-        set_ticks([2 + step * (i + 0.5) for i in range(len(labels))])
-        set_ticklabels(labels, fontsize=7)
-    else:
-        set_ticks([])
+    the grid's 2-pixel margin); no tick where there is no label."""
+    shown = [(i, label) for i, label in enumerate(labels or []) if label]  # no tick where a label is empty
+    set_ticks([2 + step * (i + 0.5) for i, _ in shown])
+    if shown:
+        set_ticklabels([label for _, label in shown], fontsize=7)
 
 
 def image_grid(
@@ -64,13 +213,13 @@ def image_grid(
     labels (one per row / column of the grid) and axis labels."""
     img = _to_image(x, nrow)
     rows = -(-x.shape[0] // nrow)
-    fig = Figure(figsize=(max(4, nrow * 0.6 + 1), max(2, rows * 0.6 + 0.8)))
+    fig = Figure(figsize=(max(4, nrow * 0.6 + 1), max(2, rows * 0.6 + 0.8)), layout="constrained")
     ax = fig.subplots()
     if img.shape[-1] == 1:
         ax.imshow(img.squeeze(-1), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
         ax.imshow(img, interpolation="nearest")
-    ax.set_title(title if "\n" in title else textwrap.fill(title, 75), fontsize=10)
+    ax.set_title(wrap_title(title, fig.get_figwidth(), 10), fontsize=10)
     if ylabel:
         ax.set_ylabel(ylabel)
     _grid_ticks(ax.set_yticks, ax.set_yticklabels, row_labels, x.shape[-2] + 2)
@@ -80,43 +229,28 @@ def image_grid(
     return save_figure(fig, path)
 
 
-def _flat_plot(x: torch.Tensor, title: str, path: Path, other: torch.Tensor | None = None, labels=("data", "model")):
-    fig = Figure(figsize=(5, 4))
-    ax = fig.subplots()
-    if x.shape[-1] == 2:
-        ax.scatter(x[:, 0], x[:, 1], s=6, alpha=0.6, label=labels[0])
-        if other is not None:
-            ax.scatter(other[:, 0], other[:, 1], s=6, alpha=0.6, label=labels[1])
-            ax.legend()
-        ax.set_xlabel("x[0]")
-        ax.set_ylabel("x[1]")
-    else:
-        shown = x if other is None else torch.cat([x, other], 0)
-        im = ax.imshow(shown, aspect="auto", cmap="viridis")
-        fig.colorbar(im, ax=ax)
-        ax.set_xlabel("feature")
-        ax.set_ylabel("observation" if other is None else f"rows 0-{len(x) - 1}: {labels[0]}; then {labels[1]}")
-    ax.set_title(title)
-    return save_figure(fig, path)
-
-
 def _test_batch(run, n: int):
     x, y = run.data.test.batch(torch.arange(min(n, len(run.data.test))))
     return x.to(run.parts.device), None if y is None else y.to(run.parts.device)
 
 
 @torch.no_grad()
-def reconstructions(run, path: Path, n: int = 16) -> Path | None:
+def reconstructions(run, path: Path, n: int | None = None) -> Path | None:
+    """The first ``n`` test items (default 16 images, 200 flat points) and the decoded posterior means: images in
+    two rows, flat data as two scatters with each point joined to its reconstruction."""
     if run.guide is None:
         return None
-    x, y = _test_batch(run, n)
+    x, y = _test_batch(run, n or (16 if run.data.is_image else 200))
     recon = reconstruct(run.model, run.guide, x, y).cpu()
     x = x.cpu()
-    title = f"{run.config.model} on {run.config.data}: test data (top) and reconstructions from the posterior mean"
+    what = "reconstructions (the posterior mean decoded)"
     if run.data.is_image:
+        title = f"{run.config.model} on {run.config.data}: {len(x)} test images (top row) and their {what}"
         both = torch.cat([x, recon], 0)
         return image_grid(both, len(x), title, path, row_labels=["data", "reconstruction"])
-    return _flat_plot(x, title, path, recon, labels=("data", "reconstruction"))
+    title = f"{run.config.model} on {run.config.data}: {len(x)} test points and their {what}"
+    sets = [("test data", x, {"color": "tab:blue"}), ("reconstruction", recon, {"color": "tab:orange"})]
+    return _flat_figure(title, path, sets, links=(x, recon))
 
 
 def sample_labels(model, n: int) -> torch.Tensor | None:
@@ -128,7 +262,10 @@ def sample_labels(model, n: int) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def samples(run, path: Path, n: int = 64) -> Path:
+def samples(run, path: Path, n: int | None = None) -> Path:
+    """``n`` prior samples (default 64 images, 500 flat points; one row, or colour, per class for a
+    class-conditioned model): an image grid, or a scatter over as many test points."""
+    n = n or (64 if run.data.is_image else 500)
     y = sample_labels(run.model, n)
     x = run.sample(len(y) if y is not None else n, y=y)
     title = f"{run.config.model} on {run.config.data}: {len(x)} samples (decoder means of prior draws)"
@@ -140,8 +277,20 @@ def samples(run, path: Path, n: int = 64) -> Path:
                 x, per_class, title + ", one row per class", path, row_labels=names[: run.model.num_classes]
             )
         return image_grid(x, 8, title, path)
-    ref, _ = run.data.test.batch(torch.arange(min(len(run.data.test), 500)))
-    return _flat_plot(ref, title, path, run.sample(min(len(ref), 500)), labels=("test data", "samples"))
+    x = x.cpu()
+    ref, _ = run.data.test.batch(torch.arange(min(len(run.data.test), len(x))))
+    title += f" over {len(ref)} test points"
+    sets = [("test data", ref.cpu(), {"color": "0.7", "s": 6})]
+    if y is None:
+        sets.append(("samples", x, {"color": "tab:orange"}))
+    else:  # one colour per class
+        from matplotlib import colormaps
+
+        names = run.data.label_names or [str(k) for k in range(run.model.num_classes)]
+        y = y.cpu()
+        for k in range(run.model.num_classes):
+            sets.append((f"samples, {names[k]}", x[y == k], {"color": colormaps["tab10"](k % 10)}))
+    return _flat_figure(title, path, sets)
 
 
 @torch.no_grad()
@@ -187,8 +336,12 @@ def traversals(
     labels = None if y0 is None else y0.expand(d * steps, *y0.shape[1:])
     out = model.decode({**item, **fixed}, labels).cpu()
     where = f"{label} = g({site}), generation space" if g_inv is not None else label
-    title = f"{run.config.model}: latent traversals (row = dimension of {where}, value from {-span:g} to {span:g})"
+    around = "test item 0's posterior mean" if run.guide is not None else "a prior draw"
     if run.data.is_image:
+        title = (
+            f"{run.config.model} on {run.config.data}: latent traversals around {around} (row = dimension of "
+            f"{where}, value from {-span:g} to {span:g})"
+        )
         rows = [f"{site}{i}" for i in range(d)] if g_inv is None else [f"{label}_{i}" for i in range(d)]
         return image_grid(
             out,
@@ -199,7 +352,13 @@ def traversals(
             xlabel=f"value of {label}_d",
             col_labels=[f"{v:.2g}" for v in values.tolist()],
         )
-    return _flat_plot(out.reshape(d * steps, -1), title, path)
+    title = (
+        f"{run.config.model} on {run.config.data}: latent traversals around {around} (panel = dimension of "
+        f"{where}, {steps} values from {-span:g} to {span:g})"
+    )
+    ref, _ = run.data.test.batch(torch.arange(min(len(run.data.test), 500)))
+    names = [f"{site}{i}" for i in range(d)] if g_inv is None else [f"{label}_{i}" for i in range(d)]
+    return _flat_traversals(out.reshape(d, steps, -1), values, ref.cpu(), names, title, path)
 
 
 def generation_traversals(run, path: Path) -> Path | None:

@@ -18,8 +18,11 @@ FAMILIES = ("chyvae", "beta-vae", "factor-vae")
 
 def write_figures(out: Path, dataset: str, rows: list[dict[str, Any]], best: dict[str, tuple]) -> list[Path]:
     """``scatter.png``, the traversals of each family's best run and the best CHyVAE run's prior samples."""
-    fig = Figure(figsize=(6, 4.5))
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.subplots()
+    symbol = {"nu": "ν", "beta": "β", "gamma": "γ"}
     for family in FAMILIES:
         fr = [r for r in rows if r["family"] == family]
         if not fr:
@@ -27,12 +30,23 @@ def write_figures(out: Path, dataset: str, rows: list[dict[str, Any]], best: dic
         x, y = [r["recon_error"] for r in fr], [r["factor_vae_metric"] for r in fr]
         ax.scatter(x, y, c=COLOURS[family], label=family, s=36, alpha=0.8)
         for r in fr:
-            name = "ν" if r["param"] == "nu" else r["param"][0]
-            ax.annotate(f"{name}={r['value']:g}", (r["recon_error"], r["factor_vae_metric"]), fontsize=7, alpha=0.7)
+            name = symbol.get(r["param"], r["param"])
+            ax.annotate(
+                f"{name}={r['value']:g}",
+                (r["recon_error"], r["factor_vae_metric"]),
+                xytext=(5, 3),
+                textcoords="offset points",
+                fontsize=7,
+                alpha=0.8,
+            )
+    ax.margins(0.15)  # room for the points' labels inside the axes
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers (no offset text over the axis label), at most 5 ticks
+        axis.set_major_formatter(ScalarFormatter(useOffset=False))
+        axis.set_major_locator(MaxNLocator(5))
     ax.set_xlabel("reconstruction error (BCE, nats per image; lower is better)")
     ax.set_ylabel("FactorVAE disentanglement metric (higher is better)")
-    ax.set_title(f"{dataset}: disentanglement vs reconstruction (top-left is best)")
-    ax.legend()
+    ax.set_title(f"{dataset}: disentanglement vs reconstruction, {len(rows)} runs (top-left is best)", fontsize=10)
+    ax.legend(fontsize=8)
     paths = [save_figure(fig, out / "scatter.png")]
     for family, (run, _) in best.items():
         target = out / f"traversals-{family}.png"

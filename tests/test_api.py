@@ -133,8 +133,9 @@ def test_the_command_line_prints_the_notes_with_its_flag_and_leaves_logging_as_i
         "pyro-vaes: likelihood 'gaussian' chosen for 'linear-gaussian' (real-valued data outside [0, 1]); pass "
         "--likelihood to choose another"
     )
-    assert out[1].startswith("step 1: train loss") and out[2].startswith("step 2: train loss")
-    assert out[3] == f"run folder: {tmp_path / 'r'}"
+    assert out[1].startswith("pyro-vaes: obs_scale = ") and "chosen for the Gaussian likelihood" in out[1]
+    assert out[2].startswith("step 1: train loss") and out[3].startswith("step 2: train loss")
+    assert out[4] == f"run folder: {tmp_path / 'r'}"
     assert (list(logger.handlers), logger.level, logger.propagate) == state
 
 

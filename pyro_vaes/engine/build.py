@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 import typing
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -138,7 +139,10 @@ def resolve_config(config: FitConfig) -> FitConfig:
 
 
 def select_device(name: str) -> torch.device:
-    """``--device name`` as a device; under torchrun ``cuda`` is the GPU of the rank's LOCAL_RANK."""
+    """``--device name`` as a device; under torchrun ``cuda`` is the GPU of the rank's LOCAL_RANK. A name that is not
+    cpu, cuda or cuda:N is refused in one line (torch's own error is a RuntimeError)."""
+    if not isinstance(name, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ValueError(f"--device {name}: unknown device; valid: cpu, cuda, cuda:N")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name} was asked for but CUDA is not available on this machine")
     return distributed.select_device(name) or torch.device(name)
@@ -173,19 +177,58 @@ def label_args(model_cls: type, data: VAEData, model_args: dict[str, Any]) -> di
     return {} if key in model_args else {key: size}
 
 
-def resolve_likelihood(
-    model_cls: type, data: VAEData, model_args: dict[str, Any]
-) -> tuple[dict[str, Any], Note | None]:
+def resolve_likelihood(model_cls: type, data: VAEData, model_args: dict[str, Any]) -> tuple[dict[str, Any], list[Note]]:
     """The model arguments with ``likelihood`` chosen from the data, for a model whose likelihood defaults to
-    ``"auto"`` (a new dict; ``model_args`` is not changed), and a note saying what was chosen and why (None, and
-    ``model_args`` as they are, when nothing was chosen)."""
-    param = inspect.signature(model_cls).parameters.get("likelihood")
+    ``"auto"`` (a new dict; ``model_args`` is not changed), and notes saying what was chosen and why ([] and
+    ``model_args`` as they are when nothing was chosen). When that choice is Gaussian and ``obs_scale`` was not given,
+    the Gaussian's standard deviation is chosen from the data too (:func:`gaussian_scale`): a fixed 1.0 fits data of
+    another spread badly."""
+    params = inspect.signature(model_cls).parameters
+    param = params.get("likelihood")
     if param is None or param.default != "auto" or model_args.get("likelihood", "auto") != "auto":
-        return model_args, None
-    name, why = likelihoods.for_data(data.train.x[:1000])
-    return {**model_args, "likelihood": name}, Note(
-        f"likelihood {name!r} chosen for {data.name!r} ({why})", "likelihood"
-    )
+        return model_args, []
+    x = data.train.x[:1000]
+    name, why = likelihoods.for_data(x)
+    chosen = {**model_args, "likelihood": name}
+    notes = [Note(f"likelihood {name!r} chosen for {data.name!r} ({why})", "likelihood")]
+    if name == "gaussian" and "obs_scale" in params and "obs_scale" not in model_args:
+        latent = model_args.get("latent_dim", params["latent_dim"].default if "latent_dim" in params else None)
+        scale, how = gaussian_scale(x, latent if isinstance(latent, int) else None)
+        chosen["obs_scale"] = scale
+        notes.append(
+            Note(
+                f"obs_scale = {scale:g} chosen for the Gaussian likelihood: {how}; set the model argument obs_scale "
+                "to choose another"
+            )
+        )
+    return chosen, notes
+
+
+def gaussian_scale(x: torch.Tensor, latent_dim: int | None) -> tuple[float, str]:
+    """The standard deviation of a Gaussian likelihood for observations ``x`` (N, ...) and a code of ``latent_dim``
+    dimensions, and how it was found: the larger of a tenth of the data's spread (the root mean per-dimension
+    variance) and, when the code has fewer dimensions than the data, the noise probabilistic PCA leaves with
+    ``latent_dim`` components (the mean of the other eigenvalues of the covariance: the variance a linear decoder
+    of that code cannot explain; Tipping & Bishop, 1999). Three significant digits."""
+    x = x.flatten(1).double()
+    x = x - x.mean(0)
+    n, d = x.shape
+    total = float(x.pow(2).sum()) / max(n - 1, 1)  # the trace of the covariance
+    spread = (total / d) ** 0.5
+    floor = 0.1 * spread
+    how = f"a tenth of the data's spread ({spread:.3g} per dimension)"
+    if latent_dim is not None and latent_dim < d and latent_dim < n - 1:
+        top = torch.linalg.svdvals(x)[:latent_dim].pow(2).sum().item() / max(n - 1, 1)
+        ppca = (max(total - top, 0.0) / (d - latent_dim)) ** 0.5
+        if ppca > floor:
+            floor = ppca
+            how = (
+                f"the noise probabilistic PCA with {latent_dim} components finds in the data (its spread: "
+                f"{spread:.3g} per dimension)"
+            )
+    if not floor > 0:  # constant data: any positive scale
+        return 1.0, "the data is constant"
+    return float(f"{floor:.3g}"), how
 
 
 def build(config: FitConfig, data: VAEData | None = None) -> Components:
@@ -214,8 +257,8 @@ def assemble(config: FitConfig, data: VAEData | None = None) -> Components:
     if len(data.test) == 0:
         raise ValueError(f"dataset {data.name!r} has no test examples for the held-out loss; give it some (n_test)")
     model_cls = MODELS.get(config.model)
-    chosen, note = resolve_likelihood(model_cls, data, config.model_args)
-    notes: list[str] = [] if note is None else [note]
+    chosen, chosen_notes = resolve_likelihood(model_cls, data, config.model_args)
+    notes: list[str] = list(chosen_notes)
     config = replace(config, model_args=chosen)  # the components' own config, with what the data chose
     model_args = {**config.model_args, **label_args(model_cls, data, config.model_args)}
     model = build_component(MODELS, config.model, data.shape, **model_args)

@@ -7,6 +7,7 @@ import os
 import pickle
 import random
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,29 @@ def save_atomic(obj: Any, path: Path) -> None:
     except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+        if full or _writer_failed(err):
+            kept = (
+                f"the previous {path.name} is kept whole: free some space, then resume from it "
+                f"(pyro-vaes fit --resume {path.parent})"
+                if path.exists()
+                else "nothing was written: free some space, then rerun"
+            )
             raise OSError(
-                err.errno,
-                f"no space left on the device while writing {path}; the previous file is kept "
-                "whole: free some space, then resume",
+                err.errno if full else errno.ENOSPC,
+                f"no space left on the device (the disk is full, or over its quota) while writing {path}; {kept}",
             ) from None
         raise
+
+
+def _writer_failed(err: BaseException) -> bool:
+    """torch's zip writer failing to write (a full disk): it raises a RuntimeError, not an OSError, such as
+    ``[enforce fail at inline_container.cc:672] . unexpected pos 123 vs 456`` or ``PytorchStreamWriter failed
+    writing file data/0: file write failed``."""
+    text = str(err)
+    return isinstance(err, RuntimeError) and (
+        "inline_container" in text or "PytorchStreamWriter" in text or "file write failed" in text
+    )
 
 
 def load(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -47,7 +64,9 @@ def load(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a pickle protocol other than 2 before refusing the file
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except (
         pickle.UnpicklingError,
         RuntimeError,

@@ -28,6 +28,7 @@ along the first ``components`` components.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,13 +246,34 @@ def switch_attribute(
     return Switched(torch.stack(images, 1), method, attribute, to, names, points if method == "subspace" else None)
 
 
-def attribute_index(names: Sequence[str] | None, attribute: int | str) -> int:
-    """The column of ``attribute`` (a name from ``names`` or an index)."""
-    if isinstance(attribute, int) or (isinstance(attribute, str) and attribute.isdigit()):
-        return int(attribute)
+def attribute_index(names: Sequence[str] | None, attribute: int | str, columns: int | None = None) -> int:
+    """The column of ``attribute`` (a name from ``names`` or an index), checked against the ``columns`` label
+    columns the data has when given."""
+    if isinstance(attribute, int) or (isinstance(attribute, str) and attribute.lstrip("-").isdigit()):
+        j = int(attribute)
+        if j < 0 or (columns is not None and j >= columns):
+            valid = "none" if not columns else "0" if columns == 1 else f"0 to {columns - 1}"
+            named = f" ({', '.join(f'{i}: {n}' for i, n in enumerate(names))})" if names else ""
+            raise ValueError(f"--attribute {j} is not a label column of the data; its columns: {valid}{named}")
+        return j
     if not names or attribute not in names:
         raise ValueError(f"unknown attribute {attribute!r}; the data's labels: {', '.join(names or []) or 'none'}")
     return list(names).index(attribute)
+
+
+def attribute_labels(run, split: str = "test") -> torch.Tensor:
+    """The 0/1 attribute labels (N, k) of a fitted run's ``split``; data without labels, or with class labels, is
+    refused in one line."""
+    data = run.data
+    part = getattr(data, split)
+    if part.y is None or data.train.y is None:
+        raise ValueError(f"dataset {run.config.data!r} has no labels: switching needs 0/1 attribute labels")
+    y_all = part.y if part.y.dim() == 2 else part.y[:, None]
+    if y_all.is_floating_point() or not bool(((y_all == 0) | (y_all == 1)).all()):
+        raise ValueError(
+            f"dataset {run.config.data!r} has class labels, not 0/1 attributes; switching needs the latter"
+        )
+    return y_all
 
 
 def switch(
@@ -271,16 +293,11 @@ def switch(
 
     if run.guide is None:
         raise ValueError(f"model {run.config.model!r} has no guide: switching encodes the data")
+    check_counts(n, options.get("grid"))
     data = run.data
-    j = attribute_index(data.label_names, attribute)
     part = getattr(data, split)
-    if part.y is None or data.train.y is None:
-        raise ValueError(f"dataset {run.config.data!r} has no labels: switching needs 0/1 attribute labels")
-    y_all = part.y if part.y.dim() == 2 else part.y[:, None]
-    if y_all.is_floating_point() or not bool(((y_all == 0) | (y_all == 1)).all()):
-        raise ValueError(
-            f"dataset {run.config.data!r} has class labels, not 0/1 attributes; switching needs the latter"
-        )
+    y_all = attribute_labels(run, split)
+    j = attribute_index(data.label_names, attribute, y_all.shape[1])
     idx = torch.nonzero(y_all[:, j] != to).flatten() if only_other else torch.arange(len(part))
     if len(idx) == 0:
         raise ValueError(f"no {split} item has {data.label_names[j] if data.label_names else j} != {to}")
@@ -373,24 +390,59 @@ def switch_accuracy(
     return res
 
 
+def check_counts(n: int, grid: int | None = None) -> None:
+    """Refuse fewer than one item to switch or one grid point per axis."""
+    if n < 1:
+        raise ValueError(f"-n must be >= 1 test items, got {n}")
+    if grid is not None and grid < 1:
+        raise ValueError(f"--grid must be >= 1 point per axis, got {grid}")
+
+
+def file_name(text: str) -> str:
+    """``text`` as a part of a file name no shell needs quoted: comparisons spelt out (``x0>=10`` -> ``x0ge10``),
+    any other character but letters, digits, ``.``, ``_`` and ``-`` as ``_``."""
+    for op, word in ((">=", "ge"), ("<=", "le"), ("!=", "ne"), ("==", "eq"), (">", "gt"), ("<", "lt"), ("=", "eq")):
+        text = text.replace(op, word)
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.") or "attribute"
+
+
 def write_switch(run, attribute: int | str, to: int, out=None, overwrite: bool = False, n: int = 8, **options: Any):
     """Switch ``attribute`` to ``to`` for ``n`` test items of a fitted run (:func:`switch`) and write the result: a PNG
     grid for images (one row per item: input, reconstruction, then every candidate), a ``.pt`` file of tensors for
-    flat data. ``out`` defaults to ``RUN/figures/switch-<attribute>-to<to>.png``; an existing file is refused
-    unless ``overwrite``, a run folder's own files always. Returns the path written."""
+    flat data (``x``, ``reconstruction``, ``switched`` (items, candidates, ...), ``candidates``, ``method``,
+    ``attribute``, ``to``). ``out`` defaults to ``RUN/figures/switch-<attribute>-to<to>.png`` (``.pt`` for flat data;
+    the attribute's name made safe for a file name); a name with the other suffix is refused, an existing file
+    unless ``overwrite``, a run folder's own files always — all before anything is computed. Returns the path
+    written; a summary of what was switched is logged at INFO on the ``pyro_vaes`` logger."""
     from pathlib import Path
 
     from pyro_vaes.analysis.plots import image_grid
-    from pyro_vaes.engine import check_output
+    from pyro_vaes.engine import LOGGER, check_output
 
-    j = attribute_index(run.data.label_names, attribute)
+    check_counts(n, options.get("grid"))
+    y_all = attribute_labels(run)
+    j = attribute_index(run.data.label_names, attribute, y_all.shape[1])
     name = run.data.label_names[j] if run.data.label_names else str(j)
-    path = Path(out) if out is not None else Path(run.run_dir) / "figures" / f"switch-{name}-to{to}.png"
-    if not run.data.is_image:
-        path = path.with_suffix(".pt")
+    suffix = ".png" if run.data.is_image else ".pt"
+    path = Path(out) if out is not None else Path(run.run_dir) / "figures" / f"switch-{file_name(name)}-to{to}{suffix}"
+    if path.suffix.lower() != suffix:
+        kind = "an image grid (.png)" if run.data.is_image else "a tensor file (torch.save)"
+        raise ValueError(
+            f"--out {path}: a switch on {run.config.data} is written as {kind}; give a name ending in {suffix}"
+        )
     check_output(path, overwrite)  # the run folder's own files never; an existing file only with overwrite
     res, x, rec = switch(run, j, to, n=n, **options)
     imgs = res.images.cpu()
+    shown = ", ".join(res.candidates[:6]) + (", ..." if len(res.candidates) > 6 else "")
+    LOGGER.info(
+        "switched %s to %d for %d test item(s) by %s: %d candidate(s) each (%s)",
+        name,
+        to,
+        len(x),
+        res.method,
+        len(res.candidates),
+        shown,
+    )
     if run.data.is_image:
         grid = torch.cat([x[:, None], rec[:, None], imgs], 1)
         cols = ["input", "recon."] + (res.candidates if len(res.candidates) <= 12 else [""] * len(res.candidates))

@@ -53,6 +53,8 @@ def resolve_settings(
         if key not in settings:
             raise ValueError(f"--set {key}: no such setting; valid: {', '.join(sorted(settings))}")
         settings[key] = _typed(key, value, settings[key])
+    if "seeds" in settings:
+        seeds(0, settings)  # seeds < 1 refused here, before any data is read
     return settings
 
 

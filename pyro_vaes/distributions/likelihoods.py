@@ -6,7 +6,8 @@
 
 A model whose ``likelihood`` argument defaults to ``"auto"`` gets the one that fits the data (:func:`for_data`):
 Bernoulli for binary data, continuous Bernoulli for grey levels in [0, 1], Gaussian otherwise. The engine resolves
-it when the data is loaded, prints the choice and records it in ``config.json``.
+it when the data is loaded, prints the choice and records it in ``config.json``; a Gaussian chosen so, without an
+``obs_scale`` given, gets its scale from the data too (:func:`pyro_vaes.engine.build.gaussian_scale`).
 """
 
 from __future__ import annotations

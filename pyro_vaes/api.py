@@ -27,17 +27,27 @@ from pyro_vaes.engine import (
     RESULTS,
     Components,
     Note,
+    RunExistsError,
     build,
     default_run_dir,
     distributed,
     log_notes,
     resolve_config,
+    run_folder,
     select_device,
     trainer_for,
     truncate_metrics,
 )
 from pyro_vaes.engine import checkpoint as ckpt
-from pyro_vaes.engine.run_folder import NewRunFolder, check_new_run_target, clean_temporary_files, run_lock
+from pyro_vaes.engine.run_folder import (
+    NewRunFolder,
+    check_new_run_target,
+    check_writable,
+    clean_temporary_files,
+    is_run_folder,
+    metrics_rows,
+    run_lock,
+)
 from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 
 
@@ -78,7 +88,9 @@ class Run:
         refine_lr: float = 0.1,
     ) -> dict:
         """Held-out evaluation on the first ``max_examples`` test examples (None: all) with ``num_particles``
-        importance samples each (see :func:`pyro_vaes.analysis.evaluation.evaluate`), written to ``results.json``.
+        importance samples each (see :func:`pyro_vaes.analysis.evaluation.evaluate`), kept in ``results.json`` beside
+        the run's other evaluations (:func:`results_key` names it: an evaluation of other settings is never
+        replaced; :meth:`results` reads them all).
 
         ``refine`` > 0 also runs that many steps of local (non-amortized) variational inference on each example's
         variational parameters and reports, under ``refined``, how much they tighten the bound: the refined ELBO,
@@ -92,6 +104,7 @@ class Run:
             run_lock(self.run_dir, "pyro-vaes evaluate") if write else contextlib.nullcontext(),
             isolated_rng(self.config.seed + 104729),
         ):
+            kept = read_results(self.run_dir) if write else {}  # an unreadable results.json: refused before any work
             res = evaluate(
                 self.model, self.guide, self.data.test, num_particles, max_examples=max_examples, progress=progress
             )
@@ -116,8 +129,18 @@ class Run:
                     progress=progress,
                 )
             if write:
-                (self.run_dir / RESULTS).write_text(json.dumps(res, indent=2) + "\n")
+                key = results_key(res)
+                kept.pop(key, None)  # the same settings again: the new result replaces the old one, listed last
+                kept[key] = res
+                _write_atomic(
+                    self.run_dir / RESULTS,
+                    json.dumps({"format": RESULTS_FORMAT, "latest": key, "evaluations": kept}, indent=2) + "\n",
+                )
         return res
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """Every evaluation kept in ``results.json``, by :func:`results_key`, oldest first ({} before the first)."""
+        return read_results(self.run_dir)
 
     def sample(self, n: int = 64, seed: int | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` observations' means decoded from prior draws (labels ``y`` drawn from the prior when not given)."""
@@ -125,10 +148,67 @@ class Run:
             return self.model.sample(n, None if y is None else y.to(self.parts.device)).cpu()
 
     def plot(self, kind: str = "all", out: Path | None = None) -> list[Path]:
-        """Write figures (``reconstructions``, ``samples``, ``traversals`` or ``all``) as PNG files."""
+        """Write figures (``reconstructions``, ``samples``, ``traversals``, ``generation-traversals`` or ``all``) as
+        PNG files; returns their paths. ``generation-traversals`` alone, for a run without a flow prior, is refused
+        (nothing is written): only a flow prior has a generation space distinct from the code (``all`` skips it)."""
         from pyro_vaes.analysis.plots import plot_run
 
-        return plot_run(self, kind, out)
+        paths = plot_run(self, kind, out)
+        if kind == "generation-traversals" and not paths:  # its plotter draws nothing for other models
+            raise ValueError(
+                f"--kind generation-traversals: the {self.config.model} of {self.run_dir} has no flow prior (such "
+                "as vae with --model-arg prior=flow), and only a flow prior has a generation space distinct from the "
+                "code: use --kind traversals"
+            )
+        return paths
+
+
+#: the layout of results.json: 2 = {"format": 2, "latest": KEY, "evaluations": {KEY: result}}; a results.json
+#: without "format" (written by earlier versions) holds one result
+RESULTS_FORMAT = 2
+
+
+def results_key(res: dict[str, Any]) -> str:
+    """The settings an evaluation's numbers depend on, as its key in ``results.json``:
+    ``particles=P,examples=N`` (N the test examples evaluated), with ``,refine=K,refine_particles=R,refine_lr=L``
+    for one with local refinement."""
+    key = f"particles={res['num_particles']},examples={res['n']}"
+    g = res.get("refined")
+    if isinstance(g, dict) and "refine_steps" in g:
+        key += (
+            f",refine={g['refine_steps']},refine_particles={g.get('refine_particles')},refine_lr={g.get('refine_lr')}"
+        )
+    return key
+
+
+def read_results(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The evaluations kept in ``run_dir/results.json`` by :func:`results_key`, oldest first; a results.json written
+    by earlier versions (one result) as one entry; {} when there is none. A file that cannot be read is one error naming it."""
+    path = Path(run_dir) / RESULTS
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"{path} cannot be read ({type(err).__name__}: {err}); move it aside (its evaluations are kept there), "
+            "then evaluate again"
+        ) from None
+    if isinstance(data, dict) and isinstance(data.get("evaluations"), dict):
+        return dict(data["evaluations"])
+    if isinstance(data, dict) and "num_particles" in data and "n" in data:  # one result: the earlier layout
+        return {results_key(data): data}
+    raise ValueError(f"{path} does not hold evaluation results; move it aside, then evaluate again")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it: a crash leaves the old file whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _config_from(config: FitConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> FitConfig:
@@ -191,6 +271,8 @@ def fit(
     out: str | Path | None = None,
     overwrite: bool = False,
     resume: str | Path | None = None,
+    resume_or_start: bool = False,
+    break_lock: bool = False,
     dataset: VAEData | None = None,
     progress: bool = True,
     **settings: Any,
@@ -211,6 +293,15 @@ def fit(
     with ``overwrite``, a run folder — which is kept until the new run has written its first checkpoint.
     ``dataset`` passes an in-memory :class:`~pyro_vaes.data.VAEData` instead of a registry name.
 
+    ``resume_or_start`` (``pyro-vaes fit ... --out RUN --resume-or-start``) makes one call that a restarted job can
+    repeat: it starts the run in ``out`` as a new run when ``out`` holds none yet (absent, empty, or stopped before
+    its first checkpoint), and otherwise resumes it from its checkpoint, as ``resume=out`` with the settings given
+    here that a resumed run may change — provided every other setting is the recorded run's (else it is refused:
+    ``out`` holds another run). A run already at ``steps`` or beyond is finished: nothing is trained, the run is
+    returned as it is (its ``history`` read from ``metrics.jsonl``) with a note saying so. ``break_lock``
+    (``--break-lock``) takes over the run folder's lock from a process the caller knows is dead (a lock on another
+    host cannot be checked from here), instead of refusing.
+
     Nothing is printed: ``progress`` shows a progress bar on stderr; what was chosen for the user is ``run.notes``,
     also logged (with each evaluation row) at INFO on the ``pyro_vaes`` logger.
 
@@ -219,21 +310,65 @@ def fit(
     and logs; an error any rank finds is raised on every rank. In one process each ``ranks.*`` call is the plain call.
     """
     ranks = distributed.current()
+    if resume_or_start:
+        if resume is not None:
+            raise ValueError(
+                "--resume RUN continues RUN, --resume-or-start starts or continues the run in --out: pass one of them"
+            )
+        if overwrite:
+            raise ValueError("--overwrite replaces a run, --resume-or-start continues it: pass one of them")
+        given = {**apply_shortcuts(_as_dict(config)), **settings}
+        where = out if out is not None else given.get("out")
+        if where is None:
+            raise ValueError("--resume-or-start needs --out RUN: the run folder to start, or to continue if it exists")
+        found = Path(where)
+        recorded = ranks.on_main(lambda: _read_config(found) if is_run_folder(found) else None)
+        if recorded is not None:  # a run with a checkpoint: continue it with the settings that may change
+            ranks.agree(lambda: _check_same_run(found, recorded, config, settings))
+            resume, config = found, None
+            settings = {k: v for k, v in given.items() if k in RESUMABLE}
+        else:
+            out = found
     if resume is not None:
         if config is not None:
             raise ValueError("a resumed run keeps its recorded config; pass only settings that may change")
         run_dir = Path(resume)
         recorded = ranks.on_main(lambda: _read_config(run_dir))
         cfg = ranks.agree(lambda: _resume_config(recorded, settings))  # resolved, once
-        with ranks.main_context(lambda: run_lock(run_dir, "pyro-vaes fit --resume")):
-            state = ranks.on_main(lambda: _resume_state(run_dir, cfg))
+        command = "pyro-vaes fit --resume-or-start" if resume_or_start else "pyro-vaes fit --resume"
+        lock = run_lock(run_dir, command, take_over=break_lock)
+        with ranks.main_context(lambda: lock):
+            state = ranks.on_main(lambda: _resume_state(run_dir, cfg, finished_ok=resume_or_start))
             old = FitConfig.from_dict(recorded)
             trainer = ranks.agree(
                 lambda: trainer_for(cfg, run_dir, data=dataset, progress=progress, resume_state=state, ranks=ranks)
             )
+            if ranks.is_main and lock.taken_from is not None:
+                trainer.notes.append(Note(_taken_over(lock)))
+            if resume_or_start and int(state["step"]) < cfg.steps:
+                trainer.notes.append(
+                    Note(f"{run_dir} exists: continuing it from its checkpoint at step {state['step']}")
+                )
+            if int(state["step"]) >= cfg.steps:  # (resume_or_start only) finished: a success with nothing to do
+                trainer.notes.append(
+                    Note(
+                        f"{run_dir} already finished at step {int(state['step'])}: nothing to train (resume it with "
+                        "more steps to continue it)"
+                    )
+                )
+                if ranks.is_main:
+                    log_notes(trainer.notes)
+                history = ranks.on_main(lambda: _recorded_history(run_dir))
+                return Run(run_dir, trainer.parts, history, list(trainer.notes))
             if (old.lr, old.aux_lr) != (cfg.lr, cfg.aux_lr):  # the advice after a divergence: a lower learning rate
                 trainer.set_learning_rates(cfg.lr, cfg.aux_lr)
-            resumed = ranks.on_main(lambda: _record_resume(run_dir, state, old, trainer.config, ranks), broadcast=False)
+            changes = ranks.on_main(
+                lambda: _resume_changes(run_dir, state, old, trainer.config, ranks), broadcast=False
+            )
+            if ranks.is_main:  # written only before the first metrics row or checkpoint: a resume that fails first
+                # (a divergence at its first step) leaves config.json and metrics.jsonl as they were
+                trainer.before_first_write = lambda: _record_resume(run_dir, state, changes[0], trainer.config)
+            resumed = None if changes is None else changes[1]
             n = len(trainer.parts.notes)
             trainer.notes[n:n] = resumed or []  # after the build's notes, before the ranks'
             if ranks.is_main:
@@ -243,21 +378,37 @@ def fit(
         cfg = _config_from(config, settings)
         if out is not None:
             cfg.out = str(out)
-        run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-        cfg.out = str(run_dir)
         cfg.data_root = _absolute_root(cfg.data_root)
         cfg = ranks.agree(lambda: resolve_config(cfg))  # names, settings and component arguments first: no data read
-        mode = ranks.on_main(lambda: check_new_run_target(run_dir, overwrite))  # writes nothing
-        trainer = ranks.agree(  # every check, the data
+        chosen = cfg.out is not None  # else the default folder, named after the resolved guide and objective
+        run_dir = Path(cfg.out) if chosen else default_run_dir(cfg)
+        cfg.out = str(run_dir)
+        ranks.on_main(lambda: check_writable(run_dir, "run folder"))  # a read-only destination, before the data
+        trainer = ranks.agree(  # every check, the data: a bad argument is said before anything about the folder
             lambda: trainer_for(cfg, run_dir, data=dataset, progress=progress, ranks=ranks)
         )
+        target, mode, moved = ranks.on_main(  # writes nothing
+            lambda: (
+                (str(run_dir), check_new_run_target(run_dir, overwrite), None)
+                if chosen
+                else _default_folder(run_dir, overwrite, trainer.config)
+            )
+        )
+        run_dir = trainer.run_dir = Path(target)
+        trainer.config.out = str(run_dir)
+        if moved:
+            trainer.notes.append(Note(moved))
         if ranks.is_main:
             log_notes(trainer.notes)
         folder = NewRunFolder(run_dir, mode)
 
         def open_run(stack: contextlib.ExitStack) -> None:
             trainer.run_dir = folder.open()
-            lock = stack.enter_context(run_lock(trainer.run_dir, "pyro-vaes fit"))
+            command = "pyro-vaes fit --resume-or-start" if resume_or_start else "pyro-vaes fit"
+            lock = stack.enter_context(run_lock(trainer.run_dir, command, take_over=break_lock))
+            if lock.taken_from is not None:
+                trainer.notes.append(Note(_taken_over(lock)))
+                log_notes(trainer.notes[-1:])
 
             def committed() -> Path:  # the replacement swapped in: the lock moved with its folder
                 lock.folder = folder.committed()
@@ -280,6 +431,57 @@ def fit(
     return run
 
 
+#: settings that change neither the model trained nor its numbers: a default run folder recorded with other values of
+#: these holds the same configuration
+_NOT_CONFIGURATION = {
+    "out",
+    "figures",
+    "device",
+    "data_root",
+    "eval_every",
+    "eval_batches",
+    "checkpoint_every",
+    "divergence",
+}
+
+
+def _configuration_change(folder: Path, cfg: FitConfig) -> list[str] | None:
+    """How the run recorded in ``folder`` differs from ``cfg`` (``key recorded -> new`` for each setting that changes
+    what is trained; [] when none does), or None when ``folder`` holds no run's readable config.json."""
+    try:
+        recorded = FitConfig.from_dict(json.loads((folder / CONFIG).read_text())).to_dict()
+    except (OSError, ValueError, TypeError):
+        return None
+    new = cfg.to_dict()
+    keys = sorted(k for k in new if k not in _NOT_CONFIGURATION and k != "version" and recorded.get(k) != new[k])
+    return [f"{k} {json.dumps(recorded.get(k))} -> {json.dumps(new[k])}" for k in keys]
+
+
+def _default_folder(path: Path, overwrite: bool, cfg: FitConfig) -> tuple[str, str, str | None]:
+    """The folder of a new run given no ``out``: the default ``path`` unless it holds something else than a run of
+    this configuration (another run, other files), then the first of ``path-2``, ``path-3``, ... that is free or
+    holds this configuration — never refused nor replaced for being taken by something else. Returns (folder, its
+    :func:`~pyro_vaes.engine.run_folder.check_new_run_target` mode, a note saying why another folder was chosen, or
+    None). A run of this configuration there is treated as with ``--out``: refused unless ``overwrite``."""
+    why, hint = None, ""
+    for i in range(1, 10_000):
+        candidate = path if i == 1 else path.with_name(f"{path.name}-{i}")
+        if candidate.exists() and not (candidate.is_dir() and not any(candidate.iterdir())):
+            change = _configuration_change(candidate, cfg) if (candidate / CONFIG).is_file() else None
+            if change != []:  # another configuration, or not a run: the next name
+                if why is None:
+                    if change is None:
+                        why = f"{path} holds something else than a run"
+                    else:
+                        why = f"{path} holds a run of another configuration ({', '.join(change)})"
+                        if not {c.split(" ", 1)[0] for c in change} - RESUMABLE:
+                            hint = f" (to continue that run instead, resume {path} with more steps)"
+                continue
+        mode = check_new_run_target(candidate, overwrite)
+        return str(candidate), mode, None if candidate == path else f"{why}, so this run goes into {candidate}{hint}"
+    raise RunExistsError(f"{path} and 9999 numbered folders beside it are taken; choose a folder with --out")
+
+
 def _resume_config(recorded: dict[str, Any], settings: dict[str, Any]) -> FitConfig:
     """The recorded config with the settings a resumed run may change, checked and resolved (a new config)."""
 
@@ -300,24 +502,78 @@ def _resume_config(recorded: dict[str, Any], settings: dict[str, Any]) -> FitCon
     return resolve_config(_config_from(recorded, settings))
 
 
-def _resume_state(run_dir: Path, cfg: FitConfig) -> dict[str, Any]:
-    """The checkpoint a run resumes from (``--steps`` beyond it), its folder cleared of temporary files."""
+def _as_dict(config: FitConfig | dict[str, Any] | None) -> dict[str, Any]:
+    """The settings a caller gave as ``config`` (a config, a mapping, or None), as a mapping."""
+    if config is None:
+        return {}
+    return config.to_dict() if isinstance(config, FitConfig) else dict(config)
+
+
+def _check_same_run(
+    run_dir: Path, recorded: dict[str, Any], config: FitConfig | dict[str, Any] | None, settings: dict[str, Any]
+) -> None:
+    """Refuse to continue the run recorded in ``run_dir`` with settings (``config`` and ``settings``, resolved) that
+    differ from its own in anything a resumed run may not change: ``--resume-or-start`` continues the same run only.
+    An argument the recorded run chose from the data (absent here) is not a difference."""
+    new = _config_from(config, settings)
+    new.data_root = _absolute_root(new.data_root)
+    new = resolve_config(new).to_dict()
+    old = _resume_config(recorded, {}).to_dict()
+    diffs = []
+    for key, value in new.items():
+        if key in RESUMABLE or key in ("out", "version"):
+            continue
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            diffs += [
+                f"{key} {k}={json.dumps(old[key].get(k))} there, {json.dumps(v)} here"
+                for k, v in value.items()
+                if old[key].get(k) != v
+            ]
+        elif old.get(key) != value:
+            diffs.append(f"{key} {json.dumps(old.get(key))} there, {json.dumps(value)} here")
+    if diffs:
+        raise ValueError(
+            f"{run_dir} holds a run of other settings ({'; '.join(diffs)}): --resume-or-start continues a run only "
+            f"with its own settings (only {', '.join(sorted(RESUMABLE))} may change); choose another --out, or "
+            f"continue that run with --resume {run_dir}"
+        )
+
+
+def _taken_over(lock: Any) -> str:
+    """The note after ``--break-lock`` replaced a lock."""
+    return f"took over the lock of {run_folder.describe_holder(lock.taken_from)} (--break-lock)"
+
+
+def _resume_state(run_dir: Path, cfg: FitConfig, finished_ok: bool = False) -> dict[str, Any]:
+    """The checkpoint a run resumes from (``--steps`` beyond it), its folder cleared of temporary files; a damaged
+    line of ``metrics.jsonl`` other than a torn last one is refused here, before the data is read."""
     state = _load_state(run_dir, cfg.device)
+    if cfg.steps <= int(state["step"]) and finished_ok:  # --resume-or-start: a finished run, nothing to change
+        return state
     if cfg.steps <= int(state["step"]):
         raise ValueError(f"{run_dir} is at step {int(state['step'])}; --steps must be more than that to resume")
+    metrics_rows(run_dir)
     clean_temporary_files(run_dir)
     return state
 
 
-def _record_resume(
+def _resume_changes(
     run_dir: Path, state: dict[str, Any], old: FitConfig, cfg: FitConfig, ranks: distributed.Ranks
-) -> list[str]:
-    """Drop metric rows after the checkpoint, write what changed on resume as event rows, record the config; returns
-    the notes the user should read (a resume on another number of ranks)."""
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """What a resume changes, written nothing yet: the event rows for ``metrics.jsonl`` (a change of learning rate or
+    of the number of ranks) and the notes the user should read (a resume on another number of ranks, a torn last
+    line of ``metrics.jsonl`` dropped)."""
     step = int(state["step"])
-    truncate_metrics(run_dir, step)
     events = []
     notes: list[str] = []
+    _, torn = metrics_rows(run_dir)
+    if torn:
+        notes.append(
+            Note(
+                f"the last line of {run_dir / METRICS} is torn (the run was stopped while writing it); that row is "
+                "dropped"
+            )
+        )
     if (old.lr, old.aux_lr) != (cfg.lr, cfg.aux_lr):
         events.append(
             {
@@ -343,11 +599,17 @@ def _record_resume(
                 "batches from here on, but other noise (and shard-level statistics) than an uninterrupted run"
             )
         )
+    return events, notes
+
+
+def _record_resume(run_dir: Path, state: dict[str, Any], events: list[dict[str, Any]], cfg: FitConfig) -> None:
+    """Before a resumed run's first write: drop metric rows after the checkpoint (and a torn last line), append the
+    event rows of :func:`_resume_changes`, record the config."""
+    truncate_metrics(run_dir, int(state["step"]))
     for event in events:
         with open(run_dir / METRICS, "a") as f:
             f.write(json.dumps(event) + "\n")
     cfg.save(run_dir / CONFIG)
-    return notes
 
 
 def _recorded_history(run_dir: Path) -> list[dict[str, float]]:

@@ -73,6 +73,17 @@ def _add_fit(sub) -> None:
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA-seedS)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint")
+    p.add_argument(
+        "--resume-or-start",
+        action="store_true",
+        help="start the run in --out, or continue it from its checkpoint if it exists (a finished run: nothing to "
+        "do, exit 0); for restarted or requeued jobs (torchrun --max-restarts, a scheduler)",
+    )
+    p.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="take over the run folder's lock from a process you know is dead (e.g. on another host)",
+    )
     p.add_argument("--no-figures", action="store_true", help="skip the figures at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -113,11 +124,21 @@ def cmd_fit(args) -> int:
 
     settings = _fit_settings(args)
     if args.resume:
-        run = fit(resume=args.resume, progress=not args.quiet, **settings)
+        if args.resume_or_start:
+            raise ValueError(
+                "--resume RUN continues RUN, --resume-or-start starts or continues the run in --out: pass one of them"
+            )
+        run = fit(resume=args.resume, progress=not args.quiet, break_lock=args.break_lock, **settings)
     else:
         if "model" not in settings:
             raise ValueError("fit needs a MODEL (or a --config that names one); see `pyro-vaes list`")
-        run = fit(progress=not args.quiet, overwrite=args.overwrite, **settings)
+        run = fit(
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            resume_or_start=args.resume_or_start,
+            break_lock=args.break_lock,
+            **settings,
+        )
     last = run.history[-1] if run.history else {}
     print(f"run folder: {run.run_dir}")
     if last:
@@ -228,7 +249,13 @@ def cmd_evaluate(args) -> int:
     print(_format_results(res))
     if "refined" in res:
         print(_format_gaps(res["refined"]))
-    print(f"written: {Path(args.run) / 'results.json'}")
+    from pyro_vaes.api import results_key
+
+    kept = len(run.results())
+    print(
+        f"written: {Path(args.run) / 'results.json'} (as {results_key(res)}"
+        + (f"; {kept - 1} evaluation(s) of other settings kept beside it)" if kept > 1 else ")")
+    )
     return 0
 
 
@@ -623,8 +650,9 @@ def _add_switch(sub) -> None:
 
 
 def cmd_switch(args) -> int:
-    from pyro_vaes.analysis.switch import write_switch
+    from pyro_vaes.analysis.switch import check_counts, write_switch
 
+    check_counts(args.n, args.grid)  # before the run is loaded
     run = _load(args)
     path = write_switch(
         run,
@@ -803,6 +831,12 @@ def cmd_compare(args) -> int:
             settings[f"{what}_args"] = extra
     if args.runs and settings:
         raise ValueError(f"--runs compares finished runs as they are; drop {', '.join(sorted(settings))}")
+    if args.particles < 1:
+        raise ValueError(f"--particles must be >= 1, got {args.particles}")
+    if args.max_examples < 1:
+        raise ValueError(f"--max-examples must be >= 1, got {args.max_examples}")
+    if args.refine < 0:
+        raise ValueError(f"--refine must be >= 0 steps, got {args.refine}")
     guides = [g.strip() for g in args.guides.split(",") if g.strip()] if args.guides else None
     compare(
         args.model,
@@ -920,7 +954,16 @@ def _run(args: argparse.Namespace) -> int:
             from pyro_vaes.data.cli import run_data_command
 
             return run_data_command(args)
-        return COMMANDS[args.command](args)
+        if launched is None:
+            return COMMANDS[args.command](args)
+        try:  # under torchrun: whether the ranks end together (then they wait for each other before exiting)
+            code = COMMANDS[args.command](args)
+        except BaseException as err:
+            if distributed.agreed(err):
+                distributed.finished_together()
+            raise
+        distributed.finished_together()
+        return code
     except BrokenPipeError:  # the reader went away (pyro-vaes list | head): nothing more to say
         sys.stdout = open(os.devnull, "w")
         return 0
@@ -932,7 +975,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"{me}: {_one_line(err) if isinstance(err, TrainingInterrupted) else 'stopped (Ctrl-C)'}",
                 file=sys.stderr,
             )
-        return 130
+        return getattr(err, "exit_status", 130)  # 143 after SIGTERM
     except (
         UnknownNameError,
         ValueError,

@@ -127,6 +127,27 @@ def state_of(run) -> dict[str, torch.Tensor]:
     return out
 
 
+def sigterm_on_rank1(run_dir: Path, rank: int):
+    """``fit(vae_config())`` into ``run_dir`` with rank 1 sending itself SIGTERM as it starts step 3."""
+    import signal
+
+    import pyro_vaes
+    from pyro_vaes.engine.trainer import Trainer
+
+    original = Trainer._step
+
+    def step_(self, x, y):
+        if rank == 1 and self.step + 1 == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, x, y)
+
+    Trainer._step = step_
+    try:
+        return pyro_vaes.fit(vae_config(), out=run_dir, dataset=data_for(), progress=False)
+    finally:
+        Trainer._step = original
+
+
 def main(out: Path) -> None:
     import pyro_vaes
     from pyro_vaes import cli
@@ -157,6 +178,11 @@ def main(out: Path) -> None:
     )
     record(
         "vae-resumed", lambda: pyro_vaes.fit(resume=out / "vae-resumed", steps=4, dataset=data_for(), progress=False)
+    )
+    # SIGTERM on rank 1 alone at step 3: every rank stops after step 3, rank 0 checkpoints there; then resumed to 4
+    record("vae-term", lambda: sigterm_on_rank1(out / "vae-term", rank))
+    record(
+        "vae-term-resumed", lambda: pyro_vaes.fit(resume=out / "vae-term", steps=4, dataset=data_for(), progress=False)
     )
     record(
         "vae-svi",

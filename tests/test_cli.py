@@ -53,7 +53,8 @@ def test_evaluate_writes_results_and_prints_a_table(run_dir, capsys):
     assert main(["evaluate", str(run_dir), "--particles", "20"]) == 0
     out = capsys.readouterr().out
     assert "test log-likelihood (IS, nats)" in out and "KL(z) per dim" in out
-    res = json.loads((run_dir / "results.json").read_text())
+    saved = json.loads((run_dir / "results.json").read_text())
+    res = saved["evaluations"][saved["latest"]]
     assert res["num_particles"] == 20 and res["elbo"] <= res["log_likelihood"] + 0.5
 
 
@@ -193,15 +194,18 @@ def test_list_unknown_name_is_one_line_naming_the_close_ones(capsys):
         ),
     ],
 )
-def test_bad_input_gets_a_one_line_error(argv, message, capsys, tmp_path):
+def test_bad_input_gets_a_one_line_error(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default run folders are relative: never the working directory's own
     assert main(argv + ["--quiet"] if argv[0] == "fit" else argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("pyro-vaes: error: ") and message in err
     assert err.count("\n") == 1
 
 
-def test_guide_that_does_not_fit_the_model_is_refused(capsys, monkeypatch):
+def test_guide_that_does_not_fit_the_model_is_refused(capsys, monkeypatch, tmp_path):
     from pyro_vaes.registry import GUIDES, guides_for
+
+    monkeypatch.chdir(tmp_path)
 
     others = [g for g in GUIDES.names() if g not in guides_for("vae")]
     if not others:
@@ -232,3 +236,68 @@ def test_every_shortcut_of_the_config_is_a_fit_flag():
     fit = build_parser()._subparsers._group_actions[0].choices["fit"]
     flags = {o for a in fit._actions for o in a.option_strings}
     assert {f"--{k.replace('_', '-')}" for k in SHORTCUTS} <= flags
+
+
+TINY_DEFAULT = [  # FIT without --out: into the default folder runs/MODEL[-GUIDE][-OBJECTIVE]-DATA-seedS
+    "fit",
+    "vae",
+    "--data",
+    "linear-gaussian",
+    "--latent-dim",
+    "2",
+    "--data-arg",
+    "n_train=64",
+    "--data-arg",
+    "n_test=32",
+    "--steps",
+    "2",
+    "--batch-size",
+    "16",
+    "--quiet",
+    "--no-figures",
+]
+
+
+def test_a_bad_argument_is_said_before_the_folder_is_looked_at(tmp_path, monkeypatch, capsys):
+    """A default folder that exists already (the README's first command ran here) does not hide a bad argument."""
+    monkeypatch.chdir(tmp_path)
+    assert main(TINY_DEFAULT) == 0
+    capsys.readouterr()
+    assert (
+        main(
+            [*TINY_DEFAULT[:-2], "--objective", "beta-vae-h", "--beta", "-2", "--out", "runs/vae-linear-gaussian-seed0"]
+        )
+        == 2
+    )
+    assert "beta must be > 0" in capsys.readouterr().err
+    assert main([*TINY_DEFAULT, "--batch-size", "999"]) == 2  # found when the data is read: still before the folder
+    assert "larger than the training set" in capsys.readouterr().err
+
+
+def test_default_run_folders_never_collide_with_another_configuration(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    assert main(TINY_DEFAULT) == 0  # all defaults: the name the README shows
+    assert (runs / "vae-linear-gaussian-seed0" / "checkpoint.pt").is_file()
+    assert main([*TINY_DEFAULT, "--objective", "iwae"]) == 0  # another objective: a name of its own
+    assert main([*TINY_DEFAULT, "--guide", "full-covariance"]) == 0
+    assert (runs / "vae-iwae-linear-gaussian-seed0" / "checkpoint.pt").is_file()
+    assert (runs / "vae-full-covariance-linear-gaussian-seed0" / "checkpoint.pt").is_file()
+    capsys.readouterr()
+    before = (runs / "vae-linear-gaussian-seed0" / "checkpoint.pt").read_bytes()
+    assert main([*TINY_DEFAULT, "--steps", "3"]) == 0  # same name, other settings
+    out = capsys.readouterr().out
+    assert "runs/vae-linear-gaussian-seed0 holds a run of another configuration (steps 2 -> 3)" in out
+    assert "so this run goes into runs/vae-linear-gaussian-seed0-2" in out and "resume runs/vae-linear" in out
+    assert (runs / "vae-linear-gaussian-seed0" / "checkpoint.pt").read_bytes() == before  # neither replaced
+    assert json.loads((runs / "vae-linear-gaussian-seed0-2" / "config.json").read_text())["steps"] == 3
+    assert main(TINY_DEFAULT) == 2  # the same configuration again: the folder holding it, refused as before
+    assert "runs/vae-linear-gaussian-seed0 already exists" in capsys.readouterr().err
+    assert main([*TINY_DEFAULT, "--steps", "3"]) == 2
+    assert "runs/vae-linear-gaussian-seed0-2 already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "vae-full-covariance-linear-gaussian-seed0",
+        "vae-iwae-linear-gaussian-seed0",
+        "vae-linear-gaussian-seed0",
+        "vae-linear-gaussian-seed0-2",
+    ]

@@ -70,7 +70,8 @@ def test_the_table_is_the_mean_and_spread_of_the_runs_and_reproducible(compared)
 
 def test_the_figure_marks_an_unreliable_log_likelihood(compared, tmp_path):
     """compare.png says which log p(x) is unreliable (low ESS or heavy-tailed weights: a loose lower bound, so its
-    approximation gap is too small): a labelled hollow marker and a hatched approximation-gap bar for that guide only."""
+    approximation gap is too small): a labelled hollow marker and a hatched approximation-gap bar for that guide only,
+    and a note saying why."""
     from pyro_vaes.analysis.comparison import figure
 
     _, table = compared
@@ -78,14 +79,52 @@ def test_the_figure_marks_an_unreliable_log_likelihood(compared, tmp_path):
     table["guides"]["full-covariance"]["log_likelihood_reliable"] = False
     table["guides"]["diagonal"]["log_likelihood_reliable"] = True
     fig = figure(table, tmp_path / "c.png")
-    left, right = fig.axes
-    assert [t.get_text() for t in left.texts] == ["unreliable"]
-    assert left.texts[0].xy[0] == pytest.approx(1 - 0.2)  # beside full-covariance's log p(x) marker
-    assert [b.get_hatch() or "" for b in right.patches[:2]] == ["", "//"]  # the approximation-gap bars
-    assert "unreliable" in right.get_legend().get_title().get_text()
+    loglik, _, gap, *_ = fig.axes
+    assert [t.get_text() for t in loglik.texts] == ["unreliable"]
+    assert loglik.texts[0].xy[0] == pytest.approx(1)  # under full-covariance's log p(x) marker
+    assert [b.get_hatch() or "" for b in gap.patches[:2]] == ["", "//"]  # the approximation-gap bars
+    assert "hatched: log p(x) unreliable" in [t.get_text() for t in gap.get_legend().get_texts()]
+    assert "unreliable" in fig._supxlabel.get_text()
     table["guides"]["full-covariance"]["log_likelihood_reliable"] = True
     fig = figure(table, tmp_path / "d.png")
-    assert not fig.axes[0].texts and not any(b.get_hatch() for b in fig.axes[1].patches)
+    assert not fig.axes[0].texts and not any(b.get_hatch() for b in fig.axes[2].patches)
+
+
+def test_the_figure_has_a_panel_per_quantity_and_keeps_its_text_inside(compared, tmp_path):
+    """Six panels, as the docs list them, every one labelled; nothing outside the canvas; no legend over a bar, a
+    marker or a seed's dot; the amortization gap drawn beside the approximation gap (a negative one reads as one)."""
+    from test_plots import renderer, texts_outside
+
+    from pyro_vaes.analysis.comparison import figure
+
+    _, table = compared
+    table = json.loads(json.dumps(table))
+    table["guides"]["full-covariance"]["log_likelihood_reliable"] = False
+    table["guides"]["full-covariance"]["amortization_gap"]["mean"] = -0.3  # a negative gap
+    fig = figure(table, tmp_path / "c.png")
+    assert [ax.get_title() for ax in fig.axes] == [
+        "log p(x), importance-sampled",
+        "ELBO",
+        "inference gap = log p(x) − ELBO\n= approximation + amortization",
+        "KL(q ‖ p) of z",
+        "active units",
+        "training step time",
+    ]
+    assert all(ax.get_ylabel() for ax in fig.axes)
+    assert not texts_outside(fig), texts_outside(fig)
+    r = renderer(fig)
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent(r)
+        for artist in [*ax.patches, *ax.collections, *ax.lines]:
+            e = artist.get_window_extent(r)
+            assert not (e.x0 < box.x1 and box.x0 < e.x1 and e.y0 < box.y1 and box.y0 < e.y1), ax.get_title()
+    gap = fig.axes[2]
+    amortization = gap.patches[2:4]  # beside the approximation bars, from zero
+    assert amortization[1].get_height() == pytest.approx(-0.3) and amortization[1].get_y() == 0
+    assert "4 runs" in fig._suptitle.get_text().replace("\n", " ")
 
 
 def test_a_second_comparison_reuses_its_runs_and_compares_finished_runs(compared, tmp_path, capsys, caplog):

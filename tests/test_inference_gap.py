@@ -170,7 +170,8 @@ def test_evaluate_refine_reports_the_gaps(tmp_path, capsys):
     assert "amortization gap" in out and "approximation gap" in out
     import json
 
-    res = json.loads((tmp_path / "r" / "results.json").read_text())["refined"]
+    saved = json.loads((tmp_path / "r" / "results.json").read_text())
+    res = saved["evaluations"][saved["latest"]]["refined"]
     assert res["refine_steps"] == 10 and res["n"] == 8 and len(res["refine_history"]) == 11
     assert main(["evaluate", str(tmp_path / "r"), "--refine", "-1"]) == 2
 

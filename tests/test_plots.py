@@ -8,12 +8,12 @@ import warnings
 
 import pytest
 import torch
+from helpers import TINY, binary_images
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 import pyro_vaes
 from pyro_vaes.analysis import plots
 from pyro_vaes.data import ArraySplit, VAEData
-from tests.helpers import TINY, binary_images
 
 
 def renderer(fig):

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,30 @@ FIT = [
 ]
 
 
+SWISSROLL = [
+    "fit",
+    "vae",
+    "--data",
+    "swissroll",
+    "--data-arg",
+    "n_train=64",
+    "--data-arg",
+    "n_test=16",
+    "--model-arg",
+    "latent_dim=2",
+    "--model-arg",
+    "hidden=8",
+    "--guide-arg",
+    "hidden=8",
+    "--batch-size",
+    "16",
+    "--steps",
+    "2",
+    "--quiet",
+    "--no-figures",
+]
+
+
 def snapshot(root: Path):
     return {
         p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
@@ -62,11 +87,21 @@ def workspace(tmp_path_factory):
     ws = tmp_path_factory.mktemp("workspace")
     cwd = os.getcwd()
     os.chdir(ws)
+    clean = np.random.default_rng(0).standard_normal((200, 2)).astype(np.float32)
+    np.save(ws / "points.npy", clean)
     try:
         assert main(FIT + ["--steps", "4", "--checkpoint-every", "2", "--eval-every", "2", "--out", "run"]) == 0
         assert main(["plot", "run"]) == 0
+        assert main([*SWISSROLL, "--out", "sw"]) == 0  # flat data with a 0/1 attribute, x0>=10
+        outliers = [*FIT[:2], "--data", "arrays", "--data-arg", f"path={ws / 'points.npy'}", "--data-arg", "n_test=40"]
+        assert (
+            main([*outliers, "--batch-size", "16", "--steps", "2", "--quiet", "--no-figures", "--out", "outliers"]) == 0
+        )
     finally:
         os.chdir(cwd)
+    spoilt = clean.copy()
+    spoilt[::4] *= 1e4  # the data of run "outliers" now holds outliers: its resumed first step diverges
+    np.save(ws / "points.npy", spoilt)
     (ws / "thesis").mkdir()
     (ws / "thesis" / "thesis.txt").write_text("two years of work")
     (ws / "folder.pt").mkdir()
@@ -85,6 +120,13 @@ def workspace(tmp_path_factory):
             return (os.system, ("touch EVIL_RAN",))
 
     torch.save({"model": Evil()}, ws / "evil" / "checkpoint.pt")
+    shutil.copytree(ws / "run", ws / "evil4")  # pickle protocol 4: torch warns before refusing it
+    torch.save({"model": Evil()}, ws / "evil4" / "checkpoint.pt", pickle_protocol=4)
+    shutil.copytree(ws / "run", ws / "damaged")
+    rows = (ws / "run" / "metrics.jsonl").read_text()
+    (ws / "damaged" / "metrics.jsonl").write_text('{"step": 1, "train_lo\n' + rows)  # torn, then more rows
+    shutil.copytree(ws / "run", ws / "badresults")
+    (ws / "badresults" / "results.json").write_text('{"num_particles": 10, "n"')
     shutil.copytree(ws / "run", ws / "locked")
     (ws / "locked" / ".lock").write_text(
         json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "command": "pyro-vaes fit", "since": "today"})
@@ -268,6 +310,60 @@ CASES = [
     ),
     ("switch to a value that is not 0/1", ["switch", "run", "--attribute", "0", "--to", "2"], "invalid choice"),
     ("switch a folder that is not a run", ["switch", "thesis", "--attribute", "0", "--to", "1"], "not a run folder"),
+    (
+        "switch zero items",
+        ["switch", "sw", "--attribute", "0", "--to", "1", "-n", "0"],
+        "-n must be >= 1",
+    ),
+    ("switch on a grid of zero points", ["switch", "sw", "--attribute", "0", "--to", "1", "--grid", "0"], "--grid"),
+    (
+        "switch an attribute beyond the label columns",
+        ["switch", "sw", "--attribute", "7", "--to", "1"],
+        "--attribute 7 is not a label column",
+    ),
+    (
+        "switch flat data into an image",
+        ["switch", "sw", "--attribute", "0", "--to", "1", "--out", "user.png"],
+        "give a name ending in .pt",
+    ),
+    (
+        "switch over an existing file",
+        ["switch", "sw", "--attribute", "x0>=10", "--to", "1", "--out", "user.pt"],
+        "pass --overwrite",
+    ),
+    (
+        "generation traversals without a flow prior",
+        ["plot", "run", "--kind", "generation-traversals"],
+        "has no flow prior",
+    ),
+    ("sample on an unknown device", ["sample", "run", "--device", "tpu"], "unknown device; valid: cpu, cuda, cuda:N"),
+    ("evaluate on an unknown device", ["evaluate", "run", "--device", "tpu"], "unknown device"),
+    (
+        "resume a run whose metrics have a damaged line",
+        ["fit", "--resume", "damaged", "--steps", "8"],
+        "metrics.jsonl line 1 is not a metrics row",
+    ),
+    (
+        "resume on data with outliers, with a lower learning rate",
+        ["fit", "--resume", "outliers", "--steps", "8", "--lr", "1e-4", "--quiet"],
+        "The data is the likely cause, not the learning rate",
+    ),
+    ("evaluate a run whose results.json is damaged", ["evaluate", "badresults"], "results.json cannot be read"),
+    (
+        "compare with zero particles",
+        ["compare", "vae", "--data", "moons", "--particles", "0", "--out", "c"],
+        "--particles",
+    ),
+    (
+        "reproduce with zero seeds",
+        ["reproduce", "ugvae-sampling", "--set", "seeds=0", "--out", "r"],
+        "seeds=0: expected an integer >= 1",
+    ),
+    (
+        "resume a checkpoint that holds code, pickle protocol 4",
+        ["fit", "--resume", "evil4", "--steps", "8"],
+        "holds objects",
+    ),
     ("no command", [], "required"),
     ("an unknown flag", ["list", "--bogus"], "unrecognized arguments"),
 ]
@@ -285,11 +381,14 @@ def test_bad_input_is_one_line_and_changes_nothing(case, in_workspace, capsys):
     name, argv, fragment = case
     ws = in_workspace
     before = snapshot(ws)
-    try:
-        code = main(argv)
-    except SystemExit as exit_:  # argparse: usage errors exit through SystemExit
-        code = exit_.code
+    with warnings.catch_warnings(record=True) as warned:  # a warning is a line on stderr too
+        warnings.simplefilter("always")
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse: usage errors exit through SystemExit
+            code = exit_.code
     err = capsys.readouterr().err
+    assert not warned, [str(w.message) for w in warned]
     lines = [line for line in err.splitlines() if line.strip()]
     assert code not in (0, None), err
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -547,3 +646,125 @@ def test_a_full_disk_is_one_line_and_loses_nothing(tmp_path, capsys):
         assert main(again) == 0
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+# -- the newcomer's path: what a first session runs into ------------------------------------------------------------
+def test_a_full_disk_seen_as_torchs_runtime_error_is_one_line_and_keeps_the_checkpoint(tmp_path, capsys, monkeypatch):
+    """torch's zip writer raises a RuntimeError, not an OSError, when the disk fills: it is said as a full disk, and
+    the previous checkpoint stays whole."""
+    from pyro_vaes.engine import checkpoint as ckpt
+
+    real, calls = torch.save, []
+
+    def full(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:  # the first checkpoint is written; the second finds the disk full
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4480 vs 4372")
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt.torch, "save", full)
+    out = tmp_path / "r"
+    code = main([*FIT, "--steps", "4", "--checkpoint-every", "2", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "no space left on the device" in err and "the previous checkpoint.pt is kept whole" in err
+    assert "internal error" not in err and "enforce fail" not in err
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert not list(out.glob(".checkpoint.pt.*.tmp"))
+
+
+def test_a_torn_last_metrics_line_is_dropped_and_the_run_resumes(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main([*FIT, "--steps", "4", "--checkpoint-every", "2", "--eval-every", "2", "--out", str(out)]) == 0
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "train_loss": 1.2, "te')  # a crash while the row was written
+    capsys.readouterr()
+    assert main(["fit", "--resume", str(out), "--steps", "6", "--quiet", "--no-figures"]) == 0
+    said = capsys.readouterr().out
+    assert f"the last line of {out / 'metrics.jsonl'} is torn" in said and "that row is dropped" in said
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+
+
+def test_divergence_in_the_first_steps_points_at_the_data_and_names_the_right_first_checkpoint(tmp_path, capsys):
+    code = main([*FIT, "--lr", "3", "--steps", "40", "--divergence", "2", "--out", str(tmp_path / "d")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "(the first comes at step 40)" in err and "step 250" not in err
+    assert "check the data's scale" in err and "standardise" in err
+
+
+def test_a_resume_that_diverges_on_its_first_step_changes_no_file(in_workspace, capsys):
+    """The outlier run of the catalogue, directly: a lower learning rate does not help, and neither config.json nor
+    metrics.jsonl records the failed attempt."""
+    before = snapshot(in_workspace / "outliers")
+    assert main(["fit", "--resume", "outliers", "--steps", "8", "--lr", "1e-4", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "a lower --lr fails the same way" in err and "outliers" in err and "remove or clip them" in err
+    assert snapshot(in_workspace / "outliers") == before
+
+
+def test_switch_on_flat_data_writes_a_tensor_file_under_a_safe_name_and_says_what_it_did(
+    in_workspace, tmp_path, capsys
+):
+    run = tmp_path / "sw"
+    shutil.copytree(in_workspace / "sw", run)
+    assert main(["switch", str(run), "--attribute", "x0>=10", "--to", "1", "-n", "3"]) == 0
+    out = capsys.readouterr().out
+    path = run / "figures" / "switch-x0ge10-to1.pt"
+    assert f"written: {path}" in out and "switched x0>=10 to 1 for 3 test item(s) by latent-arithmetic" in out
+    saved = torch.load(path, weights_only=False)
+    assert saved["switched"].shape[:2] == (3, 1) and saved["attribute"] == "x0>=10"
+    assert main(["switch", str(run), "--attribute", "0", "--to", "1", "--out", str(tmp_path / "mine.pt")]) == 0
+    assert (tmp_path / "mine.pt").is_file() and not (tmp_path / "mine.png").exists()
+
+
+def test_evaluations_of_other_settings_are_kept_and_an_old_results_json_still_loads(in_workspace, tmp_path, capsys):
+    import pyro_vaes
+    from pyro_vaes.api import read_results
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(in_workspace / "run", run_dir)
+    old = {"model": "vae", "num_particles": 1000, "n": 16, "log_likelihood": -3.0, "log_likelihood_se": 0.1}
+    (run_dir / "results.json").write_text(json.dumps(old))  # the layout of earlier versions: one result
+    run = pyro_vaes.load(run_dir)
+    assert run.results() == {"particles=1000,examples=16": old}
+    first = run.evaluate(num_particles=5)
+    assert main(["evaluate", str(run_dir), "--particles", "3", "--refine", "2"]) == 0
+    assert "1 evaluation(s)" not in capsys.readouterr().out  # two others are kept beside it
+    kept = read_results(run_dir)
+    assert list(kept) == [
+        "particles=1000,examples=16",
+        "particles=5,examples=16",
+        "particles=3,examples=16,refine=2,refine_particles=10,refine_lr=0.1",
+    ]
+    assert kept["particles=1000,examples=16"] == old and kept["particles=5,examples=16"] == first
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["format"] == 2 and saved["latest"].startswith("particles=3,")
+    assert run.evaluate(num_particles=5) == first and list(read_results(run_dir))[-1] == "particles=5,examples=16"
+
+
+def test_gaussian_data_gets_a_likelihood_scale_of_its_own_recorded_in_the_config(tmp_path, capsys):
+    """When the likelihood resolves to Gaussian from the data and obs_scale was not given, obs_scale comes from the
+    data (a note says so; config.json records it, so the loaded run is the same model). Given, it is kept."""
+    import pyro_vaes
+    from pyro_vaes.data import load_dataset
+    from pyro_vaes.engine.build import gaussian_scale
+
+    lg = load_dataset("linear-gaussian", n_train=2000, n_test=10)  # noise 0.5 around a 2-D linear subspace of 8-D
+    scale, how = gaussian_scale(lg.train.x[:1000], 2)
+    assert abs(scale - 0.5) < 0.05 and "probabilistic PCA" in how
+    angle = torch.rand(1000, generator=torch.Generator().manual_seed(0)) * 6.283
+    circle = torch.stack([angle.cos(), angle.sin()], 1)  # a code as wide as the data: a tenth of the data's spread
+    scale, how = gaussian_scale(circle, 2)
+    assert abs(scale - 0.0707) < 0.002 and "a tenth" in how
+    out = tmp_path / "r"
+    assert main([*FIT, "--steps", "2", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    recorded = json.loads((out / "config.json").read_text())["model_args"]
+    assert f"obs_scale = {recorded['obs_scale']:g} chosen for the Gaussian likelihood" in said
+    assert recorded["likelihood"] == "gaussian" and 0 < recorded["obs_scale"] < 1
+    assert pyro_vaes.load(out).model.obs_scale == recorded["obs_scale"]
+    assert main([*FIT, "--steps", "2", "--model-arg", "obs_scale=0.3", "--out", str(tmp_path / "given")]) == 0
+    assert json.loads((tmp_path / "given" / "config.json").read_text())["model_args"]["obs_scale"] == 0.3
+    assert "chosen for the Gaussian likelihood" not in capsys.readouterr().out

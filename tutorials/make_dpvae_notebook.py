@@ -1,6 +1,6 @@
 """Write tutorials/dpvae.ipynb (run: python tutorials/make_dpvae_notebook.py [--execute] [--out DIR])."""
 
-from notebook_cells import Notebook
+from notebook_cells import FIGURE_CELL, RELIABILITY_CELL, Notebook
 
 nb = Notebook("dpvae")
 md, code = nb.md, nb.code
@@ -155,6 +155,7 @@ low-posterior samples (prior draws the aggregate posterior does not cover, red) 
 (aggregate-posterior draws the prior rarely reaches, green).
 """)
 
+code(FIGURE_CELL)
 code(r"""
 from pyro_vaes.experiments.dpvae import MOONS_REGULARIZERS, latent_figure, latent_views, regularizer_config
 from pyro_vaes.data import load_dataset
@@ -171,7 +172,7 @@ for prior in ("normal", "flow"):
 rows = [{"name": f"β-TCVAE, {p} prior", "views": latent_views(runs[p], n, n_train, 50, seed=0)} for p in runs]
 path = latent_figure(rows, "dpvae-moons.png", "β-TCVAE on two moons: N(0, I) prior (top), decoupled prior (bottom)",
                      data=data.test.x)
-plt.figure(figsize=(12, 8)); plt.imshow(plt.imread(path)); plt.axis("off");
+show(path)
 """)
 
 md(r"""
@@ -183,6 +184,7 @@ posterior and prior (k-nearest-neighbour estimator, in generation space), the le
 of samples on the features of the project's fixed classifier (`generative_metrics(run)`; FID needs image data).
 """)
 
+code(RELIABILITY_CELL)
 code(r"""
 from pyro_vaes.metrics.generative import encode_split, leakage, skl_samples, symmetric_kl
 
@@ -192,9 +194,9 @@ for prior, run in runs.items():
         p, q = skl_samples(run.model, params, n)
         skl = symmetric_kl(q, p)
         leak = leakage(run.model, params, n)
+    res = run.evaluate(num_particles=20 if SMOKE else 500, write=False)
     print(f"{prior:6s}  sKL = {skl['value']:.3f} ± {skl['se']:.3f}   leakage score at the prior's 1e-3 tail: "
-          f"{leak['score'][2]:.3f} ± {leak['score_se'][2]:.3f}   test log p(x) = "
-          f"{run.evaluate(num_particles=20 if SMOKE else 500, write=False)['log_likelihood']:.3f}")
+          f"{leak['score'][2]:.3f} ± {leak['score_se'][2]:.3f}\n        test log p(x) (IS) = {ll_text(res)}")
 """)
 
 md(r"""

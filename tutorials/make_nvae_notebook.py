@@ -1,6 +1,6 @@
 """Write tutorials/nvae.ipynb (run: python tutorials/make_nvae_notebook.py [--execute] [--out DIR])."""
 
-from notebook_cells import Notebook
+from notebook_cells import DATA_CELL, FIGURE_CELL, Notebook
 
 nb = Notebook("nvae")
 md, code = nb.md, nb.code
@@ -189,15 +189,17 @@ data), 10 classes × 2 class-dependent dimensions and 8 shared ones, MLP network
 not give: our choices, each an argument).
 """)
 
+code(DATA_CELL)
+code(FIGURE_CELL)
 code(r"""
-from pyro_vaes.data import load_dataset
-
-root = os.environ.get("PYRO_VAES_DATA", str(Path("..").resolve().parent / "shared" / "data"))  # repo/../shared/data
+root = DATA_ROOT
 try:
     data = load_dataset("mnist", root=root, n_train=2000 if SMOKE else 10000, n_test=500)
     print("MNIST from", root, tuple(data.train.x.shape))
-except Exception as err:  # no MNIST here: a synthetic stand-in keeps the notebook runnable
-    print("MNIST not found (", type(err).__name__, "); using random images instead")
+except MissingDataError as err:
+    notice(f"MNIST is not here, so everything below runs on random binary images: the fits, the KL detector and "
+           f"the traversals of this notebook say nothing about N-VAE on MNIST. Set PYRO_VAES_DATA to a folder "
+           f"holding MNIST/raw and rerun. ({err})")
     from pyro_vaes.data import ArraySplit, VAEData
     g = torch.Generator().manual_seed(0)
     data = VAEData("random", ArraySplit(torch.rand(2000, 1, 28, 28, generator=g).round(), torch.randint(10, (2000,), generator=g)),
@@ -261,9 +263,7 @@ kl = kl_detector(run.model, run.guide, data.test.x, data.test.y)
 paths = traversal_figures(run, Path("figures"), "mnist", n_classes=3 if SMOKE else 10, n_shared=2 if SMOKE else 5,
                           per_dim_kl=kl["per_dim"])
 for p in paths:
-    plt.figure(figsize=(7, 7))
-    plt.imshow(plt.imread(p))
-    plt.axis("off")
+    show(p, width=600)
 """)
 
 md(r"""

@@ -1,6 +1,6 @@
 """Generate tutorials/ugvae.ipynb (run: python tutorials/make_ugvae_notebook.py [--execute] [--out DIR])."""
 
-from notebook_cells import Notebook
+from notebook_cells import DATA_CELL, FIGURE_CELL, Notebook
 
 nb = Notebook("ugvae")
 md, code = nb.md, nb.code
@@ -147,15 +147,18 @@ The model never sees structured batches in training: batches are ordinary shuffl
 authors' code). We use the authors' MNIST sizes ($z$: 10, $\beta$: 20, $K$ = 10) and learning rate 5e-3.
 """)
 
+code(DATA_CELL)
+code(FIGURE_CELL)
 code(r"""
-from pyro_vaes.data import load_dataset
-root = os.environ.get("PYRO_VAES_DATA", str(Path("..").resolve().parent / "shared" / "data"))  # repo/../shared/data
+root = DATA_ROOT
+DATA_ARGS = dict(binarize="none", n_train=2048 if SMOKE else None, n_test=2048)
 try:
-    DATA_ARGS = dict(binarize="none", n_train=2048 if SMOKE else None, n_test=2048)
     data = load_dataset("mnist", root=root, **DATA_ARGS)
-    print("MNIST from", root, data.train.x.shape)
-except Exception as err:  # no MNIST here: a synthetic stand-in keeps the notebook runnable
-    print("MNIST not found (", type(err).__name__, "); using random images instead")
+    print("MNIST from", root, tuple(data.train.x.shape))
+except MissingDataError as err:
+    notice(f"MNIST is not here, so everything below runs on uniform random images: the fits, figures and numbers "
+           f"of this notebook say nothing about UG-VAE on MNIST, and section 6 is skipped. Set PYRO_VAES_DATA to a "
+           f"folder holding MNIST/raw and rerun. ({err})")
     from pyro_vaes.data import ArraySplit, VAEData
     g = torch.Generator().manual_seed(0)
     data = VAEData("random", ArraySplit(torch.rand(2048, 1, 28, 28, generator=g), torch.randint(10, (2048,), generator=g)),
@@ -197,7 +200,8 @@ import matplotlib.pyplot as plt
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for name, (_, _, losses, _) in fits.items():
     ax.plot(np.linspace(STEPS / len(losses), STEPS, len(losses)), losses, label=name)
-ax.set_xlabel("step"); ax.set_ylabel("-ELBO per datum (train, running mean)"); ax.set_title("UG-VAE guides on random MNIST batches")
+ax.set_xlabel("step"); ax.set_ylabel("-ELBO per datum (train, running mean)")
+ax.set_title("UG-VAE guides on random MNIST batches" if data.name != "random" else "UG-VAE guides on RANDOM IMAGES (no MNIST)")
 ax.legend(); fig.tight_layout(); plt.show()
 """)
 
@@ -216,7 +220,7 @@ for k in range(2):
     p = common.image_grid_figure(ex.ugvae_sampling_grid(model, k), out / f"sampling_{k}.png",
                              f"cluster d={k}: rows β=t·1 (+1→−1), columns z=μ_k(β)+s·1",
                              "local: s from −3 to +3", "global: β along the diagonal")
-    img = plt.imread(p); plt.figure(figsize=(5, 5)); plt.imshow(img); plt.axis("off"); plt.show()
+    show(p, width=500)
 """)
 
 md(r"""
@@ -243,7 +247,7 @@ for name in ("ugvae-structured", "ugvae-meanfield"):
           f"rbf {res['rbf']['test']:.2f} (chance {res['chance']['test']:.2f})")
     p = common.tsne_figure(f, labels, list(SERIES) + ["random"], out / f"tsne_{name}.png",
                        f"μ_β, {name} guide", seed=0, perplexity=5 if SMOKE else 30)
-    img = plt.imread(p); plt.figure(figsize=(5, 4.5)); plt.imshow(img); plt.axis("off"); plt.show()
+    show(p, width=500)
 """)
 
 md(r"""
@@ -262,7 +266,7 @@ gap is not to be trusted.
 
 code(r"""
 if data.name == "random":
-    print("skipped: the run folders record MNIST, which is not here")
+    notice("Skipped: MNIST is not here (see the notice in section 3).")
 else:
     table = pyro_vaes.compare(runs=[runs_dir / name for name in fits], out=runs_dir / "compare",
                               num_particles=10 if SMOKE else 200, max_examples=3 if SMOKE else 100,

@@ -138,8 +138,14 @@ def compare(
 
     out = Path(out)
     check_executor(jobs, executor, address)
-    if num_particles < 1 or max_examples < 1 or refine_steps < 0 or refine_particles < 1:
-        raise ValueError("compare needs particles >= 1, max_examples >= 1, refine >= 0 and refine_particles >= 1")
+    for name, value, least in (  # (the command line checks its --particles, --max-examples and --refine first)
+        ("num_particles", num_particles, 1),
+        ("max_examples", max_examples, 1),
+        ("refine_steps", refine_steps, 0),
+        ("refine_particles", refine_particles, 1),
+    ):
+        if value < least:
+            raise ValueError(f"compare's {name} must be >= {least}, got {value}")
     if runs:
         if model is not None or guides or data is not None:
             raise ValueError("give either --runs or a model with --guides/--data, not both")
@@ -338,74 +344,198 @@ def markdown(table: dict[str, Any]) -> list[str]:
 
 
 def figure(table: dict[str, Any], path: Path) -> Any:
-    """Left: log p(x) and the amortized and refined ELBOs per guide (mean over seeds ± sd, each seed a dot). Right: the
-    inference gap log p(x) − L[q_φ] stacked as approximation gap + amortization gap (± sd over seeds). A guide whose
-    log p(x) is unreliable on some seed (low ESS or heavy-tailed weights) gets a hollow log p(x) marker labelled "unreliable" and a hatched
-    approximation-gap bar: that estimate is a loose lower bound, so its approximation gap is too small. Returns the
+    """Six panels, one per quantity, each guide on the x axis (mean over seeds ± sd, each seed a black dot):
+    log p(x) (importance-sampled); the ELBO of the amortized q_φ and of the refined q*; the approximation and
+    amortization gaps (side by side, so a negative gap reads as one); KL(q ‖ p) per latent site; active units;
+    the training step's time. A guide whose log p(x) is unreliable on some seed (low ESS or heavy-tailed weights)
+    gets a hollow log p(x) marker labelled "unreliable" and a hatched approximation-gap bar: that estimate is a
+    loose lower bound, so its approximation gap is too small (a note under the panels says so). Returns the
     figure (also saved to ``path``)."""
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    from pyro_vaes.analysis.plots import DPI, wrap_title
 
     guides = list(table["guides"])
-    idx = range(len(guides))
-    unreliable = [not table["guides"][g]["log_likelihood_reliable"] for g in guides]
-    fig = Figure(figsize=(4 + 1.6 * len(guides), 3.4))
-    ax = fig.add_subplot(1, 2, 1)
-    for j, (key, source, label) in enumerate(
-        [
-            ("log_likelihood", "log_likelihood", "log p(x)"),
-            ("elbo_refined", "elbo_refined", "ELBO, refined q*"),
-            ("elbo", "elbo_amortized", "ELBO, amortized q_φ"),
-        ]
-    ):
-        xs = [i + (j - 1) * 0.2 for i in idx]
-        bars = ax.errorbar(
+    idx = list(range(len(guides)))
+    stats = [table["guides"][g] for g in guides]
+    unreliable = [not s["log_likelihood_reliable"] for s in stats]
+    runs = {g: [r for r in table["runs"] if r["guide"] == g] for g in guides}
+    sites = sorted({site for s in stats for site in s["kl"]})
+    width = max(9.0, 3 * (1.0 + 0.6 * len(guides)))
+    fig = Figure(figsize=(width, 6.6), layout="constrained")
+    axes = fig.subplots(2, 3).flat
+    colours = [f"C{k}" for k in range(10)]
+
+    def seeds(ax, xs, per_run) -> None:  # one black dot per seed
+        for x, g in zip(xs, guides):
+            vals = [per_run(r) for r in runs[g]]
+            ax.scatter([x] * len(vals), vals, color="black", s=7, zorder=4)
+
+    def points(ax, offset, key, per_run, label, colour) -> list[float]:  # mean ± sd markers of a bound
+        xs = [i + offset for i in idx]
+        ax.errorbar(
             xs,
-            [table["guides"][g][key]["mean"] for g in guides],
-            yerr=[table["guides"][g][key]["sd"] for g in guides],
+            [s[key]["mean"] for s in stats],
+            yerr=[s[key]["sd"] for s in stats],
             fmt="o",
             capsize=3,
+            color=colour,
             label=label,
+            zorder=3,
         )
-        for i, g in zip(idx, guides):
-            vals = [r["gaps"][source] for r in table["runs"] if r["guide"] == g]
-            ax.scatter([xs[i]] * len(vals), vals, color="black", s=6, zorder=3)
-            if key == "log_likelihood" and not unreliable[i]:
-                continue
-            if key == "log_likelihood":  # hollow marker over the filled one, and the reason beside it
-                mean = table["guides"][g][key]["mean"]
-                ax.scatter([xs[i]], [mean], s=60, facecolors="white", edgecolors=bars[0].get_color(), zorder=4)
-                ax.annotate("unreliable", (xs[i], mean), xytext=(4, 4), textcoords="offset points", fontsize=7)
+        seeds(ax, xs, per_run)
+        return xs
+
+    def bars(ax, offset, barw, means, sds, per_run, label, colour, hatch=None) -> None:
+        xs = [i + offset for i in idx]
+        ax.bar(
+            xs,
+            means,
+            barw,
+            yerr=sds,
+            capsize=3,
+            label=label,
+            color=colour,
+            hatch=hatch,
+            edgecolor="black",
+            linewidth=0.4,
+            zorder=2,
+        )
+        seeds(ax, xs, per_run)
+
+    def headroom(ax, legend: bool) -> None:  # room above the data for a one-row legend
+        lo, hi = ax.get_ylim()
+        if legend:
+            ax.set_ylim(lo, hi + 0.3 * (hi - lo))
+            ax.legend(fontsize=7, loc="upper center", ncols=2, frameon=False)
+
+    ax = axes[0]
+    xs = points(ax, 0.0, "log_likelihood", lambda r: r["gaps"]["log_likelihood"], "log p(x)", "C0")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo - 0.15 * (hi - lo), hi)  # room under a marker for its "unreliable" label
+    for x, s, bad in zip(xs, stats, unreliable):
+        if bad:  # a hollow marker over the filled one, and the word under it
+            ax.scatter([x], [s["log_likelihood"]["mean"]], s=70, facecolors="white", edgecolors="C0", zorder=5)
+            ax.annotate(
+                "unreliable",
+                (x, s["log_likelihood"]["mean"]),
+                xytext=(0, -10),
+                textcoords="offset points",
+                fontsize=7,
+                ha="center",
+                va="top",
+                color="C3",
+            )
+    ax.set_title("log p(x), importance-sampled", fontsize=9)
     ax.set_ylabel("nats per datum")
-    ax.legend(fontsize=7)
-    ax = fig.add_subplot(1, 2, 2)
-    approx = [table["guides"][g]["approximation_gap"] for g in guides]
-    amort = [table["guides"][g]["amortization_gap"] for g in guides]
-    ax.bar(
-        idx,
-        [a["mean"] for a in approx],
-        0.6,
-        yerr=[a["sd"] for a in approx],
-        capsize=3,
-        label="approximation",
-        hatch=["//" if u else "" for u in unreliable],
+
+    ax = axes[1]
+    points(ax, -0.15, "elbo", lambda r: r["gaps"]["elbo_amortized"], "amortized q_φ", "C2")
+    points(ax, 0.15, "elbo_refined", lambda r: r["gaps"]["elbo_refined"], "refined q*", "C1")
+    headroom(ax, True)
+    ax.set_title("ELBO", fontsize=9)
+    ax.set_ylabel("nats per datum")
+
+    ax = axes[2]
+    bars(
+        ax,
+        -0.18,
+        0.36,
+        [s["approximation_gap"]["mean"] for s in stats],
+        [s["approximation_gap"]["sd"] for s in stats],
+        lambda r: r["gaps"]["approximation_gap"],
+        "approximation",
+        "C0",
+        ["//" if u else "" for u in unreliable],
     )
-    ax.bar(
-        idx,
-        [a["mean"] for a in amort],
-        0.6,
-        bottom=[a["mean"] for a in approx],
-        yerr=[a["sd"] for a in amort],
-        capsize=3,
-        label="amortization",
+    bars(
+        ax,
+        0.18,
+        0.36,
+        [s["amortization_gap"]["mean"] for s in stats],
+        [s["amortization_gap"]["sd"] for s in stats],
+        lambda r: r["gaps"]["amortization_gap"],
+        "amortization",
+        "C1",
     )
+    ax.axhline(0, color="black", linewidth=0.6)
+    handles, labels = ax.get_legend_handles_labels()
+    if any(unreliable):
+        handles.append(Patch(facecolor="C0", edgecolor="black", hatch="//", linewidth=0.4))
+        labels.append("hatched: log p(x) unreliable")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + (0.3 if len(labels) < 3 else 0.6) * (hi - lo))  # room for the legend's rows
+    ax.legend(handles, labels, fontsize=7, loc="upper center", ncols=2 if len(labels) < 3 else 1, frameon=False)
+    ax.set_title("inference gap = log p(x) − ELBO\n= approximation + amortization", fontsize=9)
     ax.set_ylabel("gap (nats per datum)")
-    ax.legend(fontsize=7, title="hatched: log p(x) unreliable" if any(unreliable) else None, title_fontsize=7)
-    for a in fig.axes:
-        a.set_xticks(list(idx))
+
+    ax = axes[3]
+    barw = 0.8 / max(1, len(sites))
+    for k, site in enumerate(sites):
+        here = [s["kl"].get(site, {"mean": 0.0, "sd": 0.0}) for s in stats]
+        bars(
+            ax,
+            (k - (len(sites) - 1) / 2) * barw,
+            barw,
+            [h["mean"] for h in here],
+            [h["sd"] for h in here],
+            lambda r, site=site: r["evaluation"]["kl"].get(site, 0.0),
+            site,
+            colours[k % 10],
+        )
+    headroom(ax, len(sites) > 1)
+    ax.set_title("KL(q ‖ p)" + (f" of {sites[0]}" if len(sites) == 1 else " per latent site"), fontsize=9)
+    ax.set_ylabel("nats per datum")
+
+    ax = axes[4]
+    bars(
+        ax,
+        0.0,
+        0.6,
+        [s["active_units"]["mean"] for s in stats],
+        [s["active_units"]["sd"] for s in stats],
+        lambda r: r["evaluation"].get("active_units", 0),
+        None,
+        "C4",
+    )
+    ax.set_title("active units", fontsize=9)
+    ax.set_ylabel("latent dimensions")
+
+    ax = axes[5]
+    bars(
+        ax,
+        0.0,
+        0.6,
+        [s["step_ms"]["mean"] for s in stats],
+        [s["step_ms"]["sd"] for s in stats],
+        lambda r: r["step_ms"],
+        None,
+        "C5",
+    )
+    ax.set_title("training step time", fontsize=9)
+    ax.set_ylabel("ms per step")
+
+    for a in axes:
+        a.set_xticks(idx)
         a.set_xticklabels(guides, rotation=20, ha="right", fontsize=8)
-    fig.axes[0].set_title("log p(x) and the bounds", fontsize=9)
-    fig.axes[1].set_title("inference gap = approximation + amortization", fontsize=9)
-    fig.suptitle(f"{table['model']} on {table['data']} ({len(table['runs'])} runs; black dots: each seed)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        a.set_xlim(-0.6, len(guides) - 0.4)
+    seeds_n = sorted({len(s["seeds"]) for s in stats})
+    title = (
+        f"{table['model']} on {table['data']}: {len(guides)} guides, {'/'.join(map(str, seeds_n))} seed(s) each "
+        f"({len(table['runs'])} runs); {table['max_examples']} test examples, {table['num_particles']} importance "
+        f"samples; mean over seeds ± sd, black dots: each seed"
+    )
+    fig.suptitle(wrap_title(title, width, 9), fontsize=9)
+    if any(unreliable):
+        fig.supxlabel(
+            wrap_title(
+                "unreliable (hollow marker, hatched bar): low ESS or heavy-tailed importance weights on some seed; that "
+                "log p(x) is a loose lower bound, so its approximation gap is too small",
+                width,
+                7,
+            ),
+            fontsize=7,
+        )
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return fig

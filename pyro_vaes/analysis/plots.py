@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
+from pyro_vaes.analysis.training_curves import loss_curves
 from pyro_vaes.guides.base import posterior_means
 from pyro_vaes.metrics.reconstruction import reconstruct
 from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
@@ -379,6 +380,7 @@ PLOTTERS = {
     "samples": samples,
     "traversals": traversals,
     "generation-traversals": generation_traversals,
+    "loss": loss_curves,  # from metrics.jsonl: train and held-out loss against the step (analysis/training_curves.py)
 }
 
 

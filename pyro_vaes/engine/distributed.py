@@ -54,6 +54,7 @@ statistics; BatchNorm's running statistics in the checkpoint are rank 0's (as wi
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import pickle
@@ -125,6 +126,11 @@ def everywhere(err: BaseException, rank: int) -> BaseException:
     return err
 
 
+def agreed(err: BaseException) -> bool:
+    """True when every rank raised ``err`` alike (a check of the same settings, or an error passed to every rank)."""
+    return bool(getattr(err, "_pyro_vaes_agreed", False))
+
+
 def echoed(err: BaseException) -> bool:
     """True when ``err`` is an error every rank raised together and this rank is not rank 0: the CLI prints such an
     error once, on rank 0, instead of once per rank."""
@@ -148,10 +154,20 @@ class Ranks:
         self.active = active
         self.control = control  # the (gloo) group carrying CPU-side agreement; None: the default group
         self.backend = backend
+        #: this process was asked to stop (SIGTERM; :mod:`pyro_vaes.engine.signals` sets it)
+        self.stop_requested = False
+        #: some rank was asked to stop, as the last gradient all-reduce told every rank alike
+        self.stop_agreed = False
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def should_stop(self) -> bool:
+        """Whether training stops after this step because a process was asked to stop (SIGTERM): in one process,
+        this one; under torchrun, any rank, as the step's gradient all-reduce carried it — the same answer on every
+        rank at the same step, so they stop together."""
+        return self.stop_agreed if self.active else self.stop_requested
 
     def describe(self, batch_size: int) -> str:
         return (
@@ -231,7 +247,8 @@ class Ranks:
             groups.setdefault((str(p.device), str(p.dtype)), []).append(p)
         failed = [0.0] * self.world_size
         failed[self.rank] = float(err is not None)
-        extra = list(values) + failed  # the values, then each rank's "raised" flag: in the first buffer
+        # the values, "asked to stop" (summed: any rank), then each rank's "raised" flag: in the first buffer
+        extra = list(values) + [float(self.stop_requested)] + failed
         for i, key in enumerate(sorted(groups)):  # the same order on every rank
             ps = groups[key]
             device, dtype = ps[0].device, ps[0].dtype
@@ -258,8 +275,10 @@ class Ranks:
             t = torch.tensor(extra, dtype=torch.float64)
             self._all_reduce(t, self.control)
             extra = t.tolist()
-        self._raise_if_failed(torch.tensor(extra[len(values) :]), err)
-        return extra[: len(values)]
+        n = len(values)
+        self.stop_agreed = self.stop_agreed or extra[n] > 0  # the same collective's result on every rank
+        self._raise_if_failed(torch.tensor(extra[n + 1 :]), err)
+        return extra[:n]
 
     # -- rank 0's work, everyone's agreement ---------------------------------------------------------------------
     def on_main(self, fn: Callable[[], Any], broadcast: bool = True) -> Any:
@@ -355,6 +374,8 @@ class Ranks:
         )
 
     def _all_reduce(self, t: torch.Tensor, group: Any) -> None:
+        global _TOGETHER
+        _TOGETHER = False  # a collective after the ranks finished together: they no longer are at the same point
         try:
             dist.all_reduce(t, group=group)
         except (RuntimeError, dist.DistError) as err:
@@ -426,12 +447,46 @@ def current() -> Ranks:
                 f"torch.distributed could not start the process group ({backend}) at "
                 f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}: {text}"
             ) from None
+        atexit.register(shutdown)  # ours to end: left to the interpreter's teardown, gloo may abort the process
     backend = str(dist.get_backend())
     control = None if "gloo" in backend else dist.new_group(backend="gloo")  # CPU-side agreement needs gloo
     rank, world = dist.get_rank(), dist.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     _CURRENT = Ranks(rank, world, local_rank, active=True, control=control, backend=backend)
     return _CURRENT
+
+
+#: set by :func:`finished_together`: every rank reached the end of the command, so the exit may wait for the others
+_TOGETHER = False
+
+
+def finished_together() -> None:
+    """Say that every rank finished the job at the same point (a command returned, or raised an error every rank
+    raised alike): :func:`shutdown` at exit then waits at a barrier for the others before ending the process group."""
+    global _TOGETHER
+    _TOGETHER = True
+
+
+def shutdown() -> None:
+    """End the process group this module started (run at exit): a barrier first when every rank finished together
+    (:func:`finished_together`), so none tears its connections down while another still uses them, then
+    ``destroy_process_group``. Without it gloo's threads are still running when the interpreter ends and the process
+    can abort ("terminate called without an active exception", SIGABRT: exit status 1 after a finished run; about
+    one job in five on 2 CPU ranks). After an error one rank raised alone there is no barrier (the others may be
+    blocked elsewhere); the group is still destroyed. Nothing here raises: the job's outcome is already decided."""
+    global _CURRENT
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if _TOGETHER and _CURRENT is not None and _CURRENT.active:
+            dist.barrier(group=_CURRENT.control)
+    except Exception:  # noqa: BLE001, S110 - a lost peer: nothing left to wait for
+        pass
+    try:
+        dist.destroy_process_group()
+    except Exception:  # noqa: BLE001, S110
+        pass
+    _CURRENT = None
 
 
 def select_device(name: str) -> torch.device | None:

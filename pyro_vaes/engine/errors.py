@@ -23,4 +23,9 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(RuntimeError):
-    """Ctrl-C: training stopped between steps; the message says where and how to resume."""
+    """Ctrl-C or SIGTERM: training stopped; the message says where and how to resume. ``exit_status`` is the command
+    line's (130 after Ctrl-C, 143 after SIGTERM: 128 + the signal's number)."""
+
+    def __init__(self, message: str = "", exit_status: int = 130):
+        super().__init__(message)
+        self.exit_status = exit_status

@@ -38,7 +38,25 @@ PROTECTED = {CHECKPOINT, CONFIG, METRICS, LOCK}
 
 
 def default_run_dir(config: FitConfig) -> Path:
-    return Path("runs") / f"{config.model}-{config.data}-seed{config.seed}"
+    """``runs/MODEL-DATA-seedS``, with the guide and the objective after the model when they are not the model's
+    defaults (``runs/vae-iwae-shapes2d-seed0``): runs of different configurations get different default folders.
+    ``config`` is resolved (its guide and objective filled in); an unresolved one names what it gives."""
+    from pyro_vaes.registry import GUIDES, MODELS, default_guide
+
+    parts = [config.model]
+    try:
+        model_cls = MODELS.get(config.model)
+        guide = default_guide(config.model) if model_cls.has_guide else None
+        objective = (
+            GUIDES.get(config.guide).default_objective if config.guide else None
+        ) or model_cls.default_objective
+    except (ValueError, KeyError):  # an unknown name: the name as given (it is refused before anything is written)
+        guide = objective = None
+    if config.guide is not None and config.guide != guide:
+        parts.append(config.guide)
+    if config.objective is not None and config.objective != objective:
+        parts.append(config.objective)
+    return Path("runs") / f"{'-'.join(parts)}-{config.data}-seed{config.seed}"
 
 
 def is_run_folder(path: Path) -> bool:
@@ -171,14 +189,21 @@ def _alive(pid: int) -> bool:
 
 class RunLock:
     """``run_dir/.lock`` held by this process: :meth:`acquire` refuses when a live process holds it and clears it when
-    its holder is gone; ``folder`` follows the run when its folder is renamed (a replacement swapped in)."""
+    its holder is gone; ``folder`` follows the run when its folder is renamed (a replacement swapped in).
 
-    def __init__(self, run_dir: Path, command: str):
+    ``take_over`` True (``--break-lock``) replaces a lock held by any other process instead of refusing: for a lock
+    whose holder the user knows is dead but this process cannot check (one on another host of a shared file system,
+    a process id reused since); ``taken_from`` is then the holder it replaced (None when there was none). False: the
+    command offers ``--break-lock`` and its refusal says so; None: it does not."""
+
+    def __init__(self, run_dir: Path, command: str, take_over: bool | None = None):
         self.folder = Path(run_dir)
         self.command = command
+        self.take_over = take_over
+        self.taken_from: dict | None = None
 
     def __enter__(self) -> RunLock:
-        _acquire(self.folder / LOCK, self.folder, self.command)
+        self.taken_from = _acquire(self.folder / LOCK, self.folder, self.command, self.take_over)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -190,19 +215,26 @@ class RunLock:
             pass
 
 
-def run_lock(run_dir: Path, command: str) -> RunLock:
+def run_lock(run_dir: Path, command: str, take_over: bool | None = None) -> RunLock:
     """Hold ``run_dir/.lock`` for a ``with`` block (see :class:`RunLock`)."""
-    return RunLock(run_dir, command)
+    return RunLock(run_dir, command, take_over)
 
 
-def _acquire(path: Path, run_dir: Path, command: str) -> None:
+def describe_holder(holder: dict) -> str:
+    """A lock's holder in words: ``process PID on HOST (COMMAND, since WHEN)``."""
+    return f"process {holder.get('pid')} on {holder.get('host')} ({holder.get('command')}, since {holder.get('since')})"
+
+
+def _acquire(path: Path, run_dir: Path, command: str, take_over: bool | None = None) -> dict | None:
+    """Create ``path`` for this process; returns the holder a ``take_over`` replaced (None: the lock was free or
+    stale). ``take_over`` None: the refusal does not offer ``--break-lock`` (the command has no such option)."""
     me = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "command": command,
         "since": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    for _ in range(3):
+    for attempt in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -210,23 +242,38 @@ def _acquire(path: Path, run_dir: Path, command: str) -> None:
                 holder = json.loads(path.read_text())
             except (OSError, ValueError):
                 holder = {}
+            if not isinstance(holder, dict):
+                holder = {}
             if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
                 path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
+            if take_over and (holder or attempt == 2):  # the user says its holder is dead: this process's now
+                tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(me))
+                os.replace(tmp, path)
+                return holder or {"pid": None, "host": None, "command": "an unreadable lock"}
             if not holder:  # being written right now, or unreadable
                 time.sleep(0.2)
                 continue
-            raise RunLockedError(
-                f"run folder {run_dir} is in use by process {holder.get('pid')} on "
-                f"{holder.get('host')} ({holder.get('command')}, since {holder.get('since')}); wait "
-                f"for it to finish or stop it"
-            ) from None
+            if take_over is None:
+                how = "wait for it to finish or stop it"
+            elif holder.get("host") == me["host"]:
+                how = (
+                    "wait for it to finish or stop it (if that process id now belongs to another program, pass "
+                    "--break-lock to take the lock over)"
+                )
+            else:
+                how = (
+                    f"this host cannot check a process on {holder.get('host')}: wait for it to finish or stop it, or, "
+                    "if it is dead (its job was killed or preempted), pass --break-lock to take the lock over"
+                )
+            raise RunLockedError(f"run folder {run_dir} is in use by {describe_holder(holder)}; {how}") from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
-        return
+        return None
     raise RunLockedError(
-        f"run folder {run_dir} has a lock file {path} that cannot be read; remove it if no "
-        "pyro-vaes process is using the folder"
+        f"run folder {run_dir} has a lock file {path} that cannot be read; if no pyro-vaes process is using the "
+        + ("folder, remove it" if take_over is None else "folder, pass --break-lock to take it over")
     )
 
 
@@ -244,9 +291,41 @@ def check_output(path: Path, overwrite: bool, what: str = "--out") -> Path:
     return path
 
 
-def truncate_metrics(run_dir: Path, step: int) -> None:
-    """Drop metric rows written after ``step`` (a crash between an evaluation and the next checkpoint)."""
+def metrics_rows(run_dir: Path) -> tuple[list[tuple[str, dict]], bool]:
+    """The rows of ``run_dir/metrics.jsonl`` (each line with its parsed row), and whether its last line was torn (a
+    crash while it was being written: that row is left out). A damaged line elsewhere is one error naming the file
+    and the line."""
     path = Path(run_dir) / METRICS
+    if not path.exists():
+        return [], False
+    lines = path.read_text().splitlines()
+    rows: list[tuple[str, dict]] = []
+    torn = False
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            ok = isinstance(row, dict) and isinstance(row.get("step"), int)
+        except ValueError:
+            ok = False
+        if ok:
+            rows.append((line, row))
+        elif i == len(lines):
+            torn = True
+        else:
+            raise ValueError(
+                f"{path} line {i} is not a metrics row ({line[:40]!r}): the file was damaged; remove or repair "
+                "that line, then resume"
+            )
+    return rows, torn
+
+
+def truncate_metrics(run_dir: Path, step: int) -> bool:
+    """Drop metric rows written after ``step`` (a crash between an evaluation and the next checkpoint) and a torn
+    last line (a crash while writing it); returns whether a torn line was dropped."""
+    path = Path(run_dir) / METRICS
+    rows, torn = metrics_rows(run_dir)
     if path.exists():
-        rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(r + "\n" for r in rows))
+        path.write_text("".join(line + "\n" for line, row in rows if row["step"] <= step))
+    return torn

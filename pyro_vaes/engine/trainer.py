@@ -26,6 +26,7 @@ what the user should know about the run (the notes of the build, the torchrun ra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -45,9 +46,10 @@ from tqdm.auto import tqdm
 from pyro_vaes.config import FitConfig
 from pyro_vaes.data import VAEData, iterate_batches
 from pyro_vaes.engine import checkpoint as ckpt
-from pyro_vaes.engine import distributed
+from pyro_vaes.engine import distributed, signals
 from pyro_vaes.engine.build import Components, assemble, build
 from pyro_vaes.engine.errors import TrainingDiverged, TrainingInterrupted
+from pyro_vaes.engine.events import EVERY, EventLog, off_note
 from pyro_vaes.engine.learner import Learner
 from pyro_vaes.engine.notes import LOGGER, Note
 from pyro_vaes.engine.run_folder import CHECKPOINT, METRICS
@@ -55,7 +57,42 @@ from pyro_vaes.plumbing import fastpaths
 from pyro_vaes.plumbing.isolation import eval_mode, isolated_rng
 from pyro_vaes.plumbing.params import param_registration
 
-__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "trainer_for"]
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "data_scale_problem", "trainer_for"]
+
+#: a loss that diverges within this many steps of the start points at the data's scale as much as at the learning rate
+FIRST_STEPS = 10
+#: robust z-score (distance from the median in units of 1.4826 x the median absolute deviation) beyond which a value
+#: is an outlier, and the per-dimension spread beyond which the data is far from the unit scale a network expects
+OUTLIER_Z, LARGE_SCALE = 50.0, 100.0
+
+
+def data_scale_problem(x: torch.Tensor, rows: int = 10000) -> str | None:
+    """What in the observations ``x`` (their first ``rows`` rows) makes a loss diverge whatever the learning rate —
+    outliers, or a scale far from 1 — and what to do, in words; None when none is found (data in [0, 1] never has
+    such a problem)."""
+    x = x[: min(rows, max(100, 2_000_000 // max(x[:1].numel(), 1)))].flatten(1).double()  # a few MB at most
+    if len(x) < 2 or (bool((x >= 0).all()) and bool((x <= 1).all())):
+        return None
+    med = x.median(0).values
+    mad = (x - med).abs().median(0).values
+    spread = torch.where(mad > 0, 1.4826 * mad, x.std(0))  # robust standard deviation per dimension (sparse: std)
+    scale = float(spread.median())
+    z = (x - med).abs() / spread.clamp_min(1e-12)
+    worst = float(z.max())
+    if worst > OUTLIER_Z:
+        row, col = divmod(int(z.argmax()), x.shape[1])
+        n = int((z > OUTLIER_Z).any(1).sum())
+        return (
+            f"{n} of its first {len(x)} training rows hold outliers, values more than {OUTLIER_Z:g} robust standard "
+            f"deviations from the median (up to {worst:.3g}: {float(x[row, col]):.4g} in dimension {col}); remove "
+            "or clip them, then fit again"
+        )
+    if scale > LARGE_SCALE:
+        return (
+            f"its values spread over a scale of {scale:.3g} per dimension, far from the unit scale; standardise it "
+            "((x - mean) / std per dimension), then fit again"
+        )
+    return None
 
 
 def trainer_for(
@@ -125,6 +162,9 @@ class Trainer:
         self.running_loss: float | None = None  # exponential moving average of the per-datum main loss
         self.last_checkpoint: int | None = None  # the step of the last checkpoint written or resumed from
         self.on_checkpoint: Callable[[], Path] | None = None  # called after each checkpoint; returns the run folder
+        #: called once, before the first metrics row or checkpoint is written (a resume records what it changed only
+        #: then: one that fails before its first step changes no file)
+        self.before_first_write: Callable[[], None] | None = None
         objective = self.parts.objective
         self.learner = Learner(self.parts.model, self.parts.guide, objective)
         self.params = self.learner.main_parameters()
@@ -152,6 +192,11 @@ class Trainer:
             self.svi = objective.svi(self.pyro_optim)
         if resume_state is not None:
             self._restore(resume_state)
+        #: the TensorBoard events of this session (written by the process that writes the run folder)
+        self.events = EventLog(resumed_from=self.step if resume_state is not None else None)
+        if not self.events.enabled and self.ranks.is_main and (note := off_note()) is not None:
+            self.notes.append(note)
+        self._shard_loss: Any = None  # this process's share of the last main loss (a tensor or a float)
         # what each optimizer steps, and whether its loss sums (or averages) over the batch's rows: how the ranks
         # combine their gradients
         self.stepped = {"main": self.params, **{n: list(net.module.parameters()) for n, net in networks.items()}}
@@ -249,10 +294,32 @@ class Trainer:
                 f"{c.divergence:g} allows at most {self.running_loss + c.divergence * (abs(self.running_loss) + 1):.4g})"
             )
         )
-        if self.last_checkpoint is None:
+        first = min(c.checkpoint_every, c.steps)  # the trainer also checkpoints at the last step
+        finding = data_scale_problem(self.parts.data.train.x)
+        if finding is not None:  # the data, not the learning rate: a lower --lr fails the same way
+            kept = (
+                "no checkpoint was written"
+                if self.last_checkpoint is None
+                else f"the last good checkpoint {self.run_dir / CHECKPOINT} (step {self.last_checkpoint}) is kept"
+            )
             where = (
-                f"no checkpoint was written yet (the first comes at step {c.checkpoint_every}): rerun with a lower "
-                f"--lr, or check the data"
+                f"The data is the likely cause, not the learning rate (a lower --lr fails the same way): {finding}; "
+                f"{kept}"
+            )
+        elif self.step < FIRST_STEPS:
+            where = (
+                "It diverged in its first steps: check the data's scale (standardise it: (x - mean) / std per "
+                "dimension), or use a lower --lr; "
+                + (
+                    f"no checkpoint was written yet (the first comes at step {first})"
+                    if self.last_checkpoint is None
+                    else f"the last good checkpoint is {self.run_dir / CHECKPOINT} at step {self.last_checkpoint}"
+                )
+            )
+        elif self.last_checkpoint is None:
+            where = (
+                f"no checkpoint was written yet (the first comes at step {first}): rerun with a lower --lr, or check "
+                "the data's scale"
             )
         else:
             where = (
@@ -275,17 +342,22 @@ class Trainer:
                     loss = self._svi_step_ranks(x, y, n)
                 else:
                     loss = self.svi.step(x, y)
+                    self._shard_loss = loss
                     self._check_loss(loss, n)
             else:
                 opt = self.optimizer if name == "main" else self.aux_optimizers[name]
                 opt.zero_grad(set_to_none=True)
                 compute = (lambda: self.learner(x, y)) if name == "main" else (lambda: obj.network_loss(name, x, y))
                 if self.ranks.active:  # forward, backward, then one all-reduce of gradients, loss and failures
-                    _, loss = self.ranks.forward_backward(compute, self.stepped[name], mean=self.mean_loss[name])
+                    out, loss = self.ranks.forward_backward(compute, self.stepped[name], mean=self.mean_loss[name])
+                    if name == "main":
+                        self._shard_loss = out
                     self._check_step_loss(name, loss, n)  # the whole batch's loss, on every rank alike
                 else:
                     loss_t = compute()
                     loss = loss_t.detach().item()
+                    if name == "main":
+                        self._shard_loss = loss
                     self._check_step_loss(name, loss, n)  # before the optimizer moves anything
                     loss_t.backward()
                 opt.step()
@@ -315,7 +387,7 @@ class Trainer:
                 value = svi.loss_and_grads(svi.model, svi.guide, x, y)
             return capture.trace, value
 
-        (trace, _), loss = self.ranks.forward_backward(
+        (trace, self._shard_loss), loss = self.ranks.forward_backward(
             forward_backward, self.params, backward=False, value=lambda out: float(out[1])
         )  # gradients all-reduced
         known = {id(p) for p in self.params}
@@ -369,7 +441,9 @@ class Trainer:
         t0 = time.perf_counter()
         batches = iterate_batches(len(train), c.batch_size, c.seed, start_step=self.step)
         first_step = pyro.infer.util.is_validation_enabled()
+        stack = contextlib.ExitStack()
         try:
+            stack.enter_context(signals.stop_on_sigterm(self.ranks))  # SIGTERM: stop after this step, checkpointed
             while self.step < c.steps:
                 step, idx = next(batches)
                 x, y = train.batch(self.ranks.shard(idx))  # under torchrun: this rank's rows of the step's batch
@@ -396,6 +470,10 @@ class Trainer:
                     bar.set_postfix(loss=f"{running:.3f}", refresh=False)
                 evaluate = self.step % c.eval_every == 0 or self.step == c.steps
                 checkpoint = self.step % c.checkpoint_every == 0 or self.step == c.steps
+                stop = self.ranks.should_stop()  # SIGTERM on any rank: the same answer on every rank
+                if self.ranks.is_main and self.events.enabled and (evaluate or self.step % EVERY == 0):
+                    self.events.add(self.step, self._event_scalars(per_datum, running, x.shape[0]))
+                checkpoint = checkpoint or stop  # stopping: a checkpoint at this step, to resume from
                 if evaluate or checkpoint:
                     if not self.ranks.all_equal(self.learner.children()):  # (one process: nothing to compare)
                         raise distributed.everywhere(
@@ -411,6 +489,8 @@ class Trainer:
                         history.append(row)
                     if checkpoint:
                         self.last_checkpoint = self.step  # the other ranks' messages name rank 0's checkpoint too
+                if stop and self.step < c.steps:  # (asked at the last step: the run is finished anyway)
+                    raise self._stopped_by_sigterm()
         except KeyboardInterrupt:
             where = (
                 "no checkpoint was written yet: rerun the same command to start again"
@@ -420,13 +500,49 @@ class Trainer:
             )
             raise TrainingInterrupted(f"stopped at step {self.step} (Ctrl-C); {where}") from None
         finally:
+            stack.close()
             bar.close()
+            if self.ranks.is_main:
+                self.events.close()
         return history
+
+    def _stopped_by_sigterm(self) -> TrainingInterrupted:
+        """The error after a SIGTERM: training stopped after a step, checkpointed there (raised on every rank)."""
+        err = TrainingInterrupted(
+            f"stopped at step {self.step} (SIGTERM); checkpoint written at step {self.step}: resume with "
+            f"pyro-vaes fit --resume {self.run_dir} (or rerun the same command with --resume-or-start)",
+            exit_status=signals.SIGTERM_EXIT,
+        )
+        return distributed.everywhere(err, self.ranks.rank) if self.ranks.active else err
+
+    def _event_scalars(self, per_datum: float, running: float, rows: int) -> dict[str, float]:
+        """The TensorBoard scalars of the step just taken (``rows``: this process's rows of it): see
+        :mod:`pyro_vaes.engine.events`. Reads numbers only (no random draw, nothing changed)."""
+        out = {"loss/train": per_datum, "loss/train_average": running}
+        terms = getattr(self.parts.objective, "last_terms", None)
+        shard = self._shard_loss
+        if terms is not None and shard is not None:
+            recon = -float(terms.recon.detach()) / rows
+            kl = {site: float(v.detach()) / rows for site, v in terms.kl.items()}
+            shard_loss = float(shard.detach() if isinstance(shard, torch.Tensor) else shard) / rows
+            out["terms/reconstruction"] = recon
+            out.update({f"terms/kl/{site}": v for site, v in kl.items()})
+            out["terms/regularizer"] = shard_loss - recon - sum(kl.values())
+        if self.optimizer is not None:
+            out["lr/main"] = float(self.optimizer.param_groups[0]["lr"])
+        else:
+            out["lr/main"] = float(self.pyro_optim.pt_optim_args["lr"])
+        for name, opt in self.aux_optimizers.items():
+            out[f"lr/{name}"] = float(opt.param_groups[0]["lr"])
+        return out
 
     def _record(self, evaluate: bool, checkpoint: bool, running: float, t0: float) -> dict[str, float] | None:
         """The held-out loss into ``metrics.jsonl`` and the ``pyro_vaes`` log (when ``evaluate``), then the checkpoint
         (when ``checkpoint``)."""
         row = None
+        if self.before_first_write is not None:
+            hook, self.before_first_write = self.before_first_write, None
+            hook()
         if evaluate:
             row = {
                 "step": self.step,
@@ -434,9 +550,11 @@ class Trainer:
                 "test_loss": self.heldout_loss(),
                 "seconds": time.perf_counter() - t0,
             }
+            self.events.add(self.step, {"loss/heldout": row["test_loss"]})
             with open(self.run_dir / METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
             LOGGER.info("step %d: train loss %.4f, test loss %.4f", self.step, row["train_loss"], row["test_loss"])
         if checkpoint:
             self.save_checkpoint()
+        self.events.write(self.run_dir)  # with the metrics row and the checkpoint, never before them
         return row

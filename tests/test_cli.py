@@ -44,7 +44,8 @@ def run_dir(tmp_path):
 
 
 def test_fit_writes_a_run_folder(run_dir):
-    assert {p.name for p in run_dir.iterdir()} == {"checkpoint.pt", "config.json", "metrics.jsonl", "figures"}
+    files = {p.name for p in run_dir.iterdir()}
+    assert files - {"tensorboard"} == {"checkpoint.pt", "config.json", "metrics.jsonl", "figures"}  # events: an extra
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
     assert {p.name for p in (run_dir / "figures").iterdir()} == {"reconstructions.png", "samples.png", "traversals.png"}
 

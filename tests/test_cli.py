@@ -47,7 +47,12 @@ def test_fit_writes_a_run_folder(run_dir):
     files = {p.name for p in run_dir.iterdir()}
     assert files - {"tensorboard"} == {"checkpoint.pt", "config.json", "metrics.jsonl", "figures"}  # events: an extra
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
-    assert {p.name for p in (run_dir / "figures").iterdir()} == {"reconstructions.png", "samples.png", "traversals.png"}
+    assert {p.name for p in (run_dir / "figures").iterdir()} == {
+        "loss.png",
+        "reconstructions.png",
+        "samples.png",
+        "traversals.png",
+    }
 
 
 def test_evaluate_writes_results_and_prints_a_table(run_dir, capsys):

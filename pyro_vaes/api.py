@@ -148,12 +148,19 @@ class Run:
             return self.model.sample(n, None if y is None else y.to(self.parts.device)).cpu()
 
     def plot(self, kind: str = "all", out: Path | None = None) -> list[Path]:
-        """Write figures (``reconstructions``, ``samples``, ``traversals``, ``generation-traversals`` or ``all``) as
-        PNG files; returns their paths. ``generation-traversals`` alone, for a run without a flow prior, is refused
-        (nothing is written): only a flow prior has a generation space distinct from the code (``all`` skips it)."""
+        """Write figures (``reconstructions``, ``samples``, ``traversals``, ``generation-traversals`` or ``all``, or
+        ``loss``: train and held-out loss against the step, from ``metrics.jsonl``) as PNG files; returns their
+        paths. ``loss`` for a run without an evaluation row yet is refused. ``generation-traversals`` alone, for a run
+        without a flow prior, is refused (nothing is written): only a flow prior has a generation space distinct from
+        the code (``all`` skips it)."""
         from pyro_vaes.analysis.plots import plot_run
 
         paths = plot_run(self, kind, out)
+        if kind == "loss" and not paths:  # drawn from metrics.jsonl's evaluation rows
+            raise ValueError(
+                f"--kind loss: {self.run_dir / METRICS} has no evaluation row yet (the first comes at step "
+                f"{self.config.eval_every}); plot it once the run has evaluated"
+            )
         if kind == "generation-traversals" and not paths:  # its plotter draws nothing for other models
             raise ValueError(
                 f"--kind generation-traversals: the {self.config.model} of {self.run_dir} has no flow prior (such "
@@ -427,7 +434,7 @@ def fit(
             raise
     run = Run(trainer.run_dir, trainer.parts, history, list(trainer.notes))
     if trainer.config.figures:
-        ranks.on_main(lambda: run.plot("all"), broadcast=False)
+        ranks.on_main(lambda: (run.plot("all"), run.plot("loss")), broadcast=False)  # the loss curves too
     return run
 
 

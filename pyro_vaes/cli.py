@@ -729,12 +729,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _add_reader_options(p)
-    p = sub.add_parser("plot", help="figures: reconstructions, samples, traversals")
+    p = sub.add_parser("plot", help="figures: reconstructions, samples, traversals, loss curves")
     p.add_argument("run", help="run folder")
     p.add_argument(
         "--kind",
         default="all",
-        help="all (default), reconstructions, samples, traversals or generation-traversals (flow-prior runs)",
+        help="all (default), reconstructions, samples, traversals, generation-traversals (flow-prior runs) or loss "
+        "(train and held-out loss against the step, from metrics.jsonl)",
     )
     p.add_argument("--out", help="folder (default RUN/figures, whose figures are replaced)")
     p.add_argument("--overwrite", action="store_true", help="replace existing figures in --out")

@@ -156,7 +156,7 @@ def test_image_pipeline_with_figures(tmp_path):
         **dict(TINY, figures=True),
     )
     names = sorted(p.name for p in (tmp_path / "img" / "figures").iterdir())
-    assert names == ["reconstructions.png", "samples.png", "traversals.png"]
+    assert names == ["loss.png", "reconstructions.png", "samples.png", "traversals.png"]
     loaded = pyro_vaes.load(tmp_path / "img", dataset=data)
     for a, b in zip(_params(run), _params(loaded)):
         assert torch.equal(a, b)

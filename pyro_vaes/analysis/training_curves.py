@@ -81,6 +81,23 @@ def _draw(ax, rows, events, best, zoom_from: int | None = None) -> None:
     ax.grid(True, color="0.9", linewidth=0.6)
 
 
+def _trend(rows: list[dict[str, Any]]) -> str:
+    """How the held-out loss moved over the last fifth of the run (a least-squares line through its evaluations
+    there, at least 3), in words; empty with fewer evaluations."""
+    end = rows[-1]["step"]
+    tail = [r for r in rows if r["step"] >= end - 0.2 * end]
+    if len(tail) < 3:
+        tail = rows[-3:]
+    if len(tail) < 3:
+        return ""
+    xs = [float(r["step"]) for r in tail]
+    ys = [float(r["test_loss"]) for r in tail]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    change = slope * (xs[-1] - xs[0])
+    return f"; held-out change over the last {xs[-1] - xs[0]:.0f} steps: {change:+.3g}"
+
+
 def loss_curves(run, path: Path) -> Path | None:
     """Train and held-out loss per datum against the step, from ``metrics.jsonl`` (see the module docstring); None
     when the run has no evaluation row yet."""
@@ -102,8 +119,13 @@ def loss_curves(run, path: Path) -> Path | None:
     axes = fig.subplots(1, 2 if zoom else 1, squeeze=False)[0]
     _draw(axes[0], rows, events, best)
     values = [r[k] for r in rows for k in ("train_loss", "test_loss")]
-    if min(values) > 0 and max(values) / min(values) > 20:
+    if min(values) > 0 and max(values) / min(values) > 10:
+        from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
         axes[0].set_yscale("log")
+        axes[0].yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axes[0].yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        axes[0].yaxis.set_minor_formatter(NullFormatter())
         axes[0].set_ylabel("loss per datum (log scale)")
     else:
         axes[0].set_ylabel("loss per datum")
@@ -126,17 +148,21 @@ def loss_curves(run, path: Path) -> Path | None:
         Line2D([], [], color="tab:red", marker="*", markersize=9, linestyle="none"),
     ]
     labels = [
-        f"train: moving average of the loss per datum over the training batches (decay {DECAY}, ~50 steps); "
-        f"last {last['train_loss']:.4g}",
+        f"train: moving average of the loss per datum over the training batches (decay {DECAY}, ~50 steps: it lags "
+        f"behind a falling loss); last {last['train_loss']:.4g}",
         f"held-out: the loss per datum on the first {n_test} test examples, at each evaluation; last "
         f"{last['test_loss']:.4g}",
         f"lowest held-out: {best['test_loss']:.4g} at step {best['step']}",
     ]
+    import textwrap
+
+    per_line = int(width * 72 / (0.6 * 8)) - 10  # characters of 8-point text on a line beside the legend's marks
+    labels = [textwrap.fill(label, per_line) for label in labels]
     fig.legend(handles, labels, loc="outside lower center", ncols=1, fontsize=8, frameon=False)
     gap = last["test_loss"] - last["train_loss"]
     title = (
-        f"{c.model} on {c.data}: the {c.objective} loss per datum (lower is better) over {last['step']} steps; at the "
-        f"end held-out − train = {gap:+.3g}"
+        f"{c.model} on {c.data}: the {c.objective} loss per datum (lower is better), {last['step']} steps. Final gap, "
+        f"held-out minus train: {gap:+.3g}{_trend(rows)}"
     )
     fig.suptitle(wrap_title(title, width, 10), fontsize=10)
     return save_figure(fig, path)

@@ -8,7 +8,8 @@ torchrun). Nothing here draws random numbers or touches a parameter: the events 
 
 The trainer hands the scalars of a step to :meth:`EventLog.add` (every :data:`EVERY` steps and at each
 evaluation); they are written to disk when the trainer writes ``metrics.jsonl`` or a checkpoint
-(:meth:`EventLog.write`), so the event file is created together with the run's other files, never before. A
+(:meth:`EventLog.write`), from the run's first checkpoint on: the event file is created with the run's other files,
+never before, and in the run's final folder (a run replacing another is swapped in at its first checkpoint). A
 resumed run opens a new event file in the same folder whose first event tells TensorBoard to drop the events after
 the checkpoint it resumed from (``purge_step``): steps written by the interrupted run after its last checkpoint are
 replaced by the resumed run's, as ``metrics.jsonl``'s rows are.
@@ -70,6 +71,8 @@ class EventLog:
         self.resumed_from = resumed_from
         self.pending: list[tuple[str, float, int]] = []
         self.writer: Any = None
+        self.log_dir: Path | None = None  # where the open event file is
+        self.opened = False  # an event file of this session was opened (a later one purges nothing)
 
     @property
     def enabled(self) -> bool:
@@ -83,9 +86,17 @@ class EventLog:
         """Write the buffered scalars (opening the event file in ``run_dir/tensorboard`` the first time)."""
         if not self.enabled or (self.writer is None and not self.pending):
             return
+        log_dir = Path(run_dir) / TENSORBOARD
+        if self.writer is not None and log_dir != self.log_dir:  # the run folder was renamed: a new event file
+            try:
+                self.writer.close()  # everything was written already (each write() flushes)
+            except OSError:
+                pass
+            self.writer = None
         if self.writer is None:
-            purge = None if self.resumed_from is None else self.resumed_from + 1
-            self.writer = self.writer_class(log_dir=str(Path(run_dir) / TENSORBOARD), purge_step=purge)
+            purge = None if self.resumed_from is None or self.opened else self.resumed_from + 1
+            self.writer = self.writer_class(log_dir=str(log_dir), purge_step=purge)
+            self.log_dir, self.opened = log_dir, True
         for tag, value, step in self.pending:
             self.writer.add_scalar(tag, value, step)
         self.pending.clear()

@@ -556,5 +556,6 @@ class Trainer:
             LOGGER.info("step %d: train loss %.4f, test loss %.4f", self.step, row["train_loss"], row["test_loss"])
         if checkpoint:
             self.save_checkpoint()
-        self.events.write(self.run_dir)  # with the metrics row and the checkpoint, never before them
+        if self.last_checkpoint is not None:  # with the metrics and from the first checkpoint on (a replaced run's
+            self.events.write(self.run_dir)  # folder is swapped in at its first checkpoint: the events start there)
         return row

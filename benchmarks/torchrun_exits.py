@@ -31,7 +31,9 @@ dist.all_reduce(t)
 
 
 def job(folder: Path, steps: int, baseline: bool) -> tuple[int, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's pyro_vaes, wherever the command runs
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     if baseline:
         script = folder / "plain.py"

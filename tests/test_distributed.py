@@ -190,6 +190,8 @@ def test_only_rank_zero_writes(ranks_out):
     rows = (ranks_out / "vae" / "metrics.jsonl").read_text().splitlines()
     assert [eval(r)["step"] for r in rows] == [2, 4]  # one row per evaluation, not one per rank
     assert not any(p.name.startswith(".") for p in (ranks_out / "vae").iterdir())  # no lock or temporary file left
+    if (ranks_out / "vae" / "tensorboard").exists():  # TensorBoard events (when the package is installed): rank 0's
+        assert len(list((ranks_out / "vae" / "tensorboard").iterdir())) == 1
     r0, r1 = ranks(ranks_out, "vae")
     assert r0["history"] == r1["history"] and len(r0["history"]) == 2
 

@@ -263,7 +263,7 @@ kl = kl_detector(run.model, run.guide, data.test.x, data.test.y)
 paths = traversal_figures(run, Path("figures"), "mnist", n_classes=3 if SMOKE else 10, n_shared=2 if SMOKE else 5,
                           per_dim_kl=kl["per_dim"])
 for p in paths:
-    show(p, width=600)
+    show(p, width=400)
 """)
 
 md(r"""

@@ -148,8 +148,8 @@ class Run:
             return self.model.sample(n, None if y is None else y.to(self.parts.device)).cpu()
 
     def plot(self, kind: str = "all", out: Path | None = None) -> list[Path]:
-        """Write figures (``reconstructions``, ``samples``, ``traversals``, ``generation-traversals`` or ``all``, or
-        ``loss``: train and held-out loss against the step, from ``metrics.jsonl``) as PNG files; returns their
+        """Write figures (``reconstructions``, ``samples``, ``traversals``, ``generation-traversals`` or ``all`` of those,
+        or ``loss``: train and held-out loss against the step, from ``metrics.jsonl``) as PNG files; returns their
         paths. ``loss`` for a run without an evaluation row yet is refused. ``generation-traversals`` alone, for a run
         without a flow prior, is refused (nothing is written): only a flow prior has a generation space distinct from
         the code (``all`` skips it)."""

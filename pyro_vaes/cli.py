@@ -293,7 +293,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from pyro_vaes.analysis.plots import PLOTTERS
+    from pyro_vaes.analysis.plots import ALL, PLOTTERS
     from pyro_vaes.engine import check_output
 
     if args.kind != "all" and args.kind not in PLOTTERS:
@@ -302,7 +302,7 @@ def cmd_plot(args) -> int:
     if args.out is not None:  # an output option: nothing in it is replaced without --overwrite
         if Path(args.out).is_file():
             raise NotADirectoryError(f"--out {args.out} is a file; give a folder for the figures")
-        for kind in PLOTTERS if args.kind == "all" else [args.kind]:
+        for kind in ALL if args.kind == "all" else [args.kind]:
             check_output(Path(args.out) / f"{kind}.png", args.overwrite)
     for path in run.plot(args.kind, args.out):
         print(f"written: {path}")
@@ -734,8 +734,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kind",
         default="all",
-        help="all (default), reconstructions, samples, traversals, generation-traversals (flow-prior runs) or loss "
-        "(train and held-out loss against the step, from metrics.jsonl)",
+        help="all (default: every figure of the model), reconstructions, samples, traversals, generation-traversals "
+        "(flow-prior runs) or loss (train and held-out loss against the step, from metrics.jsonl; fit draws it too)",
     )
     p.add_argument("--out", help="folder (default RUN/figures, whose figures are replaced)")
     p.add_argument("--overwrite", action="store_true", help="replace existing figures in --out")

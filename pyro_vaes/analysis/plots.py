@@ -383,14 +383,17 @@ PLOTTERS = {
     "loss": loss_curves,  # from metrics.jsonl: train and held-out loss against the step (analysis/training_curves.py)
 }
 
+#: what ``kind="all"`` draws: the model's figures (the loss curves are asked for by name: ``kind="loss"``)
+ALL = tuple(k for k in PLOTTERS if k != "loss")
+
 
 def plot_run(run, kind: str = "all", out: Path | None = None) -> list[Path]:
-    """Write the figures of ``kind`` (or ``all``) into ``out`` (default: the run's ``figures/``), with the modules
+    """Write the figures of ``kind`` (or ``all``: every kind in :data:`ALL`) into ``out`` (default: the run's ``figures/``), with the modules
     in eval mode and a random stream of their own."""
     if kind != "all" and kind not in PLOTTERS:
         raise ValueError(f"unknown figure kind {kind!r}; valid: all, {', '.join(PLOTTERS)}")
     out = Path(out) if out is not None else run.run_dir / "figures"
-    kinds = list(PLOTTERS) if kind == "all" else [kind]
+    kinds = ALL if kind == "all" else [kind]
     paths = []
     with eval_mode(run.model, run.guide), isolated_rng(run.config.seed):
         for k in kinds:

@@ -581,6 +581,17 @@ def cmd_reproduce(args) -> int:
     run = EXPERIMENTS.get(args.name)
     overrides = parse_assignments(args.set, "--set")
     check_executor(args.jobs, args.executor, args.address)
+    if args.inception_weights is not None:
+        from pyro_vaes.metrics.fid_inception import check_weights_file
+
+        if "inception_weights" not in getattr(run, "scales", {}).get(args.scale, {}):
+            takes = [n for n in EXPERIMENTS.names() if "inception_weights" in EXPERIMENTS.get(n).scales.get("tiny", {})]
+            raise ValueError(
+                f"--inception-weights: {args.name} computes no FID; leave it out (experiments that take it: "
+                f"{', '.join(takes)})"
+            )
+        check_weights_file(Path(args.inception_weights).expanduser())
+        overrides["inception_weights"] = str(Path(args.inception_weights).expanduser().resolve())
     if hasattr(run, "scales"):  # an Experiment: its settings are checked before anything is read or written
         resolve_settings(run.scales, args.scale, overrides)
     out = Path(args.out or f"results/{args.name}")
@@ -757,6 +768,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write into a non-empty --out (its results are replaced; its finished fits of the same settings are "
         "reused, so an interrupted run continues)",
+    )
+    p.add_argument(
+        "--inception-weights",
+        metavar="PATH",
+        help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (checked by SHA-256): FIDs on the FID Inception "
+        "network's features, the papers' scale (default: the project's classifier features, which rank models only)",
     )
     _add_sweep_options(p)
     try:

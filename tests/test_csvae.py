@@ -3,6 +3,7 @@ gradient hygiene, the label subspaces, attribute switching and the CelebA subset
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -474,6 +475,9 @@ def test_swissroll_experiment_writes_its_table_and_figure(tmp_path):
         assert 0.0 <= row[key] <= 1.0
     assert (tmp_path / "projections.png").exists() and (tmp_path / "results.md").exists()
     assert "--set steps=4" in table["command"] and (tmp_path / "runs" / "csvae-seed0" / "checkpoint.pt").exists()
+    # the paper's likelihood (σ² = ½, as every CSVAE experiment), not one chosen from the data's scale
+    config = json.loads((tmp_path / "runs" / "csvae-seed0" / "config.json").read_text())
+    assert config["model_args"]["likelihood"] == "gaussian" and config["model_args"]["obs_scale"] == math.sqrt(0.5)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from pyro_vaes.analysis.plots import save_figure
 from pyro_vaes.analysis.switch import encode_means, switch_attribute
 from pyro_vaes.experiments.base import Context, Experiment, register
 from pyro_vaes.experiments.common import format_mean_std, markdown_table, mean_std, run_summary
-from pyro_vaes.experiments.csvae import PAPER, budget, fresh_classifier_accuracy
+from pyro_vaes.experiments.csvae import LIKELIHOOD, PAPER, budget, fresh_classifier_accuracy
 
 _SMALL: dict[str, Any] = dict(
     n_train=10000,
@@ -135,7 +135,7 @@ class SwissRoll(Experiment):
             data_args=data_args,
             dataset=data,
             seed=seed,
-            model_args={"latent_dim": 2, "w_dim": 2, "hidden": s["hidden"]},
+            model_args={"latent_dim": 2, "w_dim": 2, "hidden": s["hidden"], **LIKELIHOOD},
             guide_args={"hidden": s["hidden"]},
             objective="csvae",
             **budget(s, eval_batches=4),

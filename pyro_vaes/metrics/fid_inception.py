@@ -107,12 +107,9 @@ class FIDInceptionFeatures(nn.Module):
         return self.layers(2 * x - 1).flatten(1)
 
 
-def load_fid_inception(weights: str | Path, check_hash: bool = True) -> tuple[FIDInceptionFeatures, dict]:
-    """The feature network with pytorch-fid's weights from ``weights``, in eval mode, and its record (file, SHA-256).
-
-    A missing file, a file whose SHA-256 does not start with ``6726825d`` (``check_hash=False`` skips that, for
-    tests on random weights) or a state_dict of another network is refused with one line."""
-    path = Path(weights).expanduser()
+def check_weights_file(path: Path, check_hash: bool = True) -> str:
+    """The SHA-256 of ``path`` after checking that it exists and (``check_hash``) that it is pytorch-fid's weights
+    file; one line naming the file and what to do otherwise. Cheap enough to run before anything is written."""
     if not path.is_file():
         raise FileNotFoundError(
             f"Inception weights file {path} does not exist; give pytorch-fid's {WEIGHTS_NAME} "
@@ -124,6 +121,16 @@ def load_fid_inception(weights: str | Path, check_hash: bool = True) -> tuple[FI
             f"{path} is not pytorch-fid's {WEIGHTS_NAME}: its SHA-256 starts with {digest[:8]}, expected "
             f"{SHA256_PREFIX}; give that file, or leave --inception-weights out to use the classifier features"
         )
+    return digest
+
+
+def load_fid_inception(weights: str | Path, check_hash: bool = True) -> tuple[FIDInceptionFeatures, dict]:
+    """The feature network with pytorch-fid's weights from ``weights``, in eval mode, and its record (file, SHA-256).
+
+    A missing file, a file whose SHA-256 does not start with ``6726825d`` (``check_hash=False`` skips that, for
+    tests on random weights) or a state_dict of another network is refused with one line."""
+    path = Path(weights).expanduser()
+    digest = check_weights_file(path, check_hash)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a pickle that is not plain tensors, or not a torch file at all

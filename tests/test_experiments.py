@@ -50,6 +50,9 @@ def test_every_experiment_at_tiny_scale(name, tmp_path):
     except MissingDataError as err:
         pytest.skip(f"{name} needs real data that {SHARED_DATA} lacks (set PYRO_VAES_DATA): {err}")
     check_results(run, name, out, table)
+    assert table["convergence"], f"{name} fitted nothing its learning curves were checked on"
+    for tag, check in table["convergence"].items():  # a learning curve of several points behind every fit
+        assert (out / "runs" / tag / "metrics.jsonl").is_file() and check["points"] >= 2, (tag, check)
 
 
 # -- the contract on a toy experiment (no fitting) -------------------------------------------------------------------
@@ -89,7 +92,8 @@ def test_the_contract_writes_the_envelope(tmp_path):
     toy = Toy()
     table = toy(out=tmp_path / "out", scale="tiny", seed=5, overrides={"k": 2})
     assert toy.seen == [5, 6]  # seeds first .. first + settings["seeds"] - 1
-    assert list(table) == [*ENVELOPE[:8], "shared", *ENVELOPE[8:]]  # context.extra after summary
+    assert list(table) == [*ENVELOPE[:9], "shared", *ENVELOPE[9:]]  # context.extra after summary and convergence
+    assert table["convergence"] == {}  # the toy fits nothing
     assert table["settings"] == {"seeds": 2, "k": 2, "values": [1.0, 2.0], "first_seed": 5}
     assert table["overrides"] == {"k": 2} and table["command"] == command("toy-contract", "tiny", 5, {"k": 2})
     assert table["paper"] == {"claim": "none"} and table["shared"] == 2
@@ -206,3 +210,44 @@ def test_command_string():
     assert sets[::2] == ["--set"] * len(overrides)
     assert parse_assignments(sets[1::2], "--set") == overrides
     assert [s.partition("=")[0] for s in sets[1::2]] == sorted(overrides)
+
+
+# -- the convergence check ------------------------------------------------------------------------------------------
+def _curve(folder: Path, losses: dict[int, float], torn: bool = False) -> Path:
+    folder.mkdir()
+    lines = [json.dumps({"step": s, "train_loss": v, "test_loss": v}) for s, v in losses.items()]
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + ("\n{\"step\": 2" if torn else "\n"))
+    return folder
+
+
+def test_convergence_reads_the_last_tenth_of_the_curve(tmp_path):
+    from pyro_vaes.experiments.common import convergence, eval_every
+
+    assert eval_every(20000) == 1000 and eval_every(10) == 1
+    # 100.0 at step 900 (the last evaluation at or before 90 % of 1000), 99.6 at the end: 0.4 % < 0.5 %
+    c = convergence(_curve(tmp_path / "a", {100: 200.0, 500: 120.0, 900: 100.0, 950: 99.8, 1000: 99.6}, torn=True))
+    assert c["from_step"] == 900 and c["steps"] == 1000 and c["points"] == 5
+    assert c["improvement"] == pytest.approx(0.004) and c["converged"] is True
+    # 100.0 -> 99.4: 0.6 %, still improving
+    c = convergence(_curve(tmp_path / "b", {100: 200.0, 850: 100.0, 1000: 99.4}))
+    assert c["from_step"] == 850 and c["improvement"] == pytest.approx(0.006) and c["converged"] is False
+    # a negative loss (a density above 1): the relative change uses |L|
+    c = convergence(_curve(tmp_path / "c", {900: -2.0, 1000: -2.02}))
+    assert c["improvement"] == pytest.approx(0.01) and c["converged"] is False
+    # a loss that rose: converged (not improving); one evaluation at the end only: undecided
+    assert convergence(_curve(tmp_path / "d", {900: 10.0, 1000: 10.5}))["converged"] is True
+    assert convergence(_curve(tmp_path / "e", {1000: 10.0}))["converged"] is None
+
+
+def test_convergence_lines_name_the_fits_still_improving():
+    from pyro_vaes.experiments.common import convergence_lines
+
+    checks = {
+        "a": {"converged": True, "improvement": 0.001},
+        "b": {"converged": False, "improvement": 0.02},
+        "c": {"converged": None, "improvement": None},
+    }
+    (text, blank) = convergence_lines(checks)
+    assert "1 of 2 fits converged; the largest improvement 2.00 %; still improving: `b` 2.00 %" in text
+    assert "1 undecided" in text and blank == ""
+    assert convergence_lines({}) == []

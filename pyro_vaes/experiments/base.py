@@ -30,6 +30,7 @@ ENVELOPE = (
     "paper",
     "rows",
     "summary",
+    "convergence",
     "verdicts",
     "figures",
     "seconds",
@@ -56,6 +57,7 @@ class Context:
         self.name, self.out, self.scale, self.seed = name, Path(out), scale, seed
         self.data_root, self.overrides, self.settings, self.progress = data_root, overrides, settings, progress
         self.runs: dict[str, Any] = {}
+        self.fitted: list[str] = []  #: the tags of every fit made or loaded (their learning curves are checked)
         self.extra: dict[str, Any] = {}
         self.summary: Any = None
         self._data: dict[tuple, Any] = {}
@@ -74,6 +76,7 @@ class Context:
         """:func:`pyro_vaes.fit` into ``OUT/runs/<tag>`` (:func:`common.fit`), kept in ``runs[tag]`` unless ``keep``
         is false; returns the :class:`~pyro_vaes.api.Run`, modules in eval mode."""
         run = common.fit(self.out, tag, progress=self.progress, **settings)
+        self.fitted.append(tag)
         if keep:
             self.runs[tag] = run
         return run
@@ -188,6 +191,7 @@ class Experiment:
             "paper": self.paper,
             "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
             "summary": ctx.summary,
+            "convergence": {t: common.convergence(out / "runs" / t) for t in dict.fromkeys(ctx.fitted)},
             **ctx.extra,
             "figures": figures,
             "seconds": round(time.perf_counter() - t_start, 1),
@@ -197,7 +201,7 @@ class Experiment:
             "verdicts": self.verdicts(table),
         }
         table.update(figures=figures, seconds=round(time.perf_counter() - t_start, 1))
-        common.write_results(out, table, self.markdown(table))
+        common.write_results(out, table, self.markdown(table) + common.convergence_lines(table["convergence"]))
         return table
 
 

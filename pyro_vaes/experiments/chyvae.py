@@ -31,7 +31,7 @@ from typing import Any
 
 from pyro_vaes.experiments.base import Context, Experiment, register
 from pyro_vaes.experiments.chyvae_figures import write_figures
-from pyro_vaes.experiments.common import mean_std
+from pyro_vaes.experiments.common import eval_every, mean_std
 from pyro_vaes.metrics.reconstruction import reconstruction_error
 
 PAPER = {
@@ -168,7 +168,7 @@ class CHyVAEGrid(Experiment):
                     batch_size=settings["batch_size"],
                     lr=settings["lr"],
                     aux_lr=1e-4,
-                    eval_every=settings["steps"],
+                    eval_every=eval_every(settings["steps"]),
                     checkpoint_every=settings["steps"],
                     eval_batches=1,
                 )

@@ -106,6 +106,64 @@ def _shell_word(key: str, value: Any) -> str:
     return shlex.quote(arg)
 
 
+#: how many times a fit measures its held-out loss: the learning curve in ``metrics.jsonl`` that the convergence
+#: check reads (:func:`convergence`) and ``pyro-vaes plot RUN --kind loss`` draws
+CURVE_POINTS = 20
+
+
+def eval_every(steps: int) -> int:
+    """Steps between held-out evaluations for a fit of ``steps`` steps: :data:`CURVE_POINTS` points on the
+    learning curve (one at the last step, one at 90 % of the budget when ``steps`` is a multiple of 20)."""
+    return max(1, steps // CURVE_POINTS)
+
+
+def convergence(run_dir: str | Path, fraction: float = 0.1, tolerance: float = 0.005) -> dict[str, Any]:
+    """Whether a fit's held-out loss had stopped moving: its relative improvement over the last ``fraction`` of the
+    steps, (L(s₀) − L(s_end)) / |L(s₀)| with s₀ the last evaluation at or before (1 − fraction) · s_end, read from
+    ``run_dir/metrics.jsonl`` (a torn last line is ignored). ``converged`` is true when that improvement is below
+    ``tolerance`` (0.5 % by default; a loss that rose counts as converged, its change is negative); None when the
+    curve has no evaluation before the last tenth (a fit that evaluated only at its end)."""
+    from pyro_vaes.engine.run_folder import metrics_rows
+
+    rows, _ = metrics_rows(Path(run_dir))
+    curve = [(r["step"], r["test_loss"]) for _, r in rows if r.get("test_loss") is not None]
+    out: dict[str, Any] = {"points": len(curve), "fraction": fraction, "tolerance": tolerance}
+    if not curve:
+        return {**out, "improvement": None, "converged": None}
+    end_step, end_loss = curve[-1]
+    earlier = [(s, v) for s, v in curve if s <= (1 - fraction) * end_step]
+    if not earlier:
+        return {**out, "steps": end_step, "improvement": None, "converged": None}
+    start_step, start_loss = earlier[-1]
+    improvement = (start_loss - end_loss) / abs(start_loss) if start_loss else float("nan")
+    return {
+        **out,
+        "steps": end_step,
+        "from_step": start_step,
+        "improvement": improvement,
+        "converged": bool(improvement < tolerance),
+    }
+
+
+def convergence_lines(checks: dict[str, dict[str, Any]]) -> list[str]:
+    """The results.md paragraph on the fits' learning curves (:func:`convergence` per run folder tag)."""
+    if not checks:
+        return []
+    decided = {t: c for t, c in checks.items() if c.get("converged") is not None}
+    head = "Convergence (held-out loss over the last 10 % of each fit's steps; converged: improved by less than 0.5 %)"
+    if not decided:
+        return [f"{head}: undecided, no fit evaluated before its last tenth.", ""]
+    moving = sorted((t for t, c in decided.items() if not c["converged"]), key=lambda t: -decided[t]["improvement"])
+    worst = max(decided.values(), key=lambda c: c["improvement"])["improvement"]
+    text = f"{head}: {len(decided) - len(moving)} of {len(decided)} fits converged; the largest improvement {100 * worst:.2f} %"
+    if moving:
+        shown = ", ".join(f"`{t}` {100 * decided[t]['improvement']:.2f} %" for t in moving[:6])
+        text += f"; still improving: {shown}" + (f" and {len(moving) - 6} more" if len(moving) > 6 else "")
+    undecided = len(checks) - len(decided)
+    text += f"; {undecided} undecided (no evaluation before the last tenth)" if undecided else ""
+    return [text + ". `pyro-vaes plot OUT/runs/TAG --kind loss` draws a fit's curve.", ""]
+
+
 #: fit settings that say how to fit, not what: never compared with a run folder's config.json
 _HOW = ("dataset", "data_root", "device", "progress", "figures", "out", "overwrite")
 

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from pyro_vaes.experiments.base import Context
-from pyro_vaes.experiments.common import run_summary
+from pyro_vaes.experiments.common import eval_every, run_summary
 
 PAPER = "Klys, Snell & Zemel, NeurIPS 2018"
 
@@ -57,14 +57,15 @@ NAMES = {"vae": "VAE", "condvae": "CondVAE", "condvae-info": "CondVAE-info", "cs
 
 
 def budget(settings: dict[str, Any], eval_batches: int) -> dict[str, Any]:
-    """A fit's steps, batch, learning rates (the adversaries' too) and one evaluation and checkpoint at the end."""
+    """A fit's steps, batch, learning rates (the adversaries' too), the learning curve's evaluations and one
+    checkpoint at the end."""
     steps = settings["steps"]
     return dict(
         steps=steps,
         batch_size=settings["batch_size"],
         lr=settings["lr"],
         aux_lr=settings["lr"],
-        eval_every=steps,
+        eval_every=eval_every(steps),
         checkpoint_every=steps,
         eval_batches=eval_batches,
     )

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyro_vaes.experiments.base import Context, Experiment
-from pyro_vaes.experiments.common import mean_std
+from pyro_vaes.experiments.common import eval_every, mean_std
 from pyro_vaes.experiments.dpvae_figures import latent_figure, latent_views  # noqa: F401  (the tutorial's names)
 
 #: each regulariser's model names with the N(0, I) prior and with the decoupled prior
@@ -197,7 +197,7 @@ class DecoupledPriorExperiment(Experiment):
                     batch_size=settings["batch_size"],
                     lr=settings["lr"],
                     aux_lr=1e-4,
-                    eval_every=settings["steps"],
+                    eval_every=eval_every(settings["steps"]),
                     checkpoint_every=settings["steps"],
                     eval_batches=self.eval_batches,
                     **regularizer_config(

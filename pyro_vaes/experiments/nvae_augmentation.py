@@ -24,6 +24,7 @@ from pyro_vaes.analysis.plots import save_figure
 from pyro_vaes.experiments.base import Context, register
 from pyro_vaes.experiments.common import (
     colour,
+    eval_every,
     format_mean_std,
     image_grid_figure,
     markdown_table,
@@ -162,7 +163,7 @@ class NVAEAugmentation(NVAEExperiment):
                 dataset=context.data(s["data"], **data_args(s, vae)),
                 seed=context.seed,
                 batch_size=s["batch_size"],
-                eval_every=max(1, s["steps"]),
+                eval_every=eval_every(s["steps"]),
                 checkpoint_every=max(1, s["steps"]),
                 eval_batches=2,
                 **augmentation_config(name, s),

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from pyro_vaes.experiments.base import Context, register
-from pyro_vaes.experiments.common import format_mean_std, markdown_table, mean_std, run_summary
+from pyro_vaes.experiments.common import eval_every, format_mean_std, markdown_table, mean_std, run_summary
 from pyro_vaes.experiments.nvae import (
     NVAEExperiment,
     class_count,
@@ -130,7 +130,7 @@ class NVAEKL(NVAEExperiment):
                 steps=s["steps"],
                 batch_size=s["batch_size"],
                 lr=s["lr"],
-                eval_every=s["steps"],
+                eval_every=eval_every(s["steps"]),
                 checkpoint_every=s["steps"],
                 eval_batches=2,
             )

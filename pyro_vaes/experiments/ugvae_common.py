@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pyro_vaes.data import VAEData
-from pyro_vaes.experiments.common import fit, say
+from pyro_vaes.experiments.common import eval_every, fit, say
 
 PAPER = "Peis, Olmos & Artés-Rodríguez, arXiv 2012.08234"
 
@@ -103,8 +103,8 @@ def fit_model(
     """Fit ``name`` on ``data`` (random i.i.d. batches of its train split) into the run folder ``out/runs/<tag>``
     (``tag`` defaults to ``name``); returns the :class:`~pyro_vaes.api.Run` with model and guide in eval mode.
 
-    The held-out loss (the engine's, on its first ``eval_batches`` test batches) is written five times per fit
-    (once when ``steps`` < 50). ``data_name``/``data_args``/``data_root`` are the registry dataset that ``data``
+    The held-out loss (the engine's, on its first ``eval_batches`` test batches) is written
+    :data:`~pyro_vaes.experiments.common.CURVE_POINTS` times per fit (every step when ``steps`` < 20). ``data_name``/``data_args``/``data_root`` are the registry dataset that ``data``
     was built from; they go into the run's ``config.json``, so ``pyro-vaes evaluate|plot OUT/runs/<tag>``
     rebuilds the same data.
     """
@@ -126,7 +126,7 @@ def fit_model(
         steps=steps,
         batch_size=batch_size,
         lr=LR,
-        eval_every=steps if steps < 50 else steps // 5,
+        eval_every=eval_every(steps),
         checkpoint_every=steps,
         seed=seed,
     )

@@ -132,6 +132,7 @@ class UGVAEExperiment(Experiment):
             progress=context.progress,
             tag=name if settings["seeds"] == 1 else f"{name}-seed{seed}",
         )
+        context.fitted.append(run.run_dir.name)
         return {"seed": seed, "model": name, **run_summary(run, context.out, time.perf_counter() - t0), "_run": run}
 
     def summary(self, rows: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:

@@ -216,7 +216,7 @@ def test_command_string():
 def _curve(folder: Path, losses: dict[int, float], torn: bool = False) -> Path:
     folder.mkdir()
     lines = [json.dumps({"step": s, "train_loss": v, "test_loss": v}) for s, v in losses.items()]
-    (folder / "metrics.jsonl").write_text("\n".join(lines) + ("\n{\"step\": 2" if torn else "\n"))
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + ('\n{"step": 2' if torn else "\n"))
     return folder
 
 

@@ -251,3 +251,60 @@ def test_convergence_lines_name_the_fits_still_improving():
     assert "1 of 2 fits converged; the largest improvement 2.00 %; still improving: `b` 2.00 %" in text
     assert "1 undecided" in text and blank == ""
     assert convergence_lines({}) == []
+
+
+# -- the verdicts decide the claims by their stated rules (hand-made summaries, each rule on both sides) ------------
+def _ms(*values: float) -> dict[str, Any]:
+    return mean_std(list(values))
+
+
+def test_csvae_swissroll_verdict():
+    run = EXPERIMENTS.get("csvae-swissroll")
+    table = lambda z, w: {"summary": {"z_balanced_accuracy": _ms(*z), "w_balanced_accuracy": _ms(*w)}}  # noqa: E731
+    (v,) = run.verdicts(table((0.52, 0.55, 0.54), (1.0, 0.99, 1.0)))
+    assert v["verdict"] == "holds" and v["seeds"] == 3 and v["ours"].startswith("z 0.537 ± 0.015, w 0.997")
+    assert run.verdicts(table((0.7, 0.6, 0.65), (1.0, 1.0, 1.0)))[0]["verdict"] == "does not hold"  # z informative
+    assert run.verdicts(table((0.5, 0.5, 0.5), (0.8, 0.85, 0.9)))[0]["verdict"] == "does not hold"  # w not separated
+
+
+def test_dpvae_moons_verdict():
+    run = EXPERIMENTS.get("dpvae-moons")
+
+    def entry(flow_lp: float, flow_ll: float) -> dict[str, Any]:
+        normal = {"lp_distance": _ms(0.3, 0.4), "skl": _ms(0.2, 0.3), "log_likelihood": _ms(-1.20, -1.18), "seeds": 2}
+        flow = {"lp_distance": _ms(flow_lp), "skl": _ms(0.1, 0.1), "log_likelihood": _ms(flow_ll, flow_ll), "seeds": 2}
+        return {"regularizer": "vae", "normal": normal, "flow": flow}
+
+    assert run.verdicts({"summary": [entry(0.1, -1.22)]})[0]["verdict"] == "holds"  # NLL within 0.05 nats
+    assert run.verdicts({"summary": [entry(0.5, -1.19)]})[0]["verdict"] == "does not hold"  # LP samples farther
+    assert run.verdicts({"summary": [entry(0.1, -1.30)]})[0]["verdict"] == "does not hold"  # likelihood worse
+
+
+def test_nvae_kl_verdicts():
+    run = EXPERIMENTS.get("nvae-kl")
+
+    def summary(own: float, shared: float) -> dict[str, Any]:
+        return {"class_own_per_dim": _ms(own, own), "shared_per_dim": _ms(shared, shared)}
+
+    good = run.verdicts({"summary": {"mnist": summary(1.2, 1.6), "yaleb": summary(0.2, 1.85)}})
+    assert [v["verdict"] for v in good] == ["holds", "holds"] and "r = 0.75" in good[0]["ours"]
+    bad = run.verdicts({"summary": {"mnist": summary(0.5, 1.6), "yaleb": summary(0.5, 1.85)}})
+    assert [v["verdict"] for v in bad] == ["does not hold", "does not hold"]
+    assert run.verdicts({"summary": {"moons": summary(1.0, 1.0)}}) == []  # no claim on other data
+
+
+def test_ugvae_mnist_series_verdicts():
+    run = EXPERIMENTS.get("ugvae-mnist-series")
+
+    def result(acc: float) -> dict[str, Any]:
+        return {k: {"train": _ms(1.0), "test": _ms(acc, acc)} for k in ("linear", "rbf")} | {
+            "chance": {"test": _ms(0.4)}
+        }
+
+    def table(ug: float, ml: float) -> dict[str, Any]:
+        classification = {"ugvae:series only": result(ug), "mlvae:series only": result(ml)}
+        return {"summary": {"classification": classification}}
+
+    assert [v["verdict"] for v in run.verdicts(table(0.65, 0.5))] == ["holds", "holds"]
+    assert [v["verdict"] for v in run.verdicts(table(0.65, 0.8))] == ["holds", "does not hold"]
+    assert [v["verdict"] for v in run.verdicts(table(0.45, 0.3))] == ["does not hold", "holds"]

@@ -224,5 +224,23 @@ class SwissRoll(Experiment):
             "",
         ]
 
+    def verdicts(self, table: dict[str, Any]) -> list[dict[str, Any]]:
+        """The claim decided on balanced accuracies (chance is 0.5 whatever the label's base rate): y hard to predict
+        from z taken as a mean balanced accuracy below 0.6, separated in W as one of at least 0.9 (the paper gives a
+        figure, no numbers: the thresholds are ours)."""
+        m = table["summary"]
+        z, w = m["z_balanced_accuracy"], m["w_balanced_accuracy"]
+        holds = z["mean"] < 0.6 and w["mean"] >= 0.9
+        return [
+            dict(
+                claim=PAPER_CLAIM,
+                metric="balanced accuracy of a fresh classifier predicting y from z / from w (chance 0.5)",
+                ours=f"z {format_mean_std(z)}, w {format_mean_std(w)}",
+                seeds=z["seeds"],
+                paper="Fig. 2 only (z: overlap; w: separated); ours decided as z < 0.6, w ≥ 0.9",
+                verdict="holds" if holds else "does not hold",
+            )
+        ]
+
 
 csvae_swissroll = register(SwissRoll())

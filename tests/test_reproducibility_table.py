@@ -1,0 +1,38 @@
+"""benchmarks/reproducibility_table.py builds the table from an experiment's folder: a row per verdict with budget,
+convergence and command, grouped by paper between the markers the paper pages include, and the learning curves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from pyro_vaes.registry import EXPERIMENTS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproducibility_table.py"
+
+
+def test_table_from_a_tiny_experiment(tmp_path):
+    out = tmp_path / "csvae-swissroll"
+    EXPERIMENTS.get("csvae-swissroll")(out=out, scale="tiny", overrides={"seeds": 2, "steps": 40})
+    (tmp_path / "empty").mkdir()
+    doc, figures = tmp_path / "docs" / "reproducibility.md", tmp_path / "docs" / "figures"
+    doc.parent.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), str(tmp_path / "empty"), "--out", str(doc), "--figures", str(figures)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "skipped" in done.stderr and "empty: no results.json" in done.stderr
+    text = doc.read_text()
+    assert "## CSVAE" in text and "<!-- paper:csvae -->" in text and "<!-- end:csvae -->" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| `csvae-swissroll` (tiny)")]
+    cells = [c.strip() for c in row.strip("|").split(" | ")]
+    assert cells[3].endswith("(2 seeds)") and cells[5] == "40 steps, 5.0 epochs, 0 % of the paper's 20,000; 2 seeds"
+    assert cells[6].startswith("2 of 2") or cells[6].startswith("1 of 2") or cells[6].startswith("0 of 2")
+    assert cells[7] in ("**holds**", "**does not hold**")
+    assert cells[8] == "`pyro-vaes reproduce csvae-swissroll --scale tiny --seed 0 --set seeds=2 --set steps=40`"
+    png = figures / "curves-csvae-swissroll.png"
+    assert png.is_file() and "![csvae-swissroll: learning curves](figures/curves-csvae-swissroll.png)" in text

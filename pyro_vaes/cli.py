@@ -283,7 +283,8 @@ def cmd_sample(args) -> int:
     check_output(out, args.overwrite)
     x = run.sample(args.n, seed=args.seed)
     if run.data.is_image:
-        image_grid(x, 8, f"{run.config.model}: {args.n} prior samples (seed {args.seed})", out)
+        title = f"{run.config.model} on {run.config.data}: {args.n} samples (decoder means of prior draws, seed {args.seed})"
+        image_grid(x, 8, title, out)
     else:
         import torch
 

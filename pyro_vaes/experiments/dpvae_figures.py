@@ -82,6 +82,8 @@ def latent_figure(
             ax.scatter(v["x_low"][:, 0], v["x_low"][:, 1], s=8, c="tab:red", label="low-posterior samples")
             ax.scatter(v["x_high"][:, 0], v["x_high"][:, 1], s=8, c="tab:green", label="high-posterior samples")
             ax.set_title(f"{row['name']}: (a) data space", fontsize=9)
+            ax.set_xlabel("x₁", fontsize=8)
+            ax.set_ylabel("x₂", fontsize=8)
             panels.append(ax)
         for c, (suffix, space) in enumerate(
             (("", "(b) representation space z"), ("0", "(c) generation space z₀ = g(z)"))
@@ -107,6 +109,9 @@ def latent_figure(
             ax.scatter(v["low" + suffix][:, 0], v["low" + suffix][:, 1], s=8, c="tab:red", label="low-posterior")
             ax.scatter(v["high" + suffix][:, 0], v["high" + suffix][:, 1], s=8, c="tab:green", label="high-posterior")
             ax.set_title(f"{row['name']}: {space}", fontsize=9)
+            name = "z₀" if suffix else "z"
+            ax.set_xlabel(f"{name}, dimension 1", fontsize=8)
+            ax.set_ylabel(f"{name}, dimension 2", fontsize=8)
             panels.append(ax)
         if r == 0:
             for ax in panels:

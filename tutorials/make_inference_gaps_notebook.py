@@ -27,7 +27,7 @@ from pyro_vaes.registry import MODELS, GUIDES
 from pyro_vaes.analysis.inference_gap import local_parameters, refine, bounds, gaps
 from pyro_vaes.plumbing.isolation import isolated_rng
 SMOKE = os.environ.get("PYRO_VAES_SMOKE") == "1"
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 """)
 code(RELIABILITY_CELL)
 md(r"""

@@ -5,7 +5,7 @@
 For each experiment folder (its ``results.json`` and its run folders): one row per claim the experiment decides
 (:meth:`pyro_vaes.experiments.base.Experiment.verdicts`, applied to the stored summary with the current rules) —
 paper | experiment | metric | ours (± sd over seeds) | paper's | budget (steps, epochs, fraction of the paper's
-budget, i.e. of the ``full`` scale) | converged (fits whose held-out loss improved by less than 0.5 % over their last
+budget and of the ``full`` scale) | converged (fits whose held-out loss improved by less than 0.5 % over their last
 10 % of steps) | verdict | the command that reran it. Rows are grouped by paper, each group between
 ``<!-- paper:NAME -->`` markers that the paper pages include. With ``--figures``, each experiment's learning curves
 (held-out loss of every fit against steps) go to ``FIGURES/curves-<experiment>.png``. Folders without a
@@ -35,9 +35,12 @@ def budget(table: dict) -> str:
     n, batch = s.get("n_train"), s.get("batch_size") or s.get("batch")
     if n and batch:
         parts.append(f"{steps * batch / n:.1f} epochs")
-    full = getattr(EXPERIMENTS.get(table["experiment"]), "scales", {}).get("full", {}).get("steps")
+    experiment = EXPERIMENTS.get(table["experiment"])
+    if getattr(experiment, "paper_budget", ""):
+        parts[-1] += f" (the paper: {experiment.paper_budget})"
+    full = getattr(experiment, "scales", {}).get("full", {}).get("steps")
     if full:
-        parts.append(f"{100 * steps / full:.0f} % of the paper's {full:,}")
+        parts.append(f"{100 * steps / full:.0f} % of `--scale full` ({full:,} steps)")
     seeds = s.get("seeds")
     return ", ".join(parts) + (f"; {seeds} seeds" if seeds else "")
 
@@ -94,7 +97,7 @@ def curves_figure(name: str, folder: Path, checks: dict[str, dict], path: Path) 
         groups.setdefault(tag.rsplit("-seed", 1)[0], []).append(tag)
     n = len(groups)
     cols = min(n, 4)
-    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(3.2 * cols, 2.4 * ((n + cols - 1) // cols)),
+    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(max(3.2 * cols, 5.0), 2.4 * ((n + cols - 1) // cols) + 0.4),
                              squeeze=False, constrained_layout=True)  # fmt: skip
     for ax, (group, tags) in zip(axes.flat, groups.items()):
         for tag in tags:
@@ -110,7 +113,7 @@ def curves_figure(name: str, folder: Path, checks: dict[str, dict], path: Path) 
         ax.legend(fontsize=6, frameon=False)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.suptitle(f"{name}: held-out loss per fit (shaded: the last 10 % of steps)", fontsize=9)
+    fig.suptitle(f"{name}: held-out loss per fit\n(shaded: the last 10 % of steps)", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -30,7 +30,10 @@ def test_table_from_a_tiny_experiment(tmp_path):
     assert "## CSVAE" in text and "<!-- paper:csvae -->" in text and "<!-- end:csvae -->" in text
     (row,) = [line for line in text.splitlines() if line.startswith("| `csvae-swissroll` (tiny)")]
     cells = [c.strip() for c in row.strip("|").split(" | ")]
-    assert cells[3].endswith("(2 seeds)") and cells[5] == "40 steps, 5.0 epochs, 0 % of the paper's 20,000; 2 seeds"
+    assert (
+        cells[3].endswith("(2 seeds)")
+        and cells[5] == "40 steps, 5.0 epochs (the paper: 2,300 epochs), 0 % of `--scale full` (20,000 steps); 2 seeds"
+    )
     assert cells[6].startswith("2 of 2") or cells[6].startswith("1 of 2") or cells[6].startswith("0 of 2")
     assert cells[7] in ("**holds**", "**does not hold**")
     assert cells[8] == "`pyro-vaes reproduce csvae-swissroll --scale tiny --seed 0 --set seeds=2 --set steps=40`"

@@ -98,6 +98,9 @@ class Experiment:
     help: str = ""
     scales: dict[str, dict[str, Any]] = {}
     paper: Any = None
+    #: the paper's training budget in its own words ("2,300 epochs", "100,000 iterations"; "" when it does not say),
+    #: shown beside ours in the reproducibility table
+    paper_budget: str = ""
     #: whether each seed fits models of its own (what ``--jobs`` runs side by side); False for an experiment whose
     #: fits are shared by every seed (made in :meth:`prepare`), where ``--jobs`` would only repeat the measurements
     fits_per_seed: bool = True

@@ -101,6 +101,7 @@ class CelebA(Experiment):
     """The four models on each CelebA subset: fits (or reused run folders), Method 1, the switching figures."""
 
     name = "csvae-celeba"
+    paper_budget = "2,300 epochs"
     help = "CSVAE vs VAE, CondVAE, CondVAE-info on CelebA subsets: switching, Method 1"
     paper = PAPER
     scales = SCALES

@@ -115,6 +115,7 @@ class SwissRoll(Experiment):
     """CSVAE on the Swiss roll: one fit per seed, y predicted from z and from w, switching scored by the label rule."""
 
     name = "csvae-swissroll"
+    paper_budget = "2,300 epochs"
     help = "CSVAE on the Swiss roll: projections (Fig. 2), y predicted from z and w"
     paper = PAPER
     scales = SCALES

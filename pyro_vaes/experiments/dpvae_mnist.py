@@ -116,6 +116,7 @@ MEASURES = ("fid", "fid_low_posterior", "skl", "nll")
 
 class DpVAEMnist(DecoupledPriorExperiment):
     name = "dpvae-mnist"
+    paper_budget = "100,000 iterations"
     help = "dpVAE MNIST (Table 1, Figs. 4, 6): FID, FID-LP, sKL, NLL, leakage, interpolations"
     paper = PAPER_MNIST
     scales = MNIST_SCALES

@@ -26,6 +26,7 @@ CELEBA_PAPER = {
 
 class UGVAECelebAAttributes(UGVAEExperiment):
     name = "ugvae-celeba-attributes"
+    paper_budget = "20 epochs"
     help = "CelebA male/female and black/blond batches: t-SNE and Table 1"
     scales = CELEBA_SCALES
     sizes = CELEBA_SIZES

@@ -25,6 +25,7 @@ FEATURE = {"ugvae": "UG-VAE μ_β", "mlvae": "ML-VAE μ_C", "gmvae": "GMVAE pool
 
 class UGVAEMnistSeries(UGVAEExperiment):
     name = "ugvae-mnist-series"
+    paper_budget = "50 epochs"
     help = "MNIST number-series batches: t-SNE of β and SVM batch classification"
     scales = MNIST_SCALES
     sizes = MNIST_SIZES

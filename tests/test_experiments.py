@@ -308,3 +308,19 @@ def test_ugvae_mnist_series_verdicts():
     assert [v["verdict"] for v in run.verdicts(table(0.65, 0.5))] == ["holds", "holds"]
     assert [v["verdict"] for v in run.verdicts(table(0.65, 0.8))] == ["holds", "does not hold"]
     assert [v["verdict"] for v in run.verdicts(table(0.45, 0.3))] == ["does not hold", "holds"]
+
+
+def test_nvae_augmentation_verdicts():
+    run = EXPERIMENTS.get("nvae-augmentation")
+
+    def entry(model: str, sigma: float, proportion: float, error: float) -> dict[str, Any]:
+        return {"model": model, "sigma": sigma, "proportion": proportion, "test_error": _ms(error, error)}
+
+    def summary(nvae: list[float], cgan_alone: float) -> list[dict[str, Any]]:
+        rows = [{"model": "real only", "sigma": None, "proportion": 0.0, "test_error": _ms(0.14)}]
+        rows += [entry("nvae", s, 0.5, e) for s, e in zip((0.5, 1.0, 2.0), nvae)]
+        return rows + [entry("nvae", 1.0, 1.0, 0.3), entry("cgan", 1.0, 1.0, cgan_alone)]
+
+    assert [v["verdict"] for v in run.verdicts({"summary": summary([0.2, 0.18, 0.17], 0.25)})] == ["holds", "holds"]
+    bad = run.verdicts({"summary": summary([0.15, 0.17, 0.16], 0.9)})
+    assert [v["verdict"] for v in bad] == ["does not hold", "does not hold"]

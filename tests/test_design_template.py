@@ -72,17 +72,11 @@ def test_the_design_template_fits_evaluates_and_samples(template, tmp_path):
     assert run.guide.encode(x)["z"]["loc"].shape == (4, 2)  # label-free metrics encode without y (the contract)
 
 
-EXPERIMENT_PRELUDE = """
-from pyro_vaes.experiments.base import Experiment, register
-from pyro_vaes.experiments.common import format_mean_std, mean_std
-"""
-
-
 def test_the_design_experiment_runs_every_seed_and_writes_its_table(tmp_path):
     from pyro_vaes.registry import EXPERIMENTS
 
     source = template_source("A minimal experiment, complete:")
-    exec(compile(EXPERIMENT_PRELUDE + source, "docs/design.md", "exec"), {})
+    exec(compile(source, "docs/design.md", "exec"), {})  # the block carries its own imports
     try:
         table = EXPERIMENTS.get("example-moons")(tmp_path, scale="tiny", overrides={"steps": 2})
     finally:

@@ -299,7 +299,7 @@ for name, row in table["guides"].items():
 """)
 
 md(r"""
-The README's *Comparing guides* section has this comparison at 1,000 steps with two seeds on 10,000 shapes
+The documentation's *Guide comparison* page (`docs/comparison.md`, section *CHyVAE on 2-D shapes*) has this comparison at 1,000 steps with two seeds on 10,000 shapes
 (`pyro-vaes compare chyvae --data shapes2d --data-arg n_train=10000 --data-arg n_test=500 --model-arg nu=50
 --batch-size 50 --lr 5e-4 --seeds 0,1 --steps 1000`), and says which family wins at our scale: neither, within the
 spread of two seeds.

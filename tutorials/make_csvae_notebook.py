@@ -191,7 +191,7 @@ axes[0].legend(markerscale=4); fig.suptitle("posterior means of the test points:
 md(r"""
 In $Z$ the two labels should overlap; in $W$ they should separate, the label-1 points near the origin. A fresh
 classifier — the project's one fixed recipe, trained on the codes of the training points — measures it
-(`pyro-vaes reproduce csvae-swissroll` does this for several seeds; the README has the numbers):
+(`pyro-vaes reproduce csvae-swissroll` does this for several seeds; the documentation's CSVAE page, `docs/papers/csvae.md`, has the numbers):
 """)
 
 code(r"""

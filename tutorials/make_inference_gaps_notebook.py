@@ -156,8 +156,8 @@ display(Image(filename="compare-vae/compare.png"))
 """)
 md(r"""
 **Reading the table.** The ELBO column is what training optimises; log $p(x)$ is the importance-sampled
-likelihood (with the refined guide as proposal); the two gaps add up to their difference. The README's
-*Comparing guides* section has this comparison at a real budget, with three seeds, and the same for UG-VAE's three
+likelihood (with the refined guide as proposal); the two gaps add up to their difference. The documentation's
+*Guide comparison* page (`docs/comparison.md`) has this comparison at a real budget, with three seeds, and the same for UG-VAE's three
 guides, CHyVAE's two, and the second families of GMVAE and ML-VAE: which family wins where, and whether the paper's
 choice is the best one at our scale.
 """)

@@ -2,12 +2,12 @@
 
     python benchmarks/reproducibility_table.py RESULTS/* --out docs/reproducibility.md --figures docs/figures
 
-For each experiment folder (its ``results.json`` and its run folders): one row per claim the experiment decides
-(:meth:`pyro_vaes.experiments.base.Experiment.verdicts`, applied to the stored summary with the current rules) —
-paper | experiment | metric | ours (± sd over seeds) | paper's | budget (steps, epochs, fraction of the paper's
-budget and of the ``full`` scale) | converged (fits whose held-out loss improved by less than 0.5 % over their last
-10 % of steps) | verdict | the command that reran it. Rows are grouped by paper, each group between
-``<!-- paper:NAME -->`` markers that the paper pages include. With ``--figures``, each experiment's learning curves
+For each experiment folder (its ``results.json`` and its run folders): a line with what its rows share — the
+experiment and scale, the budget (steps, epochs, the paper's budget and the fraction of the ``full`` scale), seeds,
+convergence (fits whose held-out loss improved by less than 0.5 % over their last 10 % of steps) and the command
+that reran it — then one row per claim the experiment decides (:meth:`pyro_vaes.experiments.base.Experiment.verdicts`,
+applied to the stored summary with the current rules): claim | metric | ours (± sd over seeds) | paper's | verdict.
+Experiments are grouped by paper, each group between ``<!-- paper:NAME -->`` markers that the paper pages include. With ``--figures``, each experiment's learning curves
 (held-out loss of every fit against steps) go to ``FIGURES/curves-<experiment>.png``. Folders without a
 ``results.json`` are named and skipped.
 """
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 PAPERS = {"ugvae": "UG-VAE", "chyvae": "CHyVAE", "dpvae": "dpVAE", "nvae": "N-VAE", "csvae": "CSVAE"}
-HEADER = ["experiment", "claim", "metric", "ours", "paper's", "budget", "converged", "verdict", "command"]
+HEADER = ["claim", "metric", "ours", "paper's", "verdict"]
 
 
 def budget(table: dict) -> str:
@@ -62,8 +62,9 @@ def converged_text(checks: dict[str, dict]) -> str:
     return f"{sum(c['converged'] for c in decided)} of {len(decided)} (largest last-10 % gain {100 * worst:.2f} %)"
 
 
-def rows(folder: Path) -> tuple[str, list[list[str]], dict[str, dict]]:
-    """The paper key, the table rows and the convergence checks of one experiment folder."""
+def block(folder: Path) -> tuple[str, list[str], dict[str, dict]]:
+    """The paper key, the markdown lines (the shared line, then the table) and the convergence checks of one
+    experiment folder."""
     from pyro_vaes.registry import EXPERIMENTS
 
     table = json.loads((folder / "results.json").read_text())
@@ -71,15 +72,20 @@ def rows(folder: Path) -> tuple[str, list[list[str]], dict[str, dict]]:
     experiment = EXPERIMENTS.get(name)
     verdicts = experiment.verdicts(table) if hasattr(experiment, "verdicts") else table.get("verdicts", [])
     checks = convergence(folder, table)
-    out = []
+    lines = [
+        f"**`{name}`** ({table['scale']} scale) — budget: {budget(table)}. Converged: {converged_text(checks)}. "
+        f"Command: {table['command']}",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "| " + " | ".join("---" for _ in HEADER) + " |",
+    ]
     for v in verdicts:
         ours = v.get("ours") or "—"
         if v.get("seeds"):
             ours += f" ({v['seeds']} seeds)"
-        cells = [f"`{name}` ({table['scale']})", v.get("claim") or "—", v.get("metric") or "—", ours]
-        cells += [v.get("paper") or "—", budget(table), converged_text(checks), f"**{v['verdict']}**"]
-        out.append(cells + [table["command"]])
-    return name.split("-")[0], out, checks
+        cells = [v.get("claim") or "—", v.get("metric") or "—", ours, v.get("paper") or "—", f"**{v['verdict']}**"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return name.split("-")[0], lines + [""], checks
 
 
 def curves_figure(name: str, folder: Path, checks: dict[str, dict], path: Path) -> Path:
@@ -126,14 +132,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="the markdown file to write (default: print it)")
     p.add_argument("--figures", type=Path, help="folder for the learning-curve figures (default: none drawn)")
     args = p.parse_args()
-    by_paper: dict[str, list[list[str]]] = {}
+    by_paper: dict[str, list[str]] = {}
     figures: dict[str, str] = {}
     for folder in args.results:
         if not (folder / "results.json").is_file():
             print(f"skipped {folder}: no results.json", file=sys.stderr)
             continue
-        paper, rs, checks = rows(folder)
-        by_paper.setdefault(paper, []).extend(rs)
+        paper, lines, checks = block(folder)
+        by_paper.setdefault(paper, []).extend(lines)
         name = json.loads((folder / "results.json").read_text())["experiment"]
         if args.figures and checks:
             path = curves_figure(name, folder, checks, args.figures / f"curves-{name}.png")
@@ -143,8 +149,8 @@ def main() -> None:
         "# Reproducibility",
         "",
         "Generated by `benchmarks/reproducibility_table.py` from each experiment's `results.json` and run folders "
-        "(the verdict rules are the experiments' own, stated in each row's *paper's* cell); every row's command "
-        "reruns it. *Converged* counts the fits whose held-out loss improved by less than 0.5 % over their last 10 % "
+        "(the verdict rules are the experiments' own, stated in each row's *paper's* cell); the line above each "
+        "table gives its experiment's budget, convergence and the command that reruns it. *Converged* counts the fits whose held-out loss improved by less than 0.5 % over their last 10 % "
         "of steps, comparing two evaluations: a loss that rose counts too, and a noisy objective (adversarial, "
         "minibatch-estimated) can miss it with no trend left; the learning curves below each table show which is "
         "which. The paper pages discuss each row.",
@@ -154,9 +160,7 @@ def main() -> None:
         if key not in by_paper:
             continue
         lines += [f"## {PAPERS[key]}", "", f"<!-- paper:{key} -->", ""]
-        lines += ["| " + " | ".join(HEADER) + " |", "| " + " | ".join("---" for _ in HEADER) + " |"]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in by_paper[key]]
-        lines += ["", *[f + "\n" for f in figures.get(key, [])], f"<!-- end:{key} -->", ""]
+        lines += [*by_paper[key], *[f + "\n" for f in figures.get(key, [])], f"<!-- end:{key} -->", ""]
     text = "\n".join(lines)
     if args.out:
         args.out.write_text(text)

@@ -498,7 +498,7 @@ def test_celeba_experiment_runs_at_tiny_scale(tmp_path, shared_data, monkeypatch
         main(
             [
                 "switch",
-                str(tmp_path / "runs" / "glasses-facial-hair-csvae"),
+                str(tmp_path / "runs" / "glasses-facial-hair-csvae-seed0"),
                 "--attribute",
                 "Eyeglasses",
                 "--to",

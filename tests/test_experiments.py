@@ -310,6 +310,57 @@ def test_ugvae_mnist_series_verdicts():
     assert [v["verdict"] for v in run.verdicts(table(0.45, 0.3))] == ["does not hold", "holds"]
 
 
+def test_ugvae_celeba_attributes_verdicts():
+    run = EXPERIMENTS.get("ugvae-celeba-attributes")
+
+    def result(acc: float, chance: float) -> dict[str, Any]:
+        return {k: {"train": _ms(1.0), "test": _ms(acc, acc)} for k in ("linear", "rbf")} | {
+            "chance": {"test": _ms(chance)}
+        }
+
+    def table(two: float, three: float, hair: float) -> dict[str, Any]:
+        tasks = {"male vs female": result(two, 0.5), "male / female / random": result(three, 0.37)}
+        tasks["black vs blond hair"] = result(hair, 0.5)
+        return {"summary": {"classification": {f"ugvae:{k}": v for k, v in tasks.items()}}}
+
+    good = run.verdicts(table(0.85, 0.66, 0.8))
+    assert [v["verdict"] for v in good] == ["holds", "holds", "holds"] and "linear 0.850" in good[0]["paper"]
+    # two classes at chance + 0.1 (not above), three classes above two, hair at chance
+    assert [v["verdict"] for v in run.verdicts(table(0.6, 0.7, 0.55))] == ["does not hold"] * 3
+    assert run.verdicts({"summary": {}, "paper_claim": "x"})[0]["verdict"].startswith("not decided")
+
+
+def test_csvae_celeba_verdicts():
+    run = EXPERIMENTS.get("csvae-celeba")
+
+    def cells(model: str, attr: str, both: float, accuracy: float = 0.9) -> tuple[str, dict[str, Any]]:
+        c = {k: _ms(0.5, 0.5) for k in ("switched_to_1", "switched_to_0", "unswitched_to_1", "unswitched_to_0")}
+        c |= {"both": _ms(both - 0.01, both + 0.01), "classifier_accuracy": _ms(accuracy), "constant_guess": _ms(0.8)}
+        return f"gf:{model}:{attr}", c
+
+    def table(scores: dict[str, tuple[float, float]], accuracy: float = 0.9) -> dict[str, Any]:
+        summary = dict(
+            cells(m, a, b, accuracy) for m, pair in scores.items() for a, b in zip(("Eyeglasses", "Hair"), pair)
+        )
+        return {"summary": summary, "settings": {"subsets": ["gf"]}}
+
+    good = run.verdicts(
+        table({"vae": (0.3, 0.3), "condvae": (0.4, 0.2), "condvae-info": (0.42, 0.22), "csvae": (0.5, 0.4)})
+    )
+    assert [v["verdict"] for v in good] == ["holds", "holds"] and {v["seeds"] for v in good} == {2}
+    assert "Eyeglasses: CSVAE 0.500 ± 0.014, best baseline (CondVAE-info) 0.420 ± 0.014" in good[0]["ours"]
+    # CSVAE below the VAE on one attribute; CondVAE-info 0.1 above CondVAE on the other
+    bad = run.verdicts(
+        table({"vae": (0.3, 0.45), "condvae": (0.4, 0.2), "condvae-info": (0.42, 0.3), "csvae": (0.5, 0.4)})
+    )
+    assert [v["verdict"] for v in bad] == ["does not hold", "does not hold"]
+    # a classifier no better than a constant guess decides nothing
+    useless = run.verdicts(
+        table({"vae": (0.3, 0.3), "condvae": (0.4, 0.2), "condvae-info": (0.4, 0.2), "csvae": (0.5, 0.4)}, 0.805)
+    )
+    assert all(v["verdict"].startswith("cannot be compared: the classifier") for v in useless)
+
+
 def test_nvae_augmentation_verdicts():
     run = EXPERIMENTS.get("nvae-augmentation")
 

@@ -32,7 +32,7 @@ def budget(table: dict) -> str:
     if steps is None:
         return "see results.md"
     parts = [f"{steps:,} steps"]
-    n, batch = s.get("n_train"), s.get("batch_size") or s.get("batch")
+    n, batch = training_size(table), s.get("batch_size") or s.get("batch")
     if n and batch:
         parts.append(f"{steps * batch / n:.1f} epochs")
     experiment = EXPERIMENTS.get(table["experiment"])
@@ -43,6 +43,14 @@ def budget(table: dict) -> str:
         parts.append(f"{100 * steps / full:.0f} % of `--scale full` ({full:,} steps)")
     seeds = s.get("seeds")
     return ", ".join(parts) + (f"; {seeds} seeds" if seeds else "")
+
+
+def training_size(table: dict) -> int | None:
+    """How many training items a fit sees, where the results record it: the ``n_train`` setting, the UG-VAE
+    experiments' ``train_images``, or the first subset's training faces (CSVAE CelebA)."""
+    subsets = table.get("subsets")
+    first = next(iter(subsets.values()), {}) if isinstance(subsets, dict) else {}
+    return table.get("settings", {}).get("n_train") or table.get("train_images") or first.get("data", {}).get("train")
 
 
 def convergence(folder: Path, table: dict) -> dict[str, dict]:

@@ -45,3 +45,19 @@ def test_table_from_a_tiny_experiment(tmp_path):
     assert len(cells) == 5 and cells[2].endswith("(2 seeds)") and cells[4] in ("**holds**", "**does not hold**")
     png = figures / "curves-csvae-swissroll.png"
     assert png.is_file() and "![csvae-swissroll: learning curves](figures/curves-csvae-swissroll.png)" in text
+
+
+def test_epochs_come_from_where_each_experiment_records_its_training_size():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproducibility_table", SCRIPT)
+    table_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table_script)
+    settings = {"steps": 1000, "batch": 128}
+    ugvae = {"experiment": "ugvae-celeba-attributes", "settings": settings, "train_images": 3200}
+    assert table_script.budget(ugvae).startswith("1,000 steps, 40.0 epochs (the paper: 20 epochs of ~162k images)")
+    csvae = {"experiment": "csvae-celeba", "settings": {"steps": 1000, "batch_size": 32}}
+    csvae["subsets"] = {"glasses-facial-hair": {"data": {"train": 1600}}}
+    assert table_script.budget(csvae).startswith("1,000 steps, 20.0 epochs (the paper: 2,300 epochs)")
+    assert table_script.training_size({"settings": {"n_train": 500}, "train_images": 3}) == 500
+    assert table_script.training_size({"settings": {}}) is None

@@ -27,7 +27,7 @@ CELEBA_PAPER = {
 
 class UGVAECelebAAttributes(UGVAEExperiment):
     name = "ugvae-celeba-attributes"
-    paper_budget = "20 epochs"
+    paper_budget = "20 epochs of ~162k images"
     help = "CelebA male/female and black/blond batches: t-SNE and Table 1"
     scales = CELEBA_SCALES
     sizes = CELEBA_SIZES

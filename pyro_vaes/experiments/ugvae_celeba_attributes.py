@@ -127,42 +127,46 @@ class UGVAECelebAAttributes(UGVAEExperiment):
         kernels = ("linear", "rbf")
         acc = lambda r: ", ".join(f"{k} {format_mean_std(r[k]['test'])}" for k in kernels)  # noqa: E731
         above = lambda r: all(r[k]["test"]["mean"] > r["chance"]["test"]["mean"] + 0.1 for k in kernels)  # noqa: E731
-        chance = lambda r: f"(chance {r['chance']['test']['mean']:.3f})"  # noqa: E731
-        seeds = two["linear"]["test"]["seeds"]
         overlap = "; our test batches of a class share images, so only directions compare"
-        metric = "SVM test accuracy on UG-VAE's μ_β"
+
+        def verdict(claim: str, task: str, result: dict[str, Any], paper: str, holds: bool) -> dict[str, Any]:
+            return dict(
+                claim=claim,
+                metric=f"SVM test accuracy on UG-VAE's μ_β, {task}",
+                ours=f"{acc(result)} (chance {result['chance']['test']['mean']:.3f})",
+                seeds=result["linear"]["test"]["seeds"],
+                paper=paper,
+                verdict="holds" if holds else "does not hold",
+            )
+
         out = [
-            dict(
-                claim="UG-VAE's global posterior separates male and female batches although it was trained on "
-                "random batches (§4.3, Table 1)",
-                metric=metric + ", male vs female",
-                ours=f"{acc(two)} {chance(two)}",
-                seeds=seeds,
-                paper="linear 0.850, RBF 0.850" + overlap + "; decided as both kernels > chance + 0.1",
-                verdict="holds" if above(two) else "does not hold",
+            verdict(
+                "UG-VAE's global posterior separates male and female batches although it was trained on random "
+                "batches (§4.3, Table 1)",
+                "male vs female",
+                two,
+                "linear 0.850, RBF 0.850" + overlap + "; decided as both kernels > chance + 0.1",
+                above(two),
             )
         ]
         if three is not None:
-            drop = all(three[k]["test"]["mean"] < two[k]["test"]["mean"] for k in kernels)
             out.append(
-                dict(
-                    claim="With random batches as a third class the accuracy drops (§4.3, Table 1)",
-                    metric=metric + ", male / female / random",
-                    ours=f"{acc(three)} {chance(three)}",
-                    seeds=seeds,
-                    paper="linear 0.660, RBF 0.630" + overlap + "; decided as below the two-class accuracy",
-                    verdict="holds" if drop else "does not hold",
+                verdict(
+                    "With random batches as a third class the accuracy drops (§4.3, Table 1)",
+                    "male / female / random",
+                    three,
+                    "linear 0.660, RBF 0.630" + overlap + "; decided as below the two-class accuracy",
+                    all(three[k]["test"]["mean"] < two[k]["test"]["mean"] for k in kernels),
                 )
             )
         if hair is not None:
             out.append(
-                dict(
-                    claim="Black-hair and blond-hair batches separate to some extent (§4.3, Fig. 7b)",
-                    metric=metric + ", black vs blond hair",
-                    ours=f"{acc(hair)} {chance(hair)}",
-                    seeds=seeds,
-                    paper="t-SNE only; decided as both kernels > chance + 0.1",
-                    verdict="holds" if above(hair) else "does not hold",
+                verdict(
+                    "Black-hair and blond-hair batches separate to some extent (§4.3, Fig. 7b)",
+                    "black vs blond hair",
+                    hair,
+                    "t-SNE only; decided as both kernels > chance + 0.1",
+                    above(hair),
                 )
             )
         return out
